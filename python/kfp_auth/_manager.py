@@ -1,0 +1,80 @@
+"""The drop-in ``KFPClientManager``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kfp_auth._client import build_client
+from kfp_auth._native import DexSession
+
+if TYPE_CHECKING:
+    import kfp
+
+
+class KFPClientManager:
+    """Creates ``kfp.Client`` instances logged in through Dex.
+
+    Same constructor, methods and results as the class in the Kubeflow docs
+    ("Connect the SDK to the API"); the differences are listed in the README.
+    The password is handed to the Rust core at construction and is not kept
+    on this object.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        dex_username: str,
+        dex_password: str,
+        dex_auth_type: str = "local",
+        skip_tls_verify: bool = False,
+        *,
+        timeout: float = 30.0,
+        max_redirects: int = 10,
+    ) -> None:
+        """
+        :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
+        :param dex_username: the Dex username
+        :param dex_password: the Dex password
+        :param dex_auth_type: the Dex connector id to log in with, e.g. ``local`` or ``ldap``
+        :param skip_tls_verify: if True, skip TLS verification for the login and the client
+        :param timeout: seconds each login request may take
+        :param max_redirects: how many redirects in a row a login may follow
+        :raises ValueError: when ``api_url`` or ``dex_auth_type`` is malformed
+        """
+        self._session = DexSession(
+            api_url,
+            dex_username,
+            dex_password,
+            dex_auth_type,
+            skip_tls_verify=skip_tls_verify,
+            timeout=timeout,
+            max_redirects=max_redirects,
+        )
+        self._api_url = api_url
+        self._skip_tls_verify = skip_tls_verify
+        self._dex_username = dex_username
+        self._dex_auth_type = dex_auth_type
+
+    def get_session_cookies(self) -> str:
+        """Log in and return the session cookies for the API, as ``"k1=v1; k2=v2"``.
+
+        Returns ``""`` when the endpoint is unsecured (standalone or port-forwarded KFP).
+        """
+        return self._session.login()
+
+    # The name the documented class uses.
+    _get_session_cookies = get_session_cookies
+
+    def create_kfp_client(self) -> kfp.Client:
+        """Get a newly authenticated Kubeflow Pipelines client."""
+        return build_client(self._api_url, self.get_session_cookies(), self._skip_tls_verify)
+
+    # The name the documented class uses.
+    _create_kfp_client = create_kfp_client
+
+    def __repr__(self) -> str:
+        return (
+            f"KFPClientManager(api_url={self._api_url!r}, dex_username={self._dex_username!r}, "
+            f"dex_password='********', dex_auth_type={self._dex_auth_type!r}, "
+            f"skip_tls_verify={self._skip_tls_verify!r})"
+        )

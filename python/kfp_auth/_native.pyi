@@ -1,0 +1,60 @@
+"""The Rust core of kfp-auth."""
+
+from typing import final
+
+__version__: str
+
+class KFPAuthError(RuntimeError):
+    """Base class of every kfp-auth error."""
+
+    status: int | None
+    url: str | None
+
+class InvalidCredentialsError(KFPAuthError):
+    """Dex rejected the username or password."""
+
+class UnknownConnectorError(KFPAuthError):
+    """Dex does not offer the requested connector (dex_auth_type)."""
+
+    offered: list[str]
+
+class UnexpectedResponseError(KFPAuthError):
+    """A status or page that no Kubeflow login path produces at that step."""
+
+class TLSError(KFPAuthError):
+    """The TLS handshake or certificate verification failed."""
+
+class ConnectError(KFPAuthError):
+    """The server could not be reached, or the connection broke."""
+
+class LoginTimeoutError(KFPAuthError):
+    """A login request took longer than `timeout`."""
+
+@final
+class DexSession:
+    """A Dex login against one Kubeflow Pipelines endpoint."""
+
+    def __new__(
+        cls,
+        api_url: str,
+        username: str,
+        password: str,
+        connector: str = "local",
+        *,
+        skip_tls_verify: bool = False,
+        timeout: float = 30.0,
+        max_redirects: int = 10,
+        max_body_bytes: int = 1048576,
+    ) -> DexSession: ...
+    def login(self) -> str:
+        """Log in and return the `Cookie` header value for `api_url` (`""` when unsecured)."""
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def connector(self) -> str: ...
+    @property
+    def skip_tls_verify(self) -> bool: ...
+    @property
+    def timeout(self) -> float: ...

@@ -1,0 +1,198 @@
+//! What a login needs, checked once up front so bad input fails before any traffic.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Knobs with defaults; everything here is safe to print.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub skip_tls_verify: bool,
+    /// Bound on each request, from connect to the last body byte.
+    pub timeout: Duration,
+    /// Bound on consecutive redirects.
+    pub max_redirects: usize,
+    /// Bound on each response body read.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            skip_tls_verify: false,
+            timeout: Duration::from_secs(30),
+            max_redirects: 10,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// A validated login request. `Debug` is derived safely: `SecretString` prints `[REDACTED]`.
+#[derive(Debug)]
+pub struct LoginConfig {
+    pub api_url: Url,
+    pub username: String,
+    pub password: SecretString,
+    pub connector: String,
+    pub options: Options,
+}
+
+impl LoginConfig {
+    pub fn new(
+        api_url: &str,
+        username: &str,
+        password: SecretString,
+        connector: &str,
+        options: Options,
+    ) -> Result<Self> {
+        let api_url = parse_api_url(api_url)?;
+        check_connector_id(connector)?;
+        if options.timeout.is_zero() {
+            return Err(Error::invalid("timeout", "must be greater than zero"));
+        }
+        if options.max_redirects == 0 {
+            return Err(Error::invalid("max_redirects", "must be at least 1"));
+        }
+        if options.max_body_bytes < 1024 {
+            return Err(Error::invalid("max_body_bytes", "must be at least 1024"));
+        }
+        Ok(LoginConfig {
+            api_url,
+            username: username.to_owned(),
+            password,
+            connector: connector.to_owned(),
+            options,
+        })
+    }
+}
+
+/// An absolute http(s) URL with a host and no user info; the fragment is dropped.
+pub fn parse_api_url(raw: &str) -> Result<Url> {
+    // The parse error is safe to show; the input itself may hold user info, so it is not echoed.
+    let mut url = Url::parse(raw.trim()).map_err(|e| {
+        Error::invalid(
+            "api_url",
+            format!("not an absolute URL ({e}); expected e.g. http://localhost:8080/pipeline"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::invalid(
+            "api_url",
+            format!("scheme `{}` is not http or https", url.scheme()),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid("api_url", "has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid(
+            "api_url",
+            "must not contain user:password@; pass the credentials as dex_username and dex_password",
+        ));
+    }
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// A Dex connector id as it can appear in `/auth/<id>`: Dex takes the id from
+/// one path segment, so we accept URL-unreserved characters only, 1 to 128 of them.
+pub fn check_connector_id(id: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
+    if id.is_empty() || id.len() > 128 || !id.chars().all(ok_char) || id == "." || id == ".." {
+        return Err(Error::invalid(
+            "dex_auth_type",
+            format!(
+                "{id:?} is not a Dex connector id; use the `id` of a connector in Dex's config, \
+                 such as \"local\" or \"ldap\" (letters, digits, '-', '_', '.', '~')"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str, connector: &str) -> Result<LoginConfig> {
+        LoginConfig::new(
+            url,
+            "u",
+            SecretString::from("p"),
+            connector,
+            Options::default(),
+        )
+    }
+
+    #[test]
+    fn accepts_any_valid_connector_id() {
+        for id in ["local", "ldap", "github", "corp-ad_2", "a.b~c"] {
+            assert!(cfg("http://h/pipeline", id).is_ok(), "{id}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_connector_ids() {
+        for id in [
+            "",
+            "a/b",
+            "a b",
+            "ldap?x=1",
+            "%2F",
+            "..",
+            "é",
+            &"x".repeat(129),
+        ] {
+            let err = cfg("http://h/pipeline", id).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidArgument {
+                        name: "dex_auth_type",
+                        ..
+                    }
+                ),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_urls_without_echoing_them() {
+        for u in [
+            "localhost:8080/pipeline",
+            "ftp://h/x",
+            "not a url",
+            "http://",
+        ] {
+            assert!(
+                matches!(
+                    cfg(u, "local"),
+                    Err(Error::InvalidArgument {
+                        name: "api_url",
+                        ..
+                    })
+                ),
+                "{u}"
+            );
+        }
+        let err = cfg("http://alice:s3cret@h/pipeline", "local").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = LoginConfig::new(
+            "http://h/",
+            "u",
+            SecretString::from("hunter2"),
+            "local",
+            Options::default(),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

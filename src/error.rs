@@ -1,0 +1,103 @@
+//! The one error type of the core. Every message is safe to show: it names
+//! URL paths and statuses, never a password, cookie value, token or query value.
+
+use std::time::Duration;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A constructor argument is malformed; raised before any network traffic.
+    #[error("invalid `{name}`: {reason}")]
+    InvalidArgument { name: &'static str, reason: String },
+
+    /// Dex showed its password form again: the username or password is wrong.
+    #[error(
+        "Dex rejected the username or password for connector `{connector}` \
+         (HTTP {status} from POST {url}); check dex_username, dex_password and dex_auth_type"
+    )]
+    InvalidCredentials {
+        connector: String,
+        status: u16,
+        url: String,
+    },
+
+    /// Dex does not offer the requested connector.
+    #[error(
+        "Dex has no connector `{requested}`; it offers: {}. Set dex_auth_type to one of them",
+        if offered.is_empty() { "none that could be read".to_owned() } else { offered.join(", ") }
+    )]
+    UnknownConnector {
+        requested: String,
+        offered: Vec<String>,
+    },
+
+    /// A status or page that no Kubeflow login path produces at that step.
+    #[error("unexpected answer during login: {method} {url} gave HTTP {status}: {detail}")]
+    UnexpectedResponse {
+        method: &'static str,
+        url: String,
+        status: u16,
+        detail: String,
+    },
+
+    /// Redirects went on longer than the bound, or the flow did not converge.
+    #[error(
+        "login did not finish within {limit} {what} (last: {url}); \
+         the gateway or Dex is probably misconfigured"
+    )]
+    TooManySteps {
+        what: &'static str,
+        limit: usize,
+        url: String,
+    },
+
+    /// A response body was larger than the cap.
+    #[error(
+        "the answer to {method} {url} is larger than {limit} bytes; \
+         this is not a Kubeflow login page (raise max_body_bytes if it is)"
+    )]
+    BodyTooLarge {
+        method: &'static str,
+        url: String,
+        limit: usize,
+    },
+
+    /// The TLS handshake failed, usually on certificate verification.
+    #[error(
+        "TLS failed for {url}: {detail}. If the gateway's certificate is signed by a private CA, \
+         add that CA to the system trust store, or set skip_tls_verify=True to skip verification"
+    )]
+    Tls { url: String, detail: String },
+
+    /// No TCP connection could be made, or it broke.
+    #[error(
+        "could not connect to {url}: {detail}; check api_url and that the gateway is reachable"
+    )]
+    Connect { url: String, detail: String },
+
+    /// A request took longer than the timeout.
+    #[error("{method} {url} timed out after {:.1} s; the server did not answer (raise `timeout` if it is just slow)", .after.as_secs_f64())]
+    Timeout {
+        method: &'static str,
+        url: String,
+        after: Duration,
+    },
+
+    /// Any other transport failure.
+    #[error("HTTP request {method} {url} failed: {detail}")]
+    Http {
+        method: &'static str,
+        url: String,
+        detail: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The login state machine. Each reply is read for what it is (a redirect, an
+//! oauth2-proxy sign-in page or 401, a Dex page, the gateway's callback) and
+//! answered with the one request that moves the login forward.
+//!
+//! It stops as soon as the gateway's callback has set the session cookie: the
+//! final redirect back to `api_url` is not needed to log in, so it is not made.
+
+use cookie_store::CookieStore;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::config::LoginConfig;
+use crate::error::{Error, Result};
+use crate::http::{Reply, Step, Transport, cookie_header};
+use crate::page::{self, Form, Page};
+use crate::redact;
+
+/// Hard stop on requests per login, whatever the pages say. A Kubeflow login
+/// takes at most nine; this only catches flows that never converge.
+const MAX_REQUESTS: usize = 40;
+
+/// The outcome of a login.
+#[derive(Debug)]
+pub struct Session {
+    /// The `Cookie` header for `api_url`: only the cookies its host and path get.
+    /// Empty when the endpoint turned out to be unsecured.
+    pub cookies: SecretString,
+    /// No login was asked for: standalone or port-forwarded KFP.
+    pub unsecured: bool,
+    /// The requests made, redacted.
+    pub history: Vec<Step>,
+}
+
+pub async fn login(cfg: &LoginConfig, transport: &Transport) -> Result<Session> {
+    let mut flow = Flow {
+        cfg,
+        transport,
+        jar: CookieStore::default(),
+        history: Vec::new(),
+        dex: None,
+        proxy_started: false,
+        submitted: false,
+        shortcut_tried: false,
+        requests: 0,
+    };
+    let result = flow.run().await;
+    result.map(|(cookies, unsecured)| Session {
+        cookies,
+        unsecured,
+        history: flow.history,
+    })
+}
+
+enum Next {
+    Get(Url),
+    /// A form post with the given fields (Dex's approval form).
+    Post(Url, Vec<(String, String)>),
+    /// Dex's password form: the fields are filled in at send time so the
+    /// password leaves its secret box only for the request body.
+    PostCredentials(Url, Vec<(String, String)>),
+}
+
+/// Where Dex lives: its origin and path prefix (`/dex` in Kubeflow).
+struct DexBase {
+    origin: url::Origin,
+    prefix: String,
+}
+
+struct Flow<'a> {
+    cfg: &'a LoginConfig,
+    transport: &'a Transport,
+    jar: CookieStore,
+    history: Vec<Step>,
+    dex: Option<DexBase>,
+    proxy_started: bool,
+    submitted: bool,
+    shortcut_tried: bool,
+    requests: usize,
+}
+
+impl Flow<'_> {
+    async fn run(&mut self) -> Result<(SecretString, bool)> {
+        let mut next = Next::Get(self.cfg.api_url.clone());
+        let mut redirects = 0usize;
+        // The Dex `/auth` URL we skipped by going to `/auth/<connector>` directly;
+        // read it if the shortcut fails, to list the connectors Dex offers.
+        let mut selection_fallback: Option<Url> = None;
+        loop {
+            let reply = self.send(&next).await?;
+
+            if self.submitted && !self.is_dex(&reply.url) {
+                return self.finish(&reply).map(|c| (c, false));
+            }
+
+            if reply.is_redirect() {
+                redirects += 1;
+                if redirects > self.cfg.options.max_redirects {
+                    return Err(Error::TooManySteps {
+                        what: "redirects",
+                        limit: self.cfg.options.max_redirects,
+                        url: redact::url(&reply.url),
+                    });
+                }
+                let target = self.redirect_target(&reply)?;
+                self.check_connector_redirect(&target)?;
+                next = match self.connector_shortcut(&target) {
+                    Some(shortcut) => {
+                        selection_fallback = Some(target);
+                        Next::Get(shortcut)
+                    }
+                    None => Next::Get(target),
+                };
+                continue;
+            }
+            redirects = 0;
+
+            let fallback = selection_fallback.take();
+            match self.on_page(&reply, fallback)? {
+                Some(n) => next = n,
+                None => return Ok((SecretString::from(String::new()), true)),
+            }
+        }
+    }
+
+    async fn send(&mut self, next: &Next) -> Result<Reply> {
+        self.requests += 1;
+        let url = match next {
+            Next::Get(u) | Next::Post(u, _) | Next::PostCredentials(u, _) => u,
+        };
+        if self.requests > MAX_REQUESTS {
+            return Err(Error::TooManySteps {
+                what: "requests",
+                limit: MAX_REQUESTS,
+                url: redact::url(url),
+            });
+        }
+        match next {
+            Next::Get(u) => {
+                self.transport
+                    .send(Method::GET, u, None, &mut self.jar, &mut self.history)
+                    .await
+            }
+            Next::Post(u, fields) => {
+                let fields: Vec<(&str, &str)> = fields
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                self.transport
+                    .send(
+                        Method::POST,
+                        u,
+                        Some(&fields),
+                        &mut self.jar,
+                        &mut self.history,
+                    )
+                    .await
+            }
+            Next::PostCredentials(u, hidden) => {
+                let mut fields: Vec<(&str, &str)> = hidden
+                    .iter()
+                    .filter(|(k, _)| k != "login" && k != "password")
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                fields.push(("login", &self.cfg.username));
+                fields.push(("password", self.cfg.password.expose_secret()));
+                self.transport
+                    .send(
+                        Method::POST,
+                        u,
+                        Some(&fields),
+                        &mut self.jar,
+                        &mut self.history,
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// Decide what a non-redirect reply asks for; `None` means "unsecured, done".
+    fn on_page(&mut self, reply: &Reply, fallback: Option<Url>) -> Result<Option<Next>> {
+        let status = reply.status;
+
+        // oauth2-proxy's answer on its api_routes (or to `Accept: application/json`):
+        // 401 with `{}`. Its sign-in flow starts at `<prefix>/start`; we assume the
+        // default `/oauth2` prefix, since the 401 does not name it.
+        if status == StatusCode::UNAUTHORIZED && reply.is_json() && !self.started() {
+            let mut start = reply
+                .url
+                .join("/oauth2/start")
+                .expect("absolute path joins");
+            start.query_pairs_mut().append_pair("rd", &self.rd());
+            self.proxy_started = true;
+            return Ok(Some(Next::Get(start)));
+        }
+
+        let page = if reply.is_json() {
+            Page::Other
+        } else {
+            page::classify(&reply.text())
+        };
+
+        match page {
+            Page::ProxySignIn { form } => {
+                let mut start = self.form_target(reply, &form)?;
+                start.set_query(None);
+                start.query_pairs_mut().append_pair("rd", &self.rd());
+                self.proxy_started = true;
+                Ok(Some(Next::Get(start)))
+            }
+            Page::Connectors(links) => {
+                self.note_dex(&reply.url);
+                match links.iter().find(|l| l.id == self.cfg.connector) {
+                    Some(link) => Ok(Some(Next::Get(self.resolve(reply, &link.href)?))),
+                    None => Err(Error::UnknownConnector {
+                        requested: self.cfg.connector.clone(),
+                        offered: links.into_iter().map(|l| l.id).collect(),
+                    }),
+                }
+            }
+            Page::Password { form, .. } => {
+                self.note_dex(&reply.url);
+                if self.submitted {
+                    // Dex shows the form again (401 since v2.36, 200 before) on bad credentials.
+                    return Err(Error::InvalidCredentials {
+                        connector: self.cfg.connector.clone(),
+                        status: status.as_u16(),
+                        url: redact::url(&reply.url),
+                    });
+                }
+                let target = self.form_target(reply, &form)?;
+                self.submitted = true;
+                Ok(Some(Next::PostCredentials(target, form.hidden)))
+            }
+            Page::Approval { form } if self.is_dex(&reply.url) => {
+                let target = self.form_target(reply, &form)?;
+                Ok(Some(Next::Post(target, form.hidden)))
+            }
+            _ if fallback.is_some() && status.is_client_error() => {
+                // Dex has no `/auth/<connector>` for our id: read its selection page.
+                Ok(fallback.map(Next::Get))
+            }
+            Page::Other if status.is_success() && !self.started() => Ok(None),
+            Page::DexError(msg) => Err(self.unexpected(reply, format!("Dex says: {msg}"))),
+            _ => Err(self.unexpected(reply, describe(reply, self.started()))),
+        }
+    }
+
+    /// The reply to the first request outside Dex after the credentials went in:
+    /// the gateway's callback, which sets the session cookie.
+    fn finish(&self, reply: &Reply) -> Result<SecretString> {
+        let status = reply.status;
+        let cookies = cookie_header(&self.jar, &self.cfg.api_url);
+        if (reply.is_redirect() || status.is_success()) && !cookies.is_empty() {
+            return Ok(SecretString::from(cookies));
+        }
+        let detail = if status == StatusCode::FORBIDDEN && reply.text().contains("CSRF") {
+            "oauth2-proxy found no valid CSRF cookie for this login (it expired, or the \
+             gateway's cookie settings keep it from being sent back); try again"
+                .to_owned()
+        } else if reply.is_redirect() || status.is_success() {
+            format!(
+                "the gateway's callback set no cookie that would be sent to {} \
+                 (check the gateway's cookie domain, path and Secure settings)",
+                redact::url(&self.cfg.api_url)
+            )
+        } else {
+            "the gateway's callback did not accept the login".to_owned()
+        };
+        Err(self.unexpected(reply, detail))
+    }
+
+    fn started(&self) -> bool {
+        self.proxy_started || self.dex.is_some()
+    }
+
+    /// `rd` for oauth2-proxy: the path and query of `api_url`, so the user lands where they asked.
+    fn rd(&self) -> String {
+        let u = &self.cfg.api_url;
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_owned(),
+        }
+    }
+
+    fn is_dex(&self, u: &Url) -> bool {
+        self.dex.as_ref().is_some_and(|d| {
+            u.origin() == d.origin
+                && u.path()
+                    .strip_prefix(&d.prefix)
+                    .is_some_and(|r| r.starts_with('/'))
+        })
+    }
+
+    /// Remember Dex's base from a URL under `<prefix>/auth…`.
+    fn note_dex(&mut self, u: &Url) {
+        if self.dex.is_some() {
+            return;
+        }
+        if let Some(prefix) = dex_prefix(u) {
+            self.dex = Some(DexBase {
+                origin: u.origin(),
+                prefix,
+            });
+        }
+    }
+
+    /// A gateway's redirect to Dex's authorization endpoint (`<prefix>/auth?client_id=…`)
+    /// can go straight to `<prefix>/auth/<connector>`: one round trip fewer than
+    /// reading the selection page or following Dex's own redirect.
+    fn connector_shortcut(&mut self, target: &Url) -> Option<Url> {
+        if self.submitted || !target.path().ends_with("/auth") || !is_authorization_request(target)
+        {
+            return None;
+        }
+        self.note_dex(target);
+        if self.shortcut_tried || target.query_pairs().any(|(k, _)| k == "connector_id") {
+            return None;
+        }
+        self.shortcut_tried = true;
+        let mut u = target.clone();
+        let path = format!("{}/{}", target.path(), self.cfg.connector);
+        u.set_path(&path);
+        Some(u)
+    }
+
+    /// Dex sends a single-connector setup straight to its only connector: refuse to
+    /// log in through a connector other than the one asked for.
+    fn check_connector_redirect(&self, target: &Url) -> Result<()> {
+        if !self.is_dex(target) {
+            return Ok(());
+        }
+        let prefix = &self.dex.as_ref().expect("is_dex").prefix;
+        let rest = &target.path()[prefix.len()..];
+        if let Some(id) = rest.strip_prefix("/auth/").filter(|r| !r.contains('/')) {
+            let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+            if id != self.cfg.connector {
+                return Err(Error::UnknownConnector {
+                    requested: self.cfg.connector.clone(),
+                    offered: vec![id.into_owned()],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn redirect_target(&self, reply: &Reply) -> Result<Url> {
+        if reply.method == "POST" && matches!(reply.status.as_u16(), 307 | 308) {
+            return Err(self.unexpected(
+                reply,
+                "the server asks to repeat the form post elsewhere; kfp-auth does not re-send \
+                 credentials on a redirect"
+                    .into(),
+            ));
+        }
+        let Some(loc) = reply.location.as_deref() else {
+            return Err(self.unexpected(reply, "a redirect without a Location header".into()));
+        };
+        self.resolve(reply, loc)
+    }
+
+    fn form_target(&self, reply: &Reply, form: &Form) -> Result<Url> {
+        match form.action.as_deref() {
+            Some(a) => self.resolve(reply, a),
+            None => Ok(reply.url.clone()),
+        }
+    }
+
+    /// Resolve a link against the reply's URL; only http(s) targets are followed.
+    fn resolve(&self, reply: &Reply, href: &str) -> Result<Url> {
+        let u = reply.url.join(href.trim()).map_err(|e| {
+            self.unexpected(reply, format!("a link or Location that is not a URL ({e})"))
+        })?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(self.unexpected(
+                reply,
+                format!(
+                    "a link or Location with scheme `{}`, not http(s)",
+                    u.scheme()
+                ),
+            ));
+        }
+        Ok(u)
+    }
+
+    fn unexpected(&self, reply: &Reply, detail: String) -> Error {
+        Error::UnexpectedResponse {
+            method: reply.method,
+            url: redact::url(&reply.url),
+            status: reply.status.as_u16(),
+            detail,
+        }
+    }
+}
+
+/// `true` for an OAuth2 authorization request URL (`client_id` and `response_type` in the query).
+fn is_authorization_request(u: &Url) -> bool {
+    let (mut client, mut response_type) = (false, false);
+    for (k, _) in u.query_pairs() {
+        client |= k == "client_id";
+        response_type |= k == "response_type";
+    }
+    client && response_type
+}
+
+/// The path before the last `/auth` segment: `/dex/auth/local/login` → `/dex`.
+fn dex_prefix(u: &Url) -> Option<String> {
+    let path = u.path();
+    let idx = path
+        .match_indices("/auth")
+        .map(|(i, _)| i)
+        .filter(|&i| matches!(path.as_bytes().get(i + 5), None | Some(b'/')))
+        .last()?;
+    Some(path[..idx].to_owned())
+}
+
+fn describe(reply: &Reply, started: bool) -> String {
+    let status = reply.status;
+    match (status.as_u16(), started) {
+        (401 | 403, false) => "the endpoint refused the request without offering a Dex, \
+             oauth2-proxy or oidc-authservice login; check api_url"
+            .into(),
+        (502..=504, true) => "a gateway could not reach the next hop (is Dex running?)".into(),
+        (_, true) => "a page that is not part of a Dex login".into(),
+        (s, false) if s >= 500 => "the server failed before any login page".into(),
+        _ => "not a Kubeflow Pipelines endpoint, nor a login page; check api_url".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dex_prefix_from_paths() {
+        let p = |s: &str| dex_prefix(&Url::parse(s).unwrap());
+        assert_eq!(p("http://h/dex/auth").as_deref(), Some("/dex"));
+        assert_eq!(p("http://h/dex/auth/local/login").as_deref(), Some("/dex"));
+        assert_eq!(p("http://h/auth/ldap").as_deref(), Some(""));
+        assert_eq!(p("http://h/dex/authx"), None);
+        assert_eq!(p("http://h/pipeline"), None);
+    }
+
+    #[test]
+    fn authorization_requests() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(is_authorization_request(&u(
+            "http://h/dex/auth?client_id=a&response_type=code"
+        )));
+        assert!(!is_authorization_request(&u(
+            "http://h/dex/auth?client_id=a"
+        )));
+    }
+}

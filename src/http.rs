@@ -1,0 +1,303 @@
+//! One HTTP exchange of the login: no automatic redirects (the flow decides
+//! each hop), our own RFC 6265 cookie jar, a capped body read, and transport
+//! errors sorted into the error enum without leaking URLs' query values.
+
+use std::error::Error as StdError;
+use std::time::Instant;
+
+use cookie_store::{CookieStore, RawCookie};
+use reqwest::header::{self, HeaderValue};
+use reqwest::{Method, StatusCode, redirect};
+use url::Url;
+
+use crate::config::Options;
+use crate::error::{Error, Result};
+use crate::redact;
+
+const USER_AGENT: &str = concat!("kfp-auth/", env!("CARGO_PKG_VERSION"));
+// Browser-like, so gateways route us to their HTML login pages; oauth2-proxy
+// answers 401 `{}` only to `Accept: application/json` or to its api_routes.
+const ACCEPT_HTML: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
+
+/// What the flow needs from a response.
+#[derive(Debug)]
+pub struct Reply {
+    pub method: &'static str,
+    pub url: Url,
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    /// Whether this response set at least one cookie.
+    pub set_cookie: bool,
+}
+
+impl Reply {
+    pub fn is_redirect(&self) -> bool {
+        self.status.is_redirection() && self.status != StatusCode::NOT_MODIFIED
+    }
+
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.content_type.as_deref().is_some_and(|c| {
+            c.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
+    }
+}
+
+/// One step as it may be shown to a user: nothing secret in it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub method: &'static str,
+    pub url: String,
+    pub status: Option<u16>,
+    pub elapsed_ms: u64,
+}
+
+pub struct Transport {
+    client: reqwest::Client,
+    opts: Options,
+}
+
+impl Transport {
+    pub fn new(opts: &Options) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout)
+            .tls_danger_accept_invalid_certs(opts.skip_tls_verify)
+            .tls_danger_accept_invalid_hostnames(opts.skip_tls_verify)
+            .build()
+            .map_err(|e| Error::Http {
+                method: "-",
+                url: "-".into(),
+                detail: chain(&e),
+            })?;
+        Ok(Transport {
+            client,
+            opts: opts.clone(),
+        })
+    }
+
+    /// Send one request with the jar's cookies for `url`, store the cookies it sets,
+    /// and read at most `max_body_bytes` of the body.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        form: Option<&[(&str, &str)]>,
+        jar: &mut CookieStore,
+        history: &mut Vec<Step>,
+    ) -> Result<Reply> {
+        let method_name = method_name(&method);
+        let started = Instant::now();
+        let result = self.exchange(method, method_name, url, form, jar).await;
+        history.push(Step {
+            method: method_name,
+            url: redact::url(url),
+            status: result.as_ref().ok().map(|r| r.status.as_u16()),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+        result
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        method_name: &'static str,
+        url: &Url,
+        form: Option<&[(&str, &str)]>,
+        jar: &mut CookieStore,
+    ) -> Result<Reply> {
+        let mut req = self
+            .client
+            .request(method, url.clone())
+            .header(header::ACCEPT, ACCEPT_HTML);
+        let cookies = cookie_header(jar, url);
+        if !cookies.is_empty() {
+            let mut value =
+                HeaderValue::from_str(&cookies).map_err(|_| Error::UnexpectedResponse {
+                    method: method_name,
+                    url: redact::url(url),
+                    status: 0,
+                    detail: "a cookie set earlier in the login cannot be sent back as a header"
+                        .into(),
+                })?;
+            value.set_sensitive(true);
+            req = req.header(header::COOKIE, value);
+        }
+        if let Some(fields) = form {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields)
+                .finish();
+            req = req
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body);
+        }
+
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e, method_name, url))?;
+
+        let headers = resp.headers();
+        let raw_cookies: Vec<RawCookie<'static>> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|s| RawCookie::parse(s.to_owned()).ok())
+            .collect();
+        let set_cookie = !raw_cookies.is_empty();
+        jar.store_response_cookies(raw_cookies.into_iter(), url);
+        let location = headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let status = resp.status();
+
+        let limit = self.opts.max_body_bytes;
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(self.too_large(method_name, url));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(&e, method_name, url))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(self.too_large(method_name, url));
+            }
+            body.extend_from_slice(&chunk);
+        }
+
+        Ok(Reply {
+            method: method_name,
+            url: url.clone(),
+            status,
+            location,
+            content_type,
+            body,
+            set_cookie,
+        })
+    }
+
+    fn too_large(&self, method: &'static str, url: &Url) -> Error {
+        Error::BodyTooLarge {
+            method,
+            url: redact::url(url),
+            limit: self.opts.max_body_bytes,
+        }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error, method: &'static str, url: &Url) -> Error {
+        let shown = redact::url(url);
+        if e.is_timeout() || has_source::<tokio::time::error::Elapsed>(e) {
+            return Error::Timeout {
+                method,
+                url: shown,
+                after: self.opts.timeout,
+            };
+        }
+        if let Some(tls) = find_tls_error(e) {
+            return Error::Tls {
+                url: shown,
+                detail: tls,
+            };
+        }
+        if e.is_connect() {
+            return Error::Connect {
+                url: redact::origin(url),
+                detail: chain(e),
+            };
+        }
+        Error::Http {
+            method,
+            url: shown,
+            detail: chain(e),
+        }
+    }
+}
+
+/// The `Cookie` header value the jar holds for `url`: `k1=v1; k2=v2`.
+pub fn cookie_header(jar: &CookieStore, url: &Url) -> String {
+    jar.get_request_values(url)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        _ => "GET",
+    }
+}
+
+/// The error's sources joined, skipping reqwest's own top line, which embeds the full URL.
+fn chain(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut cur: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.contains(&s) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    if parts.is_empty() {
+        // Only reqwest's top line is left, and it embeds the URL: name the kind instead.
+        let kind = if e.is_body() {
+            "the response body could not be read"
+        } else if e.is_request() {
+            "the request could not be sent"
+        } else if e.is_builder() {
+            "the HTTP client could not be configured"
+        } else {
+            "unknown transport error"
+        };
+        return kind.to_owned();
+    }
+    parts.join(": ")
+}
+
+fn has_source<T: StdError + 'static>(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<T>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// A rustls error anywhere in the chain, including inside `io::Error`s, whose
+/// `source()` skips the error they wrap.
+fn find_tls_error(e: &reqwest::Error) -> Option<String> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(t) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(t.to_string());
+        }
+        cur = err.source();
+    }
+    None
+}
