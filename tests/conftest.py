@@ -1,0 +1,50 @@
+"""Fixtures that run the real Dex and oauth2-proxy (see tests/stack)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# kfp reads ~/.config/kfp/context.json when a Client is built (and resolves the
+# path at import): point HOME at an empty folder so a developer's context never
+# changes what the tests see.
+os.environ["HOME"] = tempfile.mkdtemp(prefix="kfp-auth-home-")
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import stack as stack_mod  # noqa: E402
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    stack_mod.ensure_binaries()
+    v = stack_mod.versions()
+    return f"real components: dex {v['dex']}, oauth2-proxy {v['oauth2-proxy']} (from {stack_mod.BIN})"
+
+
+@pytest.fixture(scope="session")
+def kubeflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_mod.Stack]:
+    """Kubeflow 1.10's layout, shared by the tests that do not disturb it."""
+    with stack_mod.start_kubeflow_stack(tmp_path_factory.mktemp("kubeflow")) as s:
+        yield s
+
+
+@pytest.fixture
+def own_kubeflow(tmp_path: Path) -> Iterator[stack_mod.Stack]:
+    """A stack of the test's own, for tests that stop or break a component."""
+    with stack_mod.start_kubeflow_stack(tmp_path / "stack") as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def standalone_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The KFP API test server with no gateway: standalone or port-forwarded KFP."""
+    proc, url = stack_mod.start_kfp_api(tmp_path_factory.mktemp("standalone"), require_auth=False)
+    try:
+        yield url
+    finally:
+        proc.stop()

@@ -1,0 +1,259 @@
+"""The local test stack: the real Dex and the real oauth2-proxy (built from their
+Go modules by scripts/build-stack.sh) in Kubeflow 1.10's single-origin layout,
+in front of our own small KFP API test server (kfp_api_server.py).
+
+    client ──► oauth2-proxy :gw ──/dex/*──► Dex :dex   (skip-auth route ^/dex/)
+                                └──/*─────► KFP API test server :kfp
+
+Every process starts on a free loopback port with a config in a temp folder,
+is waited for on its health endpoint, and is stopped by ``Stack.stop``. A
+component that fails to build or start raises ``StackError``: never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("KFP_AUTH_CACHE", ROOT / ".cache"))
+BIN = CACHE / "bin"
+KFP_SERVER = Path(__file__).with_name("kfp_api_server.py")
+
+# Kubeflow's defaults (kubeflow/manifests common/dex and common/oauth2-proxy).
+CLIENT_ID = "kubeflow-oidc-authservice"
+CLIENT_SECRET = "pUBnBOY80SnXgjibTYM9ZWNzY2xreNGQok"
+USER = "user@example.com"
+PASSWORD = "12341234"
+# The bcrypt cost-12 hash Kubeflow ships for 12341234.
+USER_HASH = "$2y$12$4K/VkmDd1q1Orb3xAt82zu8gk7Ad6ReFR4LCP9UeYE90NLiN9Df72"
+NAMESPACE = "kubeflow-user-example-com"
+# A second static user with a cost-10 hash of "password", for tests that log in often.
+FAST_USER = "fast@example.com"
+FAST_PASSWORD = "password"
+FAST_HASH = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W"
+FAST_NAMESPACE = "kubeflow-fast-example-com"
+
+
+class StackError(RuntimeError):
+    """A component of the test stack failed to build or start."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_binaries() -> dict[str, Path]:
+    """Build Dex and oauth2-proxy if they are missing (the script is a no-op when built)."""
+    script = ROOT / "scripts" / "build-stack.sh"
+    r = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise StackError(f"building Dex/oauth2-proxy failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    bins = {name: BIN / name for name in ("dex", "oauth2-proxy")}
+    for name, path in bins.items():
+        if not os.access(path, os.X_OK):
+            raise StackError(f"{name} is not at {path} after build-stack.sh")
+    return bins
+
+
+def versions() -> dict[str, str]:
+    return {n: (BIN / f"{n}.version").read_text().strip() for n in ("dex", "oauth2-proxy")}
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    health_url: str
+    log_path: Path
+    popen: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise StackError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise StackError(f"{self.name} did not answer {self.health_url} within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    gateway_url: str  # oauth2-proxy, the single origin users talk to
+    dex_url: str  # Dex directly, as oauth2-proxy's redeem and JWKS calls reach it
+    kfp_url: str  # the KFP API test server directly (no auth in front)
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return self.gateway_url + "/pipeline"
+
+    def kfp_requests(self) -> list[dict]:
+        path = self.workdir / "kfp-requests.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def stop(self) -> None:
+        for p in reversed(list(self.procs.values())):
+            p.stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def dex_config(issuer: str, port: int, *, skip_approval: bool = True) -> dict:
+    """Dex as Kubeflow configures it (common/dex/base/config-map.yaml), on loopback with memory storage."""
+    return {
+        "issuer": issuer,
+        "storage": {"type": "memory"},
+        "web": {"http": f"127.0.0.1:{port}"},
+        "logger": {"level": "debug", "format": "text"},
+        "oauth2": {"skipApprovalScreen": skip_approval},
+        "enablePasswordDB": True,
+        "staticPasswords": [
+            {"email": USER, "hash": USER_HASH, "username": "user", "userID": "15841185641784"},
+            {"email": FAST_USER, "hash": FAST_HASH, "username": "fast", "userID": "15841185641785"},
+        ],
+        "staticClients": [
+            {"id": CLIENT_ID, "name": "Kubeflow", "secret": CLIENT_SECRET, "redirectURIs": ["/oauth2/callback"]},
+        ],
+    }
+
+
+def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, cookie_secret: str,
+                      *, skip_provider_button: bool = False, prompt: str | None = "none") -> list[str]:
+    """oauth2-proxy as Kubeflow 1.10 configures it (common/oauth2-proxy/base/oauth2_proxy.cfg),
+    as a reverse proxy standing in for Istio: /dex/ to Dex, everything else to the KFP API."""
+    args = [
+        f"--http-address=127.0.0.1:{gw_port}",
+        "--provider=oidc",
+        f"--oidc-issuer-url={issuer}",
+        "--scope=profile email groups openid",
+        "--email-domain=*",
+        f"--upstream=http://127.0.0.1:{dex_port}/dex/",
+        f"--upstream=http://127.0.0.1:{kfp_port}/",
+        "--skip-auth-route=^/dex/",
+        "--api-route=/api/",
+        "--api-route=/apis/",
+        "--api-route=^/ml_metadata",
+        "--skip-oidc-discovery=true",
+        "--login-url=/dex/auth",
+        f"--redeem-url=http://127.0.0.1:{dex_port}/dex/token",
+        f"--oidc-jwks-url=http://127.0.0.1:{dex_port}/dex/keys",
+        f"--skip-provider-button={'true' if skip_provider_button else 'false'}",
+        "--provider-display-name=Dex",
+        "--banner=-",
+        "--footer=-",
+        "--set-authorization-header=true",
+        "--set-xauthrequest=true",
+        "--cookie-name=oauth2_proxy_kubeflow",
+        "--cookie-expire=24h",
+        "--cookie-refresh=0",
+        "--cookie-secure=false",
+        f"--cookie-secret={cookie_secret}",
+        "--code-challenge-method=S256",
+        "--redirect-url=/oauth2/callback",
+        "--relative-redirect-url=true",
+        f"--client-id={CLIENT_ID}",
+        f"--client-secret={CLIENT_SECRET}",
+    ]
+    if prompt is not None:
+        args.append(f"--prompt={prompt}")
+    return args
+
+
+def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api") -> tuple[Proc, str]:
+    port = free_port()
+    argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
+            "--grant", f"{USER}={NAMESPACE}", "--grant", f"{FAST_USER}={FAST_NAMESPACE}"]
+    if require_auth:
+        argv.append("--require-auth")
+    url = f"http://127.0.0.1:{port}"
+    proc = Proc(name, argv, url + "/_test/ready", workdir / f"{name}.log")
+    proc.start()
+    return proc, url
+
+
+def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, prompt: str | None = "none",
+                         skip_approval: bool = True) -> Stack:
+    """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants."""
+    bins = ensure_binaries()
+    workdir.mkdir(parents=True, exist_ok=True)
+    gw_port, dex_port = free_port(), free_port()
+    gateway = f"http://127.0.0.1:{gw_port}"
+    # Like Kubeflow, Dex's issuer is its own (in-cluster) address, while browsers
+    # reach its pages through the gateway under /dex/.
+    issuer = f"http://127.0.0.1:{dex_port}/dex"
+    procs: dict[str, Proc] = {}
+    stack = None
+    try:
+        kfp, kfp_url = start_kfp_api(workdir, require_auth=True)
+        procs["kfp-api"] = kfp
+
+        cfg = workdir / "dex.yaml"
+        cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval), indent=2))
+        dex = Proc("dex", [str(bins["dex"]), "serve", str(cfg)], f"{issuer}/healthz", workdir / "dex.log")
+        dex.start()
+        procs["dex"] = dex
+
+        cookie_secret = secrets.token_urlsafe(24)[:32]
+        proxy = Proc(
+            "oauth2-proxy",
+            [str(bins["oauth2-proxy"]), *oauth2_proxy_args(gw_port, dex_port, int(kfp_url.rsplit(":", 1)[1]),
+                                                           issuer, cookie_secret,
+                                                           skip_provider_button=skip_provider_button, prompt=prompt)],
+            f"{gateway}/ping",
+            workdir / "oauth2-proxy.log",
+        )
+        proxy.start()
+        procs["oauth2-proxy"] = proxy
+        stack = Stack(workdir, gateway, f"http://127.0.0.1:{dex_port}/dex", kfp_url, procs)
+        return stack
+    finally:
+        if stack is None:
+            for p in procs.values():
+                p.stop()

@@ -1,0 +1,174 @@
+"""A small KFP API test server: OUR OWN code, not the real ml-pipeline API server.
+
+The real Kubeflow Pipelines API server needs a Kubernetes cluster, so the test
+stack puts this in its place behind the real oauth2-proxy. It serves the few
+REST paths the kfp SDK (1.8 and 2.x) uses in our tests, under any path prefix
+(``/pipeline/apis/...`` as well as ``/apis/...``):
+
+- ``GET  /apis/{v1beta1,v2beta1}/healthz``
+- ``GET  /apis/{v1beta1,v2beta1}/experiments`` (namespace from ``namespace=`` or
+  ``resource_reference_key.id=``)
+- ``POST /apis/{v1beta1,v2beta1}/experiments``
+
+With ``--require-auth`` it answers only requests the gateway authenticated
+(oauth2-proxy's ``X-Forwarded-Email`` header); other requests get 401. A user
+reaches only the namespaces granted with ``--grant EMAIL=NAMESPACE``; any other
+namespace gets the 403 that KFP's RBAC check produces. Every request is
+appended as a JSON line to ``--log`` so tests can count them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+API = re.compile(r"^(?P<prefix>.*?)/apis/(?P<version>v1beta1|v2beta1)/(?P<resource>[a-z_]+)/?$")
+
+
+class State:
+    def __init__(self, require_auth: bool, grants: dict[str, set[str]], log_path: str | None):
+        self.require_auth = require_auth
+        self.grants = grants
+        self.log_path = log_path
+        self.lock = threading.Lock()
+        self.experiments: dict[str, list[dict]] = {}
+
+    def log(self, entry: dict) -> None:
+        if not self.log_path:
+            return
+        with self.lock, open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "kfp-api-test-server/1"
+    state: State
+
+    def log_message(self, fmt: str, *args: object) -> None:  # quiet; requests go to --log
+        pass
+
+    def _send(self, status: int, body: object, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _user(self) -> str | None:
+        return self.headers.get("X-Forwarded-Email") or self.headers.get("X-Auth-Request-Email")
+
+    def _denied(self, user: str, ns: str, verb: str) -> dict:
+        msg = (
+            f"Failed to authorize with API: User '{user}' is not authorized with reason: "
+            f"(request: &ResourceAttributes{{Namespace:{ns},Verb:{verb},Group:pipelines.kubeflow.org,"
+            f"Version:v1beta1,Resource:experiments,Subresource:,Name:,}})"
+        )
+        return {"error": msg, "code": 7, "message": msg, "details": []}
+
+    def _handle(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        user = self._user()
+        self.state.log({"method": method, "path": url.path, "user": user,
+                        "cookie": bool(self.headers.get("Cookie"))})
+
+        if url.path == "/_test/ready":
+            return self._send(200, {"ready": True})
+        if self.state.require_auth and not user:
+            return self._send(401, {"error": "request did not pass the gateway's authentication", "code": 16})
+
+        m = API.match(url.path)
+        if not m:
+            if method == "GET":
+                return self._send(200, b"<html><body>Kubeflow Pipelines (test UI)</body></html>", "text/html")
+            return self._send(404, {"error": "Not Found", "code": 5})
+
+        version, resource = m["version"], m["resource"]
+        if resource == "healthz" and method == "GET":
+            return self._send(200, {"commit_sha": "test", "tag_name": "test",
+                                    "multi_user": self.state.require_auth})
+        if resource != "experiments":
+            return self._send(404, {"error": f"no {resource} in the test server", "code": 5})
+
+        body: dict = {}
+        if method == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+        ns = self._namespace(version, query, body)
+        if self.state.require_auth:
+            if not ns:
+                return self._send(400, {"error": "Invalid input error: In multi-user mode, a namespace is required", "code": 3})
+            if ns not in self.state.grants.get(user or "", set()):
+                return self._send(403, self._denied(user or "", ns, "list" if method == "GET" else "create"))
+
+        with self.state.lock:
+            items = self.state.experiments.setdefault(ns, [])
+            if method == "GET":
+                return self._send(200, self._list(version, items))
+            exp = self._create(version, ns, body)
+            items.append(exp)
+        return self._send(200, exp)
+
+    @staticmethod
+    def _namespace(version: str, query: dict, body: dict) -> str:
+        if version == "v2beta1":
+            return query.get("namespace") or body.get("namespace") or ""
+        ns = query.get("resource_reference_key.id", "")
+        for ref in body.get("resource_references") or []:
+            if ref.get("key", {}).get("type") == "NAMESPACE":
+                ns = ref["key"].get("id", ns)
+        return ns
+
+    @staticmethod
+    def _list(version: str, items: list[dict]) -> dict:
+        if not items:
+            return {}
+        return {"experiments": items, "total_size": len(items), "next_page_token": ""}
+
+    @staticmethod
+    def _create(version: str, ns: str, body: dict) -> dict:
+        if version == "v2beta1":
+            return {"experiment_id": str(uuid.uuid4()), "display_name": body.get("display_name", ""),
+                    "description": body.get("description", ""), "created_at": now(),
+                    "namespace": ns, "storage_state": "AVAILABLE"}
+        return {"id": str(uuid.uuid4()), "name": body.get("name", ""), "description": body.get("description", ""),
+                "created_at": now(), "storage_state": "STORAGESTATE_AVAILABLE",
+                "resource_references": [{"key": {"type": "NAMESPACE", "id": ns}, "relationship": "OWNER"}]}
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--require-auth", action="store_true")
+    p.add_argument("--grant", action="append", default=[], metavar="EMAIL=NAMESPACE")
+    p.add_argument("--log")
+    a = p.parse_args()
+    grants: dict[str, set[str]] = {}
+    for g in a.grant:
+        email, _, ns = g.partition("=")
+        grants.setdefault(email, set()).add(ns)
+    Handler.state = State(a.require_auth, grants, a.log)
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer((a.host, a.port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

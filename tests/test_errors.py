@@ -1,0 +1,114 @@
+"""Bad input and broken endpoints: each ends in a typed error, promptly, with no secret in it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from stack import free_port
+
+import kfp_auth
+from kfp_auth import KFPClientManager
+
+SECRET = "pw-that-must-never-show-7d1c"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts TCP connections and never answers: the classic hang of the documented class."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/pipeline"
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        srv.close()
+
+
+def test_nothing_listening() -> None:
+    m = KFPClientManager(f"http://127.0.0.1:{free_port()}/pipeline", "u", SECRET)
+    with pytest.raises(kfp_auth.ConnectError) as ei:
+        m.get_session_cookies()
+    assert "Connection refused" in str(ei.value)
+    assert SECRET not in str(ei.value)
+
+
+def test_timeout(silent_server: str) -> None:
+    m = KFPClientManager(silent_server, "u", SECRET, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(kfp_auth.LoginTimeoutError) as ei:
+        m.create_kfp_client()
+    # Behaviour, not speed: the error came from our timeout, not from a test-runner limit.
+    assert time.monotonic() - started < 30
+    assert "timed out after 0.5 s" in str(ei.value)
+    assert isinstance(ei.value, RuntimeError)
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "ldap?x", "with space", "../local", "x" * 129])
+def test_malformed_connector_id_is_a_value_error(bad: str) -> None:
+    with pytest.raises(ValueError, match="dex_auth_type"):
+        KFPClientManager("http://127.0.0.1:1/pipeline", "u", SECRET, dex_auth_type=bad)
+
+
+@pytest.mark.parametrize("good", ["local", "ldap", "github", "corp-ad", "my_saml.2"])
+def test_any_valid_connector_id_is_accepted(good: str) -> None:
+    m = KFPClientManager("http://127.0.0.1:1/pipeline", "u", SECRET, dex_auth_type=good)
+    assert m._session.connector == good
+
+
+@pytest.mark.parametrize("url", ["localhost:8080/pipeline", "ftp://h/x", "", "http://"])
+def test_malformed_api_url_is_a_value_error(url: str) -> None:
+    with pytest.raises(ValueError, match="api_url"):
+        KFPClientManager(url, "u", SECRET)
+
+
+def test_credentials_in_the_url_are_refused_without_echo() -> None:
+    with pytest.raises(ValueError) as ei:
+        KFPClientManager(f"http://alice:{SECRET}@127.0.0.1/pipeline", "u", SECRET)
+    assert SECRET not in str(ei.value)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")])
+def test_bad_timeout_is_a_value_error(timeout: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        KFPClientManager("http://127.0.0.1:1/pipeline", "u", SECRET, timeout=timeout)
+
+
+def test_repr_masks_the_password() -> None:
+    m = KFPClientManager("http://127.0.0.1:1/pipeline", "jane@example.com", SECRET, "ldap")
+    for text in (repr(m), repr(m._session), str(m)):
+        assert SECRET not in text
+        assert "********" in text
+    assert "jane@example.com" in repr(m) and "ldap" in repr(m)
+    # The password is not kept on the Python object at all.
+    assert SECRET not in repr(vars(m))
+
+
+def test_error_hierarchy() -> None:
+    for cls in (kfp_auth.InvalidCredentialsError, kfp_auth.UnknownConnectorError,
+                kfp_auth.UnexpectedResponseError, kfp_auth.TLSError, kfp_auth.ConnectError,
+                kfp_auth.LoginTimeoutError):
+        assert issubclass(cls, kfp_auth.KFPAuthError)
+    # Code written for the documented class catches RuntimeError.
+    assert issubclass(kfp_auth.KFPAuthError, RuntimeError)
+    assert kfp_auth.KFPAuthError.__module__ == "kfp_auth"

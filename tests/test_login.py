@@ -1,0 +1,106 @@
+"""End-to-end logins against the real Dex and oauth2-proxy (Kubeflow 1.10 layout)."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+from stack import FAST_PASSWORD, FAST_USER, NAMESPACE, PASSWORD, USER, Stack
+
+import kfp_auth
+from kfp_auth import KFPClientManager
+
+
+def get(url: str, cookies: str) -> int:
+    req = urllib.request.Request(url, headers={"Cookie": cookies} if cookies else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_documented_usage_end_to_end(kubeflow: Stack) -> None:
+    import kfp
+
+    before = len(kubeflow.kfp_requests())
+
+    m = KFPClientManager(api_url=kubeflow.api_url, dex_username=USER, dex_password=PASSWORD,
+                         dex_auth_type="local", skip_tls_verify=False)
+    client = m.create_kfp_client()
+    assert type(client) is kfp.Client
+
+    created = client.create_experiment(name="e2e", namespace=NAMESPACE)
+    listed = client.list_experiments(namespace=NAMESPACE)
+    assert [e.experiment_id for e in listed.experiments] == [created.experiment_id]
+    assert listed.experiments[0].display_name == "e2e"
+
+    # The requests reached the KFP API through the gateway, as the logged-in user.
+    seen = [r for r in kubeflow.kfp_requests()[before:] if "/experiments" in r["path"]]
+    assert seen and all(r["user"] == USER and r["path"].startswith("/pipeline/apis/v2beta1/") for r in seen)
+
+
+def test_cookie_string_holds_only_what_the_api_needs(kubeflow: Stack) -> None:
+    m = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD)
+    cookies = m._get_session_cookies()
+    names = [c.split("=", 1)[0] for c in cookies.split("; ")]
+    # The session cookie only: not oauth2-proxy's CSRF cookie, which its callback clears.
+    assert names == ["oauth2_proxy_kubeflow"]
+    assert all("=" in c and c.split("=", 1)[1] for c in cookies.split("; "))
+    # The public name gives a cookie of the same shape, and each one authenticates on its own.
+    public = m.get_session_cookies()
+    assert [c.split("=", 1)[0] for c in public.split("; ")] == names
+    for c in (cookies, public):
+        assert get(kubeflow.gateway_url + "/pipeline/apis/v2beta1/healthz", c) == 200
+    assert get(kubeflow.gateway_url + "/pipeline/apis/v2beta1/healthz", "") == 401
+
+
+def test_api_route_401_json_is_followed(kubeflow: Stack) -> None:
+    # Under /apis/ oauth2-proxy answers 401 `{}` instead of its sign-in page.
+    url = kubeflow.gateway_url + "/pipeline/apis/v2beta1/healthz"
+    m = KFPClientManager(url, FAST_USER, FAST_PASSWORD)
+    cookies = m.get_session_cookies()
+    assert cookies.startswith("oauth2_proxy_kubeflow=")
+    assert get(url, cookies) == 200
+
+
+def test_bad_password(kubeflow: Stack) -> None:
+    m = KFPClientManager(kubeflow.api_url, FAST_USER, "wrong-password-xyz")
+    with pytest.raises(kfp_auth.InvalidCredentialsError) as ei:
+        m.create_kfp_client()
+    e = ei.value
+    assert isinstance(e, kfp_auth.KFPAuthError) and isinstance(e, RuntimeError)
+    assert e.status == 401  # Dex >= 2.36 answers 401 with the form again
+    assert "/dex/auth/local/login" in e.url
+    assert "wrong-password-xyz" not in str(e) + repr(e)
+    assert "check dex_username, dex_password" in str(e)
+
+
+def test_unknown_connector_lists_what_dex_offers(kubeflow: Stack) -> None:
+    m = KFPClientManager(kubeflow.api_url, USER, PASSWORD, dex_auth_type="ldap")
+    with pytest.raises(kfp_auth.UnknownConnectorError) as ei:
+        m.get_session_cookies()
+    assert ei.value.offered == ["local"]
+    assert "`ldap`" in str(ei.value) and "local" in str(ei.value)
+
+
+def test_unsecured_endpoint(standalone_kfp: str) -> None:
+    import kfp
+
+    m = KFPClientManager(standalone_kfp + "/pipeline", "nobody", "unused")
+    assert m._get_session_cookies() == ""
+    client = m.create_kfp_client()
+    client.create_experiment(name="standalone")
+    assert client.list_experiments().experiments[0].display_name == "standalone"
+    assert type(client) is kfp.Client
+
+
+def test_dex_down(own_kubeflow: Stack) -> None:
+    own_kubeflow.procs["dex"].stop()
+    m = KFPClientManager(own_kubeflow.api_url, USER, PASSWORD, timeout=10)
+    with pytest.raises(kfp_auth.UnexpectedResponseError) as ei:
+        m.get_session_cookies()
+    # oauth2-proxy cannot reach its /dex/ upstream and answers 502.
+    assert ei.value.status == 502
+    assert "/dex/auth/local" in ei.value.url
+    assert "is Dex running?" in str(ei.value)
