@@ -48,3 +48,12 @@ def standalone_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def kfp18_python() -> str:
+    """The interpreter of the kfp 1.8 venv that `make test` builds (kfp 1.8 and 2.x cannot share one)."""
+    py = stack_mod.CACHE / "venv-kfp18" / "bin" / "python"
+    if not py.exists():
+        pytest.fail(f"{py} is missing: run `make test`, which creates the kfp 1.8 venv")
+    return str(py)
