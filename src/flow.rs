@@ -52,6 +52,7 @@ pub async fn login(cfg: &LoginConfig, transport: &Transport) -> Result<Session> 
     })
 }
 
+#[derive(Debug)]
 enum Next {
     Get(Url),
     /// A form post with the given fields (Dex's approval form).
@@ -430,6 +431,367 @@ fn describe(reply: &Reply, started: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Options;
+
+    fn cfg(api_url: &str, connector: &str) -> LoginConfig {
+        LoginConfig::new(
+            api_url,
+            "jane",
+            SecretString::from("pw"),
+            connector,
+            Options::default(),
+        )
+        .unwrap()
+    }
+
+    fn reply(
+        method: &'static str,
+        url: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
+        Reply {
+            method,
+            url: Url::parse(url).unwrap(),
+            status: StatusCode::from_u16(status).unwrap(),
+            location: None,
+            content_type: Some(content_type.into()),
+            body: body.as_bytes().to_vec(),
+            set_cookie: false,
+        }
+    }
+
+    fn redirect(method: &'static str, url: &str, status: u16, location: Option<&str>) -> Reply {
+        let mut r = reply(method, url, status, "text/html", "");
+        r.location = location.map(str::to_owned);
+        r
+    }
+
+    /// Run `f` against a fresh flow for `cfg`.
+    fn with_flow<T>(cfg: &LoginConfig, f: impl FnOnce(&mut Flow<'_>) -> T) -> T {
+        let transport = Transport::new(&cfg.options).unwrap();
+        let mut flow = Flow {
+            cfg,
+            transport: &transport,
+            jar: CookieStore::default(),
+            history: Vec::new(),
+            dex: None,
+            proxy_started: false,
+            submitted: false,
+            shortcut_tried: false,
+            requests: 0,
+        };
+        f(&mut flow)
+    }
+
+    fn get_url(n: Option<Next>) -> String {
+        match n {
+            Some(Next::Get(u)) => u.to_string(),
+            _ => panic!("expected a GET"),
+        }
+    }
+
+    const SIGN_IN: &str = r#"<form method="GET" action="/oauth2/start"><input type="hidden" name="rd" value="/x"></form>"#;
+    const PASSWORD: &str = r#"<form method="post" action="/dex/auth/local/login?back=&amp;state=s1">
+        <input name="login"><input name="password" type="password"></form>"#;
+    const SELECTION: &str = r#"<a href="/dex/auth/local?client_id=c&amp;state=s">x</a><a href="/dex/auth/ldap?client_id=c&amp;state=s">y</a>"#;
+    const APPROVAL: &str = r#"<form method="post"><input type="hidden" name="req" value="r1"/>
+        <input type="hidden" name="approval" value="approve"></form>"#;
+
+    #[test]
+    fn sign_in_page_starts_oauth2_with_path_and_query_in_rd() {
+        let c = cfg("http://gw/pipeline?ns=a&x=1", "local");
+        let next = with_flow(&c, |f| {
+            f.on_page(
+                &reply(
+                    "GET",
+                    "http://gw/pipeline?ns=a&x=1",
+                    403,
+                    "text/html",
+                    SIGN_IN,
+                ),
+                None,
+            )
+        });
+        assert_eq!(
+            get_url(next.unwrap()),
+            "http://gw/oauth2/start?rd=%2Fpipeline%3Fns%3Da%26x%3D1"
+        );
+    }
+
+    #[test]
+    fn api_route_401_json_starts_oauth2() {
+        let c = cfg("http://gw/pipeline/apis/v2beta1/healthz", "local");
+        let r = reply(
+            "GET",
+            "http://gw/pipeline/apis/v2beta1/healthz",
+            401,
+            "application/json",
+            "{}",
+        );
+        let next = with_flow(&c, |f| f.on_page(&r, None)).unwrap();
+        assert_eq!(
+            get_url(next),
+            "http://gw/oauth2/start?rd=%2Fpipeline%2Fapis%2Fv2beta1%2Fhealthz"
+        );
+    }
+
+    #[test]
+    fn plain_200_before_any_login_step_is_unsecured() {
+        let c = cfg("http://kfp:3000/pipeline", "local");
+        let r = reply(
+            "GET",
+            "http://kfp:3000/pipeline",
+            200,
+            "text/html",
+            "<html>KFP</html>",
+        );
+        assert!(with_flow(&c, |f| f.on_page(&r, None)).unwrap().is_none());
+    }
+
+    #[test]
+    fn other_401_or_403_is_not_mistaken_for_unsecured() {
+        let c = cfg("http://gw/pipeline", "local");
+        for status in [401, 403] {
+            let r = reply(
+                "GET",
+                "http://gw/pipeline",
+                status,
+                "text/plain",
+                "RBAC: access denied",
+            );
+            let err = with_flow(&c, |f| f.on_page(&r, None)).unwrap_err();
+            assert!(
+                matches!(err, Error::UnexpectedResponse { status: s, .. } if s == status),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn connector_selection_picks_the_requested_connector_or_lists_the_offer() {
+        let r = reply(
+            "GET",
+            "http://gw/dex/auth?client_id=c&response_type=code",
+            200,
+            "text/html",
+            SELECTION,
+        );
+        let next = with_flow(&cfg("http://gw/p", "ldap"), |f| f.on_page(&r, None)).unwrap();
+        assert_eq!(get_url(next), "http://gw/dex/auth/ldap?client_id=c&state=s");
+
+        let err = with_flow(&cfg("http://gw/p", "github"), |f| f.on_page(&r, None)).unwrap_err();
+        let Error::UnknownConnector { requested, offered } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            (requested.as_str(), offered),
+            ("github", vec!["local".to_owned(), "ldap".to_owned()])
+        );
+    }
+
+    #[test]
+    fn password_form_is_posted_to_its_action_once() {
+        let c = cfg("http://gw/p", "local");
+        let r = reply(
+            "GET",
+            "http://gw/dex/auth/local/login?back=&state=s1",
+            200,
+            "text/html",
+            PASSWORD,
+        );
+        with_flow(&c, |f| {
+            match f.on_page(&r, None).unwrap() {
+                Some(Next::PostCredentials(u, hidden)) => {
+                    assert_eq!(u.as_str(), "http://gw/dex/auth/local/login?back=&state=s1");
+                    assert!(hidden.is_empty());
+                }
+                _ => panic!("expected the credentials post"),
+            }
+            assert!(f.submitted && f.is_dex(&Url::parse("http://gw/dex/approval").unwrap()));
+            // The form again after the post: 401 on Dex >= 2.36, 200 before.
+            for status in [401, 200] {
+                let again = reply(
+                    "POST",
+                    "http://gw/dex/auth/local/login?back=&state=s1",
+                    status,
+                    "text/html",
+                    PASSWORD,
+                );
+                let err = f.on_page(&again, None).unwrap_err();
+                assert!(matches!(err, Error::InvalidCredentials { status: s, .. } if s == status));
+                assert!(
+                    !err.to_string().contains("s1"),
+                    "query values are redacted: {err}"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn approval_form_is_granted_at_the_page_url() {
+        let c = cfg("http://gw/p", "local");
+        with_flow(&c, |f| {
+            f.note_dex(&Url::parse("http://gw/dex/auth/local/login").unwrap());
+            let r = reply(
+                "GET",
+                "http://gw/dex/approval?req=r1&hmac=h",
+                200,
+                "text/html",
+                APPROVAL,
+            );
+            match f.on_page(&r, None).unwrap() {
+                Some(Next::Post(u, fields)) => {
+                    assert_eq!(u.as_str(), "http://gw/dex/approval?req=r1&hmac=h");
+                    assert_eq!(
+                        fields,
+                        vec![
+                            ("req".into(), "r1".into()),
+                            ("approval".into(), "approve".into())
+                        ]
+                    );
+                }
+                _ => panic!("expected the approval post"),
+            }
+        });
+    }
+
+    #[test]
+    fn failed_shortcut_falls_back_to_the_selection_page() {
+        let c = cfg("http://gw/p", "ldap");
+        with_flow(&c, |f| {
+            let auth =
+                Url::parse("http://gw/dex/auth?client_id=c&response_type=code&state=s").unwrap();
+            let short = f.connector_shortcut(&auth).expect("shortcut");
+            assert_eq!(
+                short.as_str(),
+                "http://gw/dex/auth/ldap?client_id=c&response_type=code&state=s"
+            );
+            assert!(f.connector_shortcut(&auth).is_none(), "tried once only");
+            let notfound = reply(
+                "GET",
+                short.as_str(),
+                404,
+                "text/html",
+                r#"<p class="dex-error-box">Requested resource does not exist.</p>"#,
+            );
+            assert_eq!(
+                get_url(f.on_page(&notfound, Some(auth.clone())).unwrap()),
+                auth.as_str()
+            );
+            // Without a fallback the same page is Dex's error, quoted.
+            let err = f.on_page(&notfound, None).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("Dex says: Requested resource does not exist."),
+                "{err}"
+            );
+        });
+    }
+
+    #[test]
+    fn no_shortcut_when_the_gateway_names_the_connector() {
+        let c = cfg("http://gw/p", "local");
+        let auth =
+            Url::parse("http://gw/dex/auth?client_id=c&response_type=code&connector_id=local")
+                .unwrap();
+        assert!(with_flow(&c, |f| f.connector_shortcut(&auth)).is_none());
+        let not_auth = Url::parse("http://gw/oauth/auth?x=1").unwrap();
+        assert!(with_flow(&c, |f| f.connector_shortcut(&not_auth)).is_none());
+    }
+
+    #[test]
+    fn dex_redirecting_to_another_connector_is_refused() {
+        let c = cfg("http://gw/p", "local");
+        with_flow(&c, |f| {
+            f.note_dex(&Url::parse("http://gw/dex/auth").unwrap());
+            let err = f
+                .check_connector_redirect(&Url::parse("http://gw/dex/auth/ldap?x=1").unwrap())
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::UnknownConnector { ref offered, .. } if offered == &["ldap"])
+            );
+            assert!(
+                f.check_connector_redirect(&Url::parse("http://gw/dex/auth/local?x=1").unwrap())
+                    .is_ok()
+            );
+            assert!(
+                f.check_connector_redirect(&Url::parse("http://gw/dex/auth/local/login").unwrap())
+                    .is_ok()
+            );
+        });
+    }
+
+    #[test]
+    fn redirects_that_cannot_be_followed() {
+        let c = cfg("http://gw/p", "local");
+        with_flow(&c, |f| {
+            let e = f
+                .redirect_target(&redirect(
+                    "POST",
+                    "http://gw/dex/auth/local/login",
+                    307,
+                    Some("/elsewhere"),
+                ))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("does not re-send credentials"),
+                "{e}"
+            );
+            let e = f
+                .redirect_target(&redirect("GET", "http://gw/p", 302, None))
+                .unwrap_err();
+            assert!(e.to_string().contains("without a Location"), "{e}");
+            let e = f
+                .redirect_target(&redirect(
+                    "GET",
+                    "http://gw/p",
+                    302,
+                    Some("javascript:alert(1)"),
+                ))
+                .unwrap_err();
+            assert!(e.to_string().contains("scheme `javascript`"), "{e}");
+            let ok = f
+                .redirect_target(&redirect("GET", "http://gw/a/b", 302, Some("../c?d=1")))
+                .unwrap();
+            assert_eq!(ok.as_str(), "http://gw/c?d=1");
+        });
+    }
+
+    #[test]
+    fn callback_finishes_only_with_a_cookie_for_the_api() {
+        let c = cfg("http://gw/pipeline", "local");
+        with_flow(&c, |f| {
+            let cb = redirect(
+                "GET",
+                "http://gw/oauth2/callback?code=x&state=y",
+                302,
+                Some("/pipeline"),
+            );
+            let e = f.finish(&cb).unwrap_err();
+            assert!(e.to_string().contains("set no cookie"), "{e}");
+
+            let csrf = reply(
+                "GET",
+                "http://gw/oauth2/callback?code=x&state=y",
+                403,
+                "text/html",
+                "<p>Unable to find a valid CSRF token. Please try again.</p>",
+            );
+            assert!(f.finish(&csrf).unwrap_err().to_string().contains("CSRF"));
+
+            let url = Url::parse("http://gw/oauth2/callback").unwrap();
+            f.jar
+                .parse("oauth2_proxy_kubeflow=v1; Path=/; HttpOnly", &url)
+                .unwrap();
+            f.jar.parse("other=v2; Path=/elsewhere", &url).unwrap();
+            assert_eq!(
+                f.finish(&cb).unwrap().expose_secret(),
+                "oauth2_proxy_kubeflow=v1"
+            );
+        });
+    }
 
     #[test]
     fn dex_prefix_from_paths() {

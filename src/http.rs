@@ -229,10 +229,14 @@ impl Transport {
     }
 }
 
-/// The `Cookie` header value the jar holds for `url`: `k1=v1; k2=v2`.
+/// The `Cookie` header value the jar holds for `url`: `k1=v1; k2=v2`, in RFC 6265
+/// order (longer paths first, then oldest first; the jar keeps insertion order).
 pub fn cookie_header(jar: &CookieStore, url: &Url) -> String {
-    jar.get_request_values(url)
-        .map(|(k, v)| format!("{k}={v}"))
+    let mut cookies = jar.matches(url);
+    cookies.sort_by_key(|c| std::cmp::Reverse(AsRef::<str>::as_ref(&c.path).len()));
+    cookies
+        .iter()
+        .map(|c| format!("{}={}", c.name(), c.value()))
         .collect::<Vec<_>>()
         .join("; ")
 }
