@@ -255,10 +255,10 @@ fn chain(e: &reqwest::Error) -> String {
     let mut cur: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(err) = cur {
         let s = err.to_string();
-        if !parts.contains(&s) {
+        if !parts.iter().any(|p: &String| p.contains(&s)) {
             parts.push(s);
         }
-        cur = err.source();
+        cur = next_down(err);
     }
     if parts.is_empty() {
         // Only reqwest's top line is left, and it embeds the URL: name the kind instead.
@@ -276,32 +276,57 @@ fn chain(e: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
+/// The next error down the chain. `io::Error::source()` skips the error it wraps,
+/// so for an `io::Error` the wrapped error itself comes next.
+fn next_down<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if let Some(io) = err.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+    {
+        return Some(inner);
+    }
+    err.source()
+}
+
 fn has_source<T: StdError + 'static>(e: &reqwest::Error) -> bool {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
         if err.is::<T>() {
             return true;
         }
-        cur = err.source();
+        cur = next_down(err);
     }
     false
 }
 
-/// A rustls error anywhere in the chain, including inside `io::Error`s, whose
-/// `source()` skips the error they wrap.
+/// A rustls error anywhere in the chain.
 fn find_tls_error(e: &reqwest::Error) -> Option<String> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(t) = err.downcast_ref::<rustls::Error>() {
-            return Some(t.to_string());
+            return Some(describe_tls(t));
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(t) = inner.downcast_ref::<rustls::Error>()
-        {
-            return Some(t.to_string());
-        }
-        cur = err.source();
+        cur = next_down(err);
     }
     None
+}
+
+/// rustls's certificate errors in words a user can act on, with rustls's own text after them.
+fn describe_tls(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let what = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "the certificate is signed by a CA this machine does not trust",
+            C::Expired | C::ExpiredContext { .. } => "the certificate has expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet",
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the certificate is not valid for this host name"
+            }
+            C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => {
+                "the server presents a CA certificate as its own, as self-signed certificates do"
+            }
+            _ => "the certificate was rejected",
+        },
+        _ => "the TLS handshake failed",
+    };
+    format!("{what} ({e})")
 }

@@ -112,3 +112,27 @@ def test_error_hierarchy() -> None:
     # Code written for the documented class catches RuntimeError.
     assert issubclass(kfp_auth.KFPAuthError, RuntimeError)
     assert kfp_auth.KFPAuthError.__module__ == "kfp_auth"
+
+
+def test_ctrl_c_interrupts_a_login(silent_server: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, time
+from kfp_auth import KFPClientManager
+m = KFPClientManager({silent_server!r}, 'u', 'p', timeout=120)
+print('ready', flush=True)
+try:
+    m.get_session_cookies()
+except KeyboardInterrupt:
+    print('interrupted', flush=True)
+"""
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert out.strip() == "interrupted"

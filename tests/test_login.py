@@ -104,3 +104,55 @@ def test_dex_down(own_kubeflow: Stack) -> None:
     assert ei.value.status == 502
     assert "/dex/auth/local" in ei.value.url
     assert "is Dex running?" in str(ei.value)
+
+
+@pytest.fixture(scope="module")
+def kubeflow_19(tmp_path_factory: pytest.TempPathFactory):
+    """Kubeflow 1.9: skip_provider_button=true and no prompt, so oauth2-proxy sends
+    approval_prompt=force and Dex shows its approval screen despite skipApprovalScreen."""
+    import stack
+
+    with stack.start_kubeflow_stack(tmp_path_factory.mktemp("kf19"), skip_provider_button=True, prompt=None) as s:
+        yield s
+
+
+def test_kubeflow_19_redirect_and_approval_screen(kubeflow_19: Stack) -> None:
+    m = KFPClientManager(kubeflow_19.api_url, FAST_USER, FAST_PASSWORD)
+    cookies = m.get_session_cookies()
+    assert cookies.startswith("oauth2_proxy_kubeflow=")
+    assert get(kubeflow_19.gateway_url + "/pipeline/apis/v2beta1/healthz", cookies) == 200
+    # The approval screen was really shown and granted: Dex's log has the approval POST.
+    proxy_log = (kubeflow_19.workdir / "oauth2-proxy.log").read_text()
+    assert 'POST /dex/ "/dex/approval?req=' in proxy_log
+    assert 'GET - "/pipeline" HTTP/1.1 "kfp-auth' in proxy_log and " 302 " in proxy_log
+
+
+def test_login_releases_the_gil(tmp_path) -> None:
+    """Another Python thread keeps running while a login waits on the network."""
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)  # accepts into the backlog and never answers
+    ticks = 0
+    done = threading.Event()
+
+    def tick() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            time.sleep(0.01)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        with pytest.raises(kfp_auth.LoginTimeoutError):
+            KFPClientManager(f"http://127.0.0.1:{srv.getsockname()[1]}/p", "u", "p", timeout=1.0).get_session_cookies()
+    finally:
+        done.set()
+        t.join()
+        srv.close()
+    # ~100 ticks fit in the second the login waited; a held GIL would allow almost none.
+    assert ticks > 30

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -88,7 +89,9 @@ class Proc:
             if self.popen.poll() is not None:
                 raise StackError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.health_url, timeout=2) as r:
+                # Test certificates are self-signed: readiness does not verify them.
+                with urllib.request.urlopen(self.health_url, timeout=2,
+                                            context=ssl._create_unverified_context()) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, OSError):
@@ -206,13 +209,27 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
     return args
 
 
-def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api") -> tuple[Proc, str]:
+def self_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A fresh self-signed certificate for `host`, made per test run with the openssl CLI."""
+    cert, key = workdir / "tls.crt", workdir / "tls.key"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+                        "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise StackError(f"openssl could not make a test certificate: {r.stderr}")
+    return cert, key
+
+
+def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
+                  tls: tuple[Path, Path] | None = None) -> tuple[Proc, str]:
     port = free_port()
     argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
             "--grant", f"{USER}={NAMESPACE}", "--grant", f"{FAST_USER}={FAST_NAMESPACE}"]
     if require_auth:
         argv.append("--require-auth")
-    url = f"http://127.0.0.1:{port}"
+    if tls:
+        argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     proc = Proc(name, argv, url + "/_test/ready", workdir / f"{name}.log")
     proc.start()
     return proc, url

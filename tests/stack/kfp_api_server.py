@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import ssl
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -160,6 +161,8 @@ def main() -> None:
     p.add_argument("--require-auth", action="store_true")
     p.add_argument("--grant", action="append", default=[], metavar="EMAIL=NAMESPACE")
     p.add_argument("--log")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="and this key (PEM)")
     a = p.parse_args()
     grants: dict[str, set[str]] = {}
     for g in a.grant:
@@ -167,7 +170,12 @@ def main() -> None:
         grants.setdefault(email, set()).add(ns)
     Handler.state = State(a.require_auth, grants, a.log)
     ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer((a.host, a.port), Handler).serve_forever()
+    server = ThreadingHTTPServer((a.host, a.port), Handler)
+    if a.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.serve_forever()
 
 
 if __name__ == "__main__":
