@@ -2,7 +2,7 @@
 //! running core futures on the shared runtime with the GIL released.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::create_exception;
@@ -133,7 +133,23 @@ fn block_on<T: Send>(
 #[pyclass(module = "kfp_auth._native", frozen)]
 pub struct DexSession {
     cfg: Arc<LoginConfig>,
-    transport: Arc<Transport>,
+    /// The HTTP client and the process that built it: its pooled connections
+    /// belong to that process's runtime, so a forked child builds its own.
+    transport: Mutex<(u32, Arc<Transport>)>,
+}
+
+impl DexSession {
+    fn transport(&self, py: Python<'_>) -> PyResult<Arc<Transport>> {
+        let mut slot = self.transport.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if slot.0 != pid {
+            *slot = (
+                pid,
+                Arc::new(Transport::new(&self.cfg.options).map_err(|e| to_py(py, e))?),
+            );
+        }
+        Ok(slot.1.clone())
+    }
 }
 
 #[pymethods]
@@ -175,13 +191,13 @@ impl DexSession {
         let transport = Transport::new(&cfg.options).map_err(|e| to_py(py, e))?;
         Ok(DexSession {
             cfg: Arc::new(cfg),
-            transport: Arc::new(transport),
+            transport: Mutex::new((std::process::id(), Arc::new(transport))),
         })
     }
 
     /// Log in and return the `Cookie` header value for `api_url` (`""` when unsecured).
     fn login(&self, py: Python<'_>) -> PyResult<String> {
-        let (cfg, transport) = (self.cfg.clone(), self.transport.clone());
+        let (cfg, transport) = (self.cfg.clone(), self.transport(py)?);
         let session = block_on(
             py,
             async move { crate::flow::login(&cfg, &transport).await },

@@ -1,13 +1,25 @@
 //! The one tokio runtime every login runs on, created on first use.
+//!
+//! A forked child (multiprocessing's default start method on Linux) inherits
+//! the parent's runtime without its worker threads, and anything blocked on it
+//! would wait forever. So the runtime is per process: a child builds its own,
+//! and the parent's copy is left alone (dropping it would join threads that do
+//! not exist in the child).
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use tokio::runtime::{Builder, Runtime};
 
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
 
 pub fn runtime() -> std::io::Result<&'static Runtime> {
-    if let Some(rt) = RUNTIME.get() {
+    let pid = std::process::id();
+    let mut slot = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((owner, rt)) = *slot
+        && owner == pid
+    {
         return Ok(rt);
     }
     // Two workers: logins are I/O-bound, and this machine class has two cores.
@@ -16,6 +28,7 @@ pub fn runtime() -> std::io::Result<&'static Runtime> {
         .thread_name("kfp-auth-io")
         .enable_all()
         .build()?;
-    // If another thread won the race, ours is dropped here, outside any runtime.
-    Ok(RUNTIME.get_or_init(|| rt))
+    let rt: &'static Runtime = Box::leak(Box::new(rt));
+    *slot = Some((pid, rt));
+    Ok(rt)
 }

@@ -156,3 +156,25 @@ def test_login_releases_the_gil(tmp_path) -> None:
         srv.close()
     # ~100 ticks fit in the second the login waited; a held GIL would allow almost none.
     assert ticks > 30
+
+
+def test_a_forked_child_can_log_in(kubeflow: Stack) -> None:
+    """multiprocessing forks on Linux: the child must not inherit a runtime with no threads."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, sys
+from kfp_auth import KFPClientManager
+m = KFPClientManager({kubeflow.api_url!r}, {FAST_USER!r}, {FAST_PASSWORD!r}, timeout=20)
+assert m.get_session_cookies().startswith('oauth2_proxy_kubeflow=')
+pid = os.fork()
+if pid == 0:
+    ok = m.get_session_cookies().startswith('oauth2_proxy_kubeflow=')
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print('child', os.waitstatus_to_exitcode(status))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "child 0"
