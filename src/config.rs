@@ -118,13 +118,7 @@ mod tests {
     use super::*;
 
     fn cfg(url: &str, connector: &str) -> Result<LoginConfig> {
-        LoginConfig::new(
-            url,
-            "u",
-            SecretString::from("p"),
-            connector,
-            Options::default(),
-        )
+        LoginConfig::new(url, "u", SecretString::from("p"), connector, Options::default())
     }
 
     #[test]
@@ -136,16 +130,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_connector_ids() {
-        for id in [
-            "",
-            "a/b",
-            "a b",
-            "ldap?x=1",
-            "%2F",
-            "..",
-            "é",
-            &"x".repeat(129),
-        ] {
+        for id in ["", "a/b", "a b", "ldap?x=1", "%2F", "..", "é", &"x".repeat(129)] {
             let err = cfg("http://h/pipeline", id).unwrap_err();
             assert!(
                 matches!(
@@ -162,20 +147,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls_without_echoing_them() {
-        for u in [
-            "localhost:8080/pipeline",
-            "ftp://h/x",
-            "not a url",
-            "http://",
-        ] {
+        for u in ["localhost:8080/pipeline", "ftp://h/x", "not a url", "http://"] {
             assert!(
-                matches!(
-                    cfg(u, "local"),
-                    Err(Error::InvalidArgument {
-                        name: "api_url",
-                        ..
-                    })
-                ),
+                matches!(cfg(u, "local"), Err(Error::InvalidArgument { name: "api_url", .. })),
                 "{u}"
             );
         }

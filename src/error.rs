@@ -27,10 +27,7 @@ pub enum Error {
         "Dex has no connector `{requested}`; it offers: {}. Set dex_auth_type to one of them",
         if offered.is_empty() { "none that could be read".to_owned() } else { offered.join(", ") }
     )]
-    UnknownConnector {
-        requested: String,
-        offered: Vec<String>,
-    },
+    UnknownConnector { requested: String, offered: Vec<String> },
 
     /// A status or page that no Kubeflow login path produces at that step.
     #[error("unexpected answer during login: {method} {url} gave HTTP {status}: {detail}")]
@@ -71,9 +68,7 @@ pub enum Error {
     Tls { url: String, detail: String },
 
     /// No TCP connection could be made, or it broke.
-    #[error(
-        "could not connect to {url}: {detail}; check api_url and that the gateway is reachable"
-    )]
+    #[error("could not connect to {url}: {detail}; check api_url and that the gateway is reachable")]
     Connect { url: String, detail: String },
 
     /// A request took longer than the timeout.

@@ -143,18 +143,9 @@ impl Flow<'_> {
                     .await
             }
             Next::Post(u, fields) => {
-                let fields: Vec<(&str, &str)> = fields
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
+                let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 self.transport
-                    .send(
-                        Method::POST,
-                        u,
-                        Some(&fields),
-                        &mut self.jar,
-                        &mut self.history,
-                    )
+                    .send(Method::POST, u, Some(&fields), &mut self.jar, &mut self.history)
                     .await
             }
             Next::PostCredentials(u, hidden) => {
@@ -166,13 +157,7 @@ impl Flow<'_> {
                 fields.push(("login", &self.cfg.username));
                 fields.push(("password", self.cfg.password.expose_secret()));
                 self.transport
-                    .send(
-                        Method::POST,
-                        u,
-                        Some(&fields),
-                        &mut self.jar,
-                        &mut self.history,
-                    )
+                    .send(Method::POST, u, Some(&fields), &mut self.jar, &mut self.history)
                     .await
             }
         }
@@ -186,10 +171,7 @@ impl Flow<'_> {
         // 401 with `{}`. Its sign-in flow starts at `<prefix>/start`; we assume the
         // default `/oauth2` prefix, since the 401 does not name it.
         if status == StatusCode::UNAUTHORIZED && reply.is_json() && !self.started() {
-            let mut start = reply
-                .url
-                .join("/oauth2/start")
-                .expect("absolute path joins");
+            let mut start = reply.url.join("/oauth2/start").expect("absolute path joins");
             start.query_pairs_mut().append_pair("rd", &self.rd());
             self.proxy_started = true;
             return Ok(Some(Next::Get(start)));
@@ -286,10 +268,7 @@ impl Flow<'_> {
 
     fn is_dex(&self, u: &Url) -> bool {
         self.dex.as_ref().is_some_and(|d| {
-            u.origin() == d.origin
-                && u.path()
-                    .strip_prefix(&d.prefix)
-                    .is_some_and(|r| r.starts_with('/'))
+            u.origin() == d.origin && u.path().strip_prefix(&d.prefix).is_some_and(|r| r.starts_with('/'))
         })
     }
 
@@ -310,8 +289,7 @@ impl Flow<'_> {
     /// can go straight to `<prefix>/auth/<connector>`: one round trip fewer than
     /// reading the selection page or following Dex's own redirect.
     fn connector_shortcut(&mut self, target: &Url) -> Option<Url> {
-        if self.submitted || !target.path().ends_with("/auth") || !is_authorization_request(target)
-        {
+        if self.submitted || !target.path().ends_with("/auth") || !is_authorization_request(target) {
             return None;
         }
         self.note_dex(target);
@@ -369,16 +347,14 @@ impl Flow<'_> {
 
     /// Resolve a link against the reply's URL; only http(s) targets are followed.
     fn resolve(&self, reply: &Reply, href: &str) -> Result<Url> {
-        let u = reply.url.join(href.trim()).map_err(|e| {
-            self.unexpected(reply, format!("a link or Location that is not a URL ({e})"))
-        })?;
+        let u = reply
+            .url
+            .join(href.trim())
+            .map_err(|e| self.unexpected(reply, format!("a link or Location that is not a URL ({e})")))?;
         if !matches!(u.scheme(), "http" | "https") {
             return Err(self.unexpected(
                 reply,
-                format!(
-                    "a link or Location with scheme `{}`, not http(s)",
-                    u.scheme()
-                ),
+                format!("a link or Location with scheme `{}`, not http(s)", u.scheme()),
             ));
         }
         Ok(u)
@@ -434,23 +410,10 @@ mod tests {
     use crate::config::Options;
 
     fn cfg(api_url: &str, connector: &str) -> LoginConfig {
-        LoginConfig::new(
-            api_url,
-            "jane",
-            SecretString::from("pw"),
-            connector,
-            Options::default(),
-        )
-        .unwrap()
+        LoginConfig::new(api_url, "jane", SecretString::from("pw"), connector, Options::default()).unwrap()
     }
 
-    fn reply(
-        method: &'static str,
-        url: &str,
-        status: u16,
-        content_type: &str,
-        body: &str,
-    ) -> Reply {
+    fn reply(method: &'static str, url: &str, status: u16, content_type: &str, body: &str) -> Reply {
         Reply {
             method,
             url: Url::parse(url).unwrap(),
@@ -492,7 +455,8 @@ mod tests {
         }
     }
 
-    const SIGN_IN: &str = r#"<form method="GET" action="/oauth2/start"><input type="hidden" name="rd" value="/x"></form>"#;
+    const SIGN_IN: &str =
+        r#"<form method="GET" action="/oauth2/start"><input type="hidden" name="rd" value="/x"></form>"#;
     const PASSWORD: &str = r#"<form method="post" action="/dex/auth/local/login?back=&amp;state=s1">
         <input name="login"><input name="password" type="password"></form>"#;
     const SELECTION: &str = r#"<a href="/dex/auth/local?client_id=c&amp;state=s">x</a><a href="/dex/auth/ldap?client_id=c&amp;state=s">y</a>"#;
@@ -504,13 +468,7 @@ mod tests {
         let c = cfg("http://gw/pipeline?ns=a&x=1", "local");
         let next = with_flow(&c, |f| {
             f.on_page(
-                &reply(
-                    "GET",
-                    "http://gw/pipeline?ns=a&x=1",
-                    403,
-                    "text/html",
-                    SIGN_IN,
-                ),
+                &reply("GET", "http://gw/pipeline?ns=a&x=1", 403, "text/html", SIGN_IN),
                 None,
             )
         });
@@ -540,13 +498,7 @@ mod tests {
     #[test]
     fn plain_200_before_any_login_step_is_unsecured() {
         let c = cfg("http://kfp:3000/pipeline", "local");
-        let r = reply(
-            "GET",
-            "http://kfp:3000/pipeline",
-            200,
-            "text/html",
-            "<html>KFP</html>",
-        );
+        let r = reply("GET", "http://kfp:3000/pipeline", 200, "text/html", "<html>KFP</html>");
         assert!(with_flow(&c, |f| f.on_page(&r, None)).unwrap().is_none());
     }
 
@@ -554,13 +506,7 @@ mod tests {
     fn other_401_or_403_is_not_mistaken_for_unsecured() {
         let c = cfg("http://gw/pipeline", "local");
         for status in [401, 403] {
-            let r = reply(
-                "GET",
-                "http://gw/pipeline",
-                status,
-                "text/plain",
-                "RBAC: access denied",
-            );
+            let r = reply("GET", "http://gw/pipeline", status, "text/plain", "RBAC: access denied");
             let err = with_flow(&c, |f| f.on_page(&r, None)).unwrap_err();
             assert!(
                 matches!(err, Error::UnexpectedResponse { status: s, .. } if s == status),
@@ -621,10 +567,7 @@ mod tests {
                 );
                 let err = f.on_page(&again, None).unwrap_err();
                 assert!(matches!(err, Error::InvalidCredentials { status: s, .. } if s == status));
-                assert!(
-                    !err.to_string().contains("s1"),
-                    "query values are redacted: {err}"
-                );
+                assert!(!err.to_string().contains("s1"), "query values are redacted: {err}");
             }
         });
     }
@@ -646,10 +589,7 @@ mod tests {
                     assert_eq!(u.as_str(), "http://gw/dex/approval?req=r1&hmac=h");
                     assert_eq!(
                         fields,
-                        vec![
-                            ("req".into(), "r1".into()),
-                            ("approval".into(), "approve".into())
-                        ]
+                        vec![("req".into(), "r1".into()), ("approval".into(), "approve".into())]
                     );
                 }
                 _ => panic!("expected the approval post"),
@@ -661,8 +601,7 @@ mod tests {
     fn failed_shortcut_falls_back_to_the_selection_page() {
         let c = cfg("http://gw/p", "ldap");
         with_flow(&c, |f| {
-            let auth =
-                Url::parse("http://gw/dex/auth?client_id=c&response_type=code&state=s").unwrap();
+            let auth = Url::parse("http://gw/dex/auth?client_id=c&response_type=code&state=s").unwrap();
             let short = f.connector_shortcut(&auth).expect("shortcut");
             assert_eq!(
                 short.as_str(),
@@ -683,8 +622,7 @@ mod tests {
             // Without a fallback the same page is Dex's error, quoted.
             let err = f.on_page(&notfound, None).unwrap_err();
             assert!(
-                err.to_string()
-                    .contains("Dex says: Requested resource does not exist."),
+                err.to_string().contains("Dex says: Requested resource does not exist."),
                 "{err}"
             );
         });
@@ -693,9 +631,7 @@ mod tests {
     #[test]
     fn no_shortcut_when_the_gateway_names_the_connector() {
         let c = cfg("http://gw/p", "local");
-        let auth =
-            Url::parse("http://gw/dex/auth?client_id=c&response_type=code&connector_id=local")
-                .unwrap();
+        let auth = Url::parse("http://gw/dex/auth?client_id=c&response_type=code&connector_id=local").unwrap();
         assert!(with_flow(&c, |f| f.connector_shortcut(&auth)).is_none());
         let not_auth = Url::parse("http://gw/oauth/auth?x=1").unwrap();
         assert!(with_flow(&c, |f| f.connector_shortcut(&not_auth)).is_none());
@@ -709,9 +645,7 @@ mod tests {
             let err = f
                 .check_connector_redirect(&Url::parse("http://gw/dex/auth/ldap?x=1").unwrap())
                 .unwrap_err();
-            assert!(
-                matches!(err, Error::UnknownConnector { ref offered, .. } if offered == &["ldap"])
-            );
+            assert!(matches!(err, Error::UnknownConnector { ref offered, .. } if offered == &["ldap"]));
             assert!(
                 f.check_connector_redirect(&Url::parse("http://gw/dex/auth/local?x=1").unwrap())
                     .is_ok()
@@ -735,21 +669,13 @@ mod tests {
                     Some("/elsewhere"),
                 ))
                 .unwrap_err();
-            assert!(
-                e.to_string().contains("does not re-send credentials"),
-                "{e}"
-            );
+            assert!(e.to_string().contains("does not re-send credentials"), "{e}");
             let e = f
                 .redirect_target(&redirect("GET", "http://gw/p", 302, None))
                 .unwrap_err();
             assert!(e.to_string().contains("without a Location"), "{e}");
             let e = f
-                .redirect_target(&redirect(
-                    "GET",
-                    "http://gw/p",
-                    302,
-                    Some("javascript:alert(1)"),
-                ))
+                .redirect_target(&redirect("GET", "http://gw/p", 302, Some("javascript:alert(1)")))
                 .unwrap_err();
             assert!(e.to_string().contains("scheme `javascript`"), "{e}");
             let ok = f
@@ -782,14 +708,9 @@ mod tests {
             assert!(f.finish(&csrf).unwrap_err().to_string().contains("CSRF"));
 
             let url = Url::parse("http://gw/oauth2/callback").unwrap();
-            f.jar
-                .parse("oauth2_proxy_kubeflow=v1; Path=/; HttpOnly", &url)
-                .unwrap();
+            f.jar.parse("oauth2_proxy_kubeflow=v1; Path=/; HttpOnly", &url).unwrap();
             f.jar.parse("other=v2; Path=/elsewhere", &url).unwrap();
-            assert_eq!(
-                f.finish(&cb).unwrap().expose_secret(),
-                "oauth2_proxy_kubeflow=v1"
-            );
+            assert_eq!(f.finish(&cb).unwrap().expose_secret(), "oauth2_proxy_kubeflow=v1");
         });
     }
 
@@ -809,8 +730,6 @@ mod tests {
         assert!(is_authorization_request(&u(
             "http://h/dex/auth?client_id=a&response_type=code"
         )));
-        assert!(!is_authorization_request(&u(
-            "http://h/dex/auth?client_id=a"
-        )));
+        assert!(!is_authorization_request(&u("http://h/dex/auth?client_id=a")));
     }
 }

@@ -42,11 +42,9 @@ impl Reply {
     }
 
     pub fn is_json(&self) -> bool {
-        self.content_type.as_deref().is_some_and(|c| {
-            c.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        })
+        self.content_type
+            .as_deref()
+            .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"))
     }
 }
 
@@ -121,14 +119,12 @@ impl Transport {
             .header(header::ACCEPT, ACCEPT_HTML);
         let cookies = cookie_header(jar, url);
         if !cookies.is_empty() {
-            let mut value =
-                HeaderValue::from_str(&cookies).map_err(|_| Error::UnexpectedResponse {
-                    method: method_name,
-                    url: redact::url(url),
-                    status: 0,
-                    detail: "a cookie set earlier in the login cannot be sent back as a header"
-                        .into(),
-                })?;
+            let mut value = HeaderValue::from_str(&cookies).map_err(|_| Error::UnexpectedResponse {
+                method: method_name,
+                url: redact::url(url),
+                status: 0,
+                detail: "a cookie set earlier in the login cannot be sent back as a header".into(),
+            })?;
             value.set_sensitive(true);
             req = req.header(header::COOKIE, value);
         }
@@ -318,9 +314,7 @@ fn describe_tls(e: &rustls::Error) -> String {
             C::UnknownIssuer => "the certificate is signed by a CA this machine does not trust",
             C::Expired | C::ExpiredContext { .. } => "the certificate has expired",
             C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet",
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                "the certificate is not valid for this host name"
-            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => "the certificate is not valid for this host name",
             C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => {
                 "the server presents a CA certificate as its own, as self-signed certificates do"
             }

@@ -39,8 +39,7 @@ pub enum Page {
 
 macro_rules! sel {
     ($name:ident, $css:expr) => {
-        static $name: LazyLock<Selector> =
-            LazyLock::new(|| Selector::parse($css).expect("static selector"));
+        static $name: LazyLock<Selector> = LazyLock::new(|| Selector::parse($css).expect("static selector"));
     };
 }
 sel!(FORM, "form");
@@ -55,9 +54,7 @@ pub fn classify(html: &str) -> Page {
     let doc = Html::parse_document(html);
 
     for form in doc.select(&FORM) {
-        if form.select(&PASSWORD_INPUT).next().is_some()
-            && form.select(&LOGIN_INPUT).next().is_some()
-        {
+        if form.select(&PASSWORD_INPUT).next().is_some() && form.select(&LOGIN_INPUT).next().is_some() {
             return Page::Password {
                 form: read_form(form),
                 invalid: doc.select(&LOGIN_ERROR).next().is_some(),
@@ -66,11 +63,7 @@ pub fn classify(html: &str) -> Page {
     }
     for form in doc.select(&FORM) {
         let f = read_form(form);
-        let has = |k: &str, v: Option<&str>| {
-            f.hidden
-                .iter()
-                .any(|(n, val)| n == k && v.is_none_or(|v| v == val))
-        };
+        let has = |k: &str, v: Option<&str>| f.hidden.iter().any(|(n, val)| n == k && v.is_none_or(|v| v == val));
         if has("req", None) && has("approval", Some("approve")) {
             return Page::Approval { form: f };
         }
@@ -104,17 +97,10 @@ fn read_form(form: ElementRef<'_>) -> Form {
         .map(str::to_owned);
     let hidden = form
         .select(&INPUT)
-        .filter(|i| {
-            i.value()
-                .attr("type")
-                .is_some_and(|t| t.eq_ignore_ascii_case("hidden"))
-        })
+        .filter(|i| i.value().attr("type").is_some_and(|t| t.eq_ignore_ascii_case("hidden")))
         .filter_map(|i| {
             let name = i.value().attr("name")?;
-            Some((
-                name.to_owned(),
-                i.value().attr("value").unwrap_or("").to_owned(),
-            ))
+            Some((name.to_owned(), i.value().attr("value").unwrap_or("").to_owned()))
         })
         .collect();
     Form { action, hidden }
@@ -198,10 +184,7 @@ mod tests {
         let Page::Password { form, invalid } = classify(PASSWORD) else {
             panic!()
         };
-        assert_eq!(
-            form.action.as_deref(),
-            Some("/dex/auth/local/login?back=&state=abc")
-        );
+        assert_eq!(form.action.as_deref(), Some("/dex/auth/local/login?back=&state=abc"));
         assert!(!invalid);
         assert!(matches!(
             classify(PASSWORD_INVALID),
@@ -217,10 +200,7 @@ mod tests {
         assert_eq!(form.action, None);
         assert_eq!(
             form.hidden,
-            vec![
-                ("req".into(), "r123".into()),
-                ("approval".into(), "approve".into())
-            ]
+            vec![("req".into(), "r123".into()), ("approval".into(), "approve".into())]
         );
     }
 
@@ -249,23 +229,14 @@ mod tests {
             Page::DexError("Connector ID does not match a valid Connector".into())
         );
         assert_eq!(classify("{}"), Page::Other);
-        assert_eq!(
-            classify("<html><body>Kubeflow Pipelines</body></html>"),
-            Page::Other
-        );
+        assert_eq!(classify("<html><body>Kubeflow Pipelines</body></html>"), Page::Other);
         assert_eq!(classify(""), Page::Other);
     }
 
     #[test]
     fn connector_ids_from_hrefs() {
-        assert_eq!(
-            connector_id_of("/dex/auth/local?x=1").as_deref(),
-            Some("local")
-        );
-        assert_eq!(
-            connector_id_of("http://h/dex/auth/my%2Did").as_deref(),
-            Some("my-id")
-        );
+        assert_eq!(connector_id_of("/dex/auth/local?x=1").as_deref(), Some("local"));
+        assert_eq!(connector_id_of("http://h/dex/auth/my%2Did").as_deref(), Some("my-id"));
         assert_eq!(connector_id_of("/dex/auth/local/login"), None);
         assert_eq!(connector_id_of("/dex/auth?x"), None);
         assert_eq!(connector_id_of("/other/local"), None);

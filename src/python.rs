@@ -65,9 +65,9 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::InvalidArgument { .. } => return PyValueError::new_err(msg),
         Error::InvalidCredentials { .. } => InvalidCredentialsError::new_err(msg),
         Error::UnknownConnector { .. } => UnknownConnectorError::new_err(msg),
-        Error::UnexpectedResponse { .. }
-        | Error::TooManySteps { .. }
-        | Error::BodyTooLarge { .. } => UnexpectedResponseError::new_err(msg),
+        Error::UnexpectedResponse { .. } | Error::TooManySteps { .. } | Error::BodyTooLarge { .. } => {
+            UnexpectedResponseError::new_err(msg)
+        }
         Error::Tls { .. } => TLSError::new_err(msg),
         Error::Connect { .. } | Error::Http { .. } => ConnectError::new_err(msg),
         Error::Timeout { .. } => LoginTimeoutError::new_err(msg),
@@ -79,8 +79,9 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
     };
     let none = || py.None().into_bound(py);
     let (status, url) = match &e {
-        Error::InvalidCredentials { status, url, .. }
-        | Error::UnexpectedResponse { status, url, .. } => (Some(*status), Some(url.clone())),
+        Error::InvalidCredentials { status, url, .. } | Error::UnexpectedResponse { status, url, .. } => {
+            (Some(*status), Some(url.clone()))
+        }
         Error::TooManySteps { url, .. }
         | Error::BodyTooLarge { url, .. }
         | Error::Tls { url, .. }
@@ -107,12 +108,8 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
 
 /// Run a core future on the shared runtime with the GIL released, waking every
 /// 100 ms to let Python handle signals, so Ctrl-C interrupts a login promptly.
-fn block_on<T: Send>(
-    py: Python<'_>,
-    fut: impl Future<Output = crate::Result<T>> + Send,
-) -> PyResult<T> {
-    let rt = runtime()
-        .map_err(|e| KFPAuthError::new_err(format!("could not start the I/O runtime: {e}")))?;
+fn block_on<T: Send>(py: Python<'_>, fut: impl Future<Output = crate::Result<T>> + Send) -> PyResult<T> {
+    let rt = runtime().map_err(|e| KFPAuthError::new_err(format!("could not start the I/O runtime: {e}")))?;
     let outcome: PyResult<crate::Result<T>> = py.detach(|| {
         rt.block_on(async {
             tokio::pin!(fut);
@@ -171,23 +168,15 @@ impl DexSession {
         let timeout = Duration::try_from_secs_f64(timeout)
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                PyValueError::new_err("invalid `timeout`: must be a positive number of seconds")
-            })?;
+            .ok_or_else(|| PyValueError::new_err("invalid `timeout`: must be a positive number of seconds"))?;
         let options = Options {
             skip_tls_verify,
             timeout,
             max_redirects,
             max_body_bytes,
         };
-        let cfg = LoginConfig::new(
-            api_url,
-            username,
-            SecretString::from(password),
-            connector,
-            options,
-        )
-        .map_err(|e| to_py(py, e))?;
+        let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)
+            .map_err(|e| to_py(py, e))?;
         let transport = Transport::new(&cfg.options).map_err(|e| to_py(py, e))?;
         Ok(DexSession {
             cfg: Arc::new(cfg),
@@ -198,10 +187,7 @@ impl DexSession {
     /// Log in and return the `Cookie` header value for `api_url` (`""` when unsecured).
     fn login(&self, py: Python<'_>) -> PyResult<String> {
         let (cfg, transport) = (self.cfg.clone(), self.transport(py)?);
-        let session = block_on(
-            py,
-            async move { crate::flow::login(&cfg, &transport).await },
-        )?;
+        let session = block_on(py, async move { crate::flow::login(&cfg, &transport).await })?;
         Ok(session.cookies.expose_secret().to_owned())
     }
 
@@ -246,18 +232,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<DexSession>()?;
     m.add("KFPAuthError", py.get_type::<KFPAuthError>())?;
-    m.add(
-        "InvalidCredentialsError",
-        py.get_type::<InvalidCredentialsError>(),
-    )?;
-    m.add(
-        "UnknownConnectorError",
-        py.get_type::<UnknownConnectorError>(),
-    )?;
-    m.add(
-        "UnexpectedResponseError",
-        py.get_type::<UnexpectedResponseError>(),
-    )?;
+    m.add("InvalidCredentialsError", py.get_type::<InvalidCredentialsError>())?;
+    m.add("UnknownConnectorError", py.get_type::<UnknownConnectorError>())?;
+    m.add("UnexpectedResponseError", py.get_type::<UnexpectedResponseError>())?;
     m.add("TLSError", py.get_type::<TLSError>())?;
     m.add("ConnectError", py.get_type::<ConnectError>())?;
     m.add("LoginTimeoutError", py.get_type::<LoginTimeoutError>())?;

@@ -45,15 +45,10 @@ mod tests {
 
     #[test]
     fn hides_secret_values_and_userinfo() {
-        let u = Url::parse(
-            "https://bob:hunter2@gw.example:8443/dex/approval?req=abc&hmac=SECRET&client_id=kf",
-        )
-        .unwrap();
+        let u =
+            Url::parse("https://bob:hunter2@gw.example:8443/dex/approval?req=abc&hmac=SECRET&client_id=kf").unwrap();
         let r = url(&u);
-        assert_eq!(
-            r,
-            "https://gw.example:8443/dex/approval?req=…&hmac=…&client_id=kf"
-        );
+        assert_eq!(r, "https://gw.example:8443/dex/approval?req=…&hmac=…&client_id=kf");
         assert!(!r.contains("hunter2") && !r.contains("SECRET") && !r.contains("bob"));
     }
 

@@ -14,9 +14,7 @@ static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
 
 pub fn runtime() -> std::io::Result<&'static Runtime> {
     let pid = std::process::id();
-    let mut slot = RUNTIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((owner, rt)) = *slot
         && owner == pid
     {

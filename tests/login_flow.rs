@@ -59,18 +59,12 @@ async fn serve(route: Arc<Route>, seen: Arc<Mutex<Vec<Req>>>) -> String {
                 let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
                 let mut lines = head.split("\r\n");
                 let mut first = lines.next().unwrap().split(' ');
-                let (method, target) = (
-                    first.next().unwrap().to_owned(),
-                    first.next().unwrap().to_owned(),
-                );
+                let (method, target) = (first.next().unwrap().to_owned(), first.next().unwrap().to_owned());
                 let headers: HashMap<String, String> = lines
                     .filter_map(|l| l.split_once(": "))
                     .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
                     .collect();
-                let len: usize = headers
-                    .get("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
+                let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
                 while buf.len() < head_end + len {
                     let n = sock.read(&mut chunk).await.unwrap_or(0);
                     if n == 0 {
@@ -142,55 +136,35 @@ fn kubeflow_19(req: &Req) -> Option<Resp> {
         ("GET", "/pipeline") if req.headers.contains_key("cookie") => resp(200, &[], "KFP UI"),
         ("GET", "/pipeline") => resp(
             302,
-            &[(
-                "Location",
-                "/dex/auth?client_id=kf&response_type=code&state=S",
-            )],
+            &[("Location", "/dex/auth?client_id=kf&response_type=code&state=S")],
             "",
         ),
         // The shortcut asks for `/auth/ldap` directly; this Dex only knows it through the selection page.
         ("GET", "/dex/auth/ldap") if !t.contains("via=selection") => {
             resp(404, &[], "<p class=\"dex-error-box\">Not found</p>")
         }
-        ("GET", "/dex/auth") => resp(
-            200,
-            &[],
-            &SELECTION.replace("state=S", "state=S&amp;via=selection"),
-        ),
+        ("GET", "/dex/auth") => resp(200, &[], &SELECTION.replace("state=S", "state=S&amp;via=selection")),
         ("GET", "/dex/auth/ldap") => resp(
             302,
             &[("Location", "/dex/auth/ldap/login?back=&state=AUTHREQ")],
             SELECTION,
         ),
         ("GET", "/dex/auth/ldap/login") => resp(200, &[], PASSWORD_PAGE),
-        ("POST", "/dex/auth/ldap/login")
-            if req.body == "login=jane%40example.com&password=p%40ss+w%26rd" =>
-        {
+        ("POST", "/dex/auth/ldap/login") if req.body == "login=jane%40example.com&password=p%40ss+w%26rd" => {
             resp(303, &[("Location", "/dex/approval?req=AUTHREQ&hmac=H")], "")
         }
         ("POST", "/dex/auth/ldap/login") => resp(401, &[], PASSWORD_PAGE),
         ("GET", "/dex/approval") => resp(200, &[], APPROVAL),
-        ("POST", "/dex/approval")
-            if req.body == "req=AUTHREQ&approval=approve" && t.contains("hmac=H") =>
-        {
+        ("POST", "/dex/approval") if req.body == "req=AUTHREQ&approval=approve" && t.contains("hmac=H") => {
             resp(303, &[("Location", "/oauth2/callback?code=C&state=S")], "")
         }
         ("GET", "/oauth2/callback") => Resp {
             status: 302,
             headers: vec![
                 ("Location", "/pipeline".into()),
-                (
-                    "Set-Cookie",
-                    "oauth2_proxy_kubeflow_csrf=; Path=/; Max-Age=0".into(),
-                ),
-                (
-                    "Set-Cookie",
-                    "oauth2_proxy_kubeflow_0=part0; Path=/; HttpOnly".into(),
-                ),
-                (
-                    "Set-Cookie",
-                    "oauth2_proxy_kubeflow_1=part1; Path=/; HttpOnly".into(),
-                ),
+                ("Set-Cookie", "oauth2_proxy_kubeflow_csrf=; Path=/; Max-Age=0".into()),
+                ("Set-Cookie", "oauth2_proxy_kubeflow_0=part0; Path=/; HttpOnly".into()),
+                ("Set-Cookie", "oauth2_proxy_kubeflow_1=part1; Path=/; HttpOnly".into()),
                 ("Set-Cookie", "unrelated=x; Path=/somewhere-else".into()),
             ],
             body: vec![],
@@ -203,12 +177,7 @@ fn kubeflow_19(req: &Req) -> Option<Resp> {
 async fn kubeflow_19_with_selection_ldap_approval_and_chunked_cookie() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let base = serve(Arc::new(kubeflow_19), seen.clone()).await;
-    let cfg = config(
-        &format!("{base}/pipeline"),
-        "p@ss w&rd",
-        "ldap",
-        Options::default(),
-    );
+    let cfg = config(&format!("{base}/pipeline"), "p@ss w&rd", "ldap", Options::default());
     let session = run(&cfg).await.expect("login");
 
     // Only the cookies /pipeline gets, every chunk, in the jar's order; the cleared CSRF cookie is gone.
@@ -259,17 +228,9 @@ async fn kubeflow_19_with_selection_ldap_approval_and_chunked_cookie() {
 #[tokio::test]
 async fn wrong_password_is_invalid_credentials() {
     let base = serve(Arc::new(kubeflow_19), Arc::default()).await;
-    let cfg = config(
-        &format!("{base}/pipeline"),
-        "nope",
-        "ldap",
-        Options::default(),
-    );
+    let cfg = config(&format!("{base}/pipeline"), "nope", "ldap", Options::default());
     let err = run(&cfg).await.unwrap_err();
-    assert!(
-        matches!(err, Error::InvalidCredentials { status: 401, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::InvalidCredentials { status: 401, .. }), "{err}");
     assert!(!err.to_string().contains("nope"));
 }
 
@@ -280,14 +241,9 @@ async fn unsecured_endpoint_gives_no_cookies() {
         Arc::default(),
     )
     .await;
-    let session = run(&config(
-        &format!("{base}/"),
-        "pw",
-        "local",
-        Options::default(),
-    ))
-    .await
-    .unwrap();
+    let session = run(&config(&format!("{base}/"), "pw", "local", Options::default()))
+        .await
+        .unwrap();
     assert!(session.unsecured);
     assert_eq!(session.cookies.expose_secret(), "");
 }
@@ -324,11 +280,7 @@ async fn redirect_loops_are_bounded() {
 #[tokio::test]
 async fn bodies_past_the_cap_are_refused() {
     let big = "x".repeat(64 * 1024);
-    let base = serve(
-        Arc::new(move |_: &Req| Some(resp(200, &[], &big))),
-        Arc::default(),
-    )
-    .await;
+    let base = serve(Arc::new(move |_: &Req| Some(resp(200, &[], &big))), Arc::default()).await;
     let options = Options {
         max_body_bytes: 16 * 1024,
         ..Options::default()
@@ -336,10 +288,7 @@ async fn bodies_past_the_cap_are_refused() {
     let err = run(&config(&format!("{base}/"), "pw", "local", options))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, Error::BodyTooLarge { limit: 16384, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::BodyTooLarge { limit: 16384, .. }), "{err}");
 }
 
 #[tokio::test]
