@@ -33,17 +33,7 @@ pub struct Session {
 }
 
 pub async fn login(cfg: &LoginConfig, transport: &Transport) -> Result<Session> {
-    let mut flow = Flow {
-        cfg,
-        transport,
-        jar: CookieStore::default(),
-        history: Vec::new(),
-        dex: None,
-        proxy_started: false,
-        submitted: false,
-        shortcut_tried: false,
-        requests: 0,
-    };
+    let mut flow = Flow::new(cfg, transport);
     let result = flow.run().await;
     result.map(|(cookies, unsecured)| Session {
         cookies,
@@ -80,7 +70,21 @@ struct Flow<'a> {
     requests: usize,
 }
 
-impl Flow<'_> {
+impl<'a> Flow<'a> {
+    fn new(cfg: &'a LoginConfig, transport: &'a Transport) -> Self {
+        Flow {
+            cfg,
+            transport,
+            jar: CookieStore::default(),
+            history: Vec::new(),
+            dex: None,
+            proxy_started: false,
+            submitted: false,
+            shortcut_tried: false,
+            requests: 0,
+        }
+    }
+
     async fn run(&mut self) -> Result<(SecretString, bool)> {
         let mut next = Next::Get(self.cfg.api_url.clone());
         let mut redirects = 0usize;
@@ -434,18 +438,7 @@ mod tests {
     /// Run `f` against a fresh flow for `cfg`.
     fn with_flow<T>(cfg: &LoginConfig, f: impl FnOnce(&mut Flow<'_>) -> T) -> T {
         let transport = Transport::new(&cfg.options).unwrap();
-        let mut flow = Flow {
-            cfg,
-            transport: &transport,
-            jar: CookieStore::default(),
-            history: Vec::new(),
-            dex: None,
-            proxy_started: false,
-            submitted: false,
-            shortcut_tried: false,
-            requests: 0,
-        };
-        f(&mut flow)
+        f(&mut Flow::new(cfg, &transport))
     }
 
     fn get_url(n: Option<Next>) -> String {
