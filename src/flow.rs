@@ -5,6 +5,8 @@
 //! It stops as soon as the gateway's callback has set the session cookie: the
 //! final redirect back to `api_url` is not needed to log in, so it is not made.
 
+use std::time::SystemTime;
+
 use cookie_store::CookieStore;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -12,7 +14,7 @@ use url::Url;
 
 use crate::config::LoginConfig;
 use crate::error::{Error, Result};
-use crate::http::{Reply, Step, Transport, cookie_header};
+use crate::http::{Reply, Step, Transport, cookie_expiry, cookie_header};
 use crate::page::{self, Form, Page};
 use crate::redact;
 
@@ -28,6 +30,8 @@ pub struct Session {
     pub cookies: SecretString,
     /// No login was asked for: standalone or port-forwarded KFP.
     pub unsecured: bool,
+    /// When the first of the session's cookies expires, if the gateway said.
+    pub expires: Option<SystemTime>,
     /// The requests made, redacted.
     pub history: Vec<Step>,
 }
@@ -35,9 +39,10 @@ pub struct Session {
 pub async fn login(cfg: &LoginConfig, transport: &Transport) -> Result<Session> {
     let mut flow = Flow::new(cfg, transport);
     let result = flow.run().await;
-    result.map(|(cookies, unsecured)| Session {
+    result.map(|(cookies, expires)| Session {
+        unsecured: cookies.expose_secret().is_empty(),
         cookies,
-        unsecured,
+        expires,
         history: flow.history,
     })
 }
@@ -85,7 +90,8 @@ impl<'a> Flow<'a> {
         }
     }
 
-    async fn run(&mut self) -> Result<(SecretString, bool)> {
+    /// The cookies for `api_url` (empty when unsecured) and their expiry.
+    async fn run(&mut self) -> Result<(SecretString, Option<SystemTime>)> {
         let mut next = Next::Get(self.cfg.api_url.clone());
         let mut redirects = 0usize;
         // The Dex `/auth` URL we skipped by going to `/auth/<connector>` directly;
@@ -95,7 +101,7 @@ impl<'a> Flow<'a> {
             let reply = self.send(&next).await?;
 
             if self.submitted && !self.is_dex(&reply.url) {
-                return self.finish(&reply).map(|c| (c, false));
+                return self.finish(&reply);
             }
 
             if reply.is_redirect() {
@@ -123,7 +129,7 @@ impl<'a> Flow<'a> {
             let fallback = selection_fallback.take();
             match self.on_page(&reply, fallback)? {
                 Some(n) => next = n,
-                None => return Ok((SecretString::from(String::new()), true)),
+                None => return Ok((SecretString::from(String::new()), None)),
             }
         }
     }
@@ -235,11 +241,11 @@ impl<'a> Flow<'a> {
 
     /// The reply to the first request outside Dex after the credentials went in:
     /// the gateway's callback, which sets the session cookie.
-    fn finish(&self, reply: &Reply) -> Result<SecretString> {
+    fn finish(&self, reply: &Reply) -> Result<(SecretString, Option<SystemTime>)> {
         let status = reply.status;
         let cookies = cookie_header(&self.jar, &self.cfg.api_url);
         if (reply.is_redirect() || status.is_success()) && !cookies.is_empty() {
-            return Ok(SecretString::from(cookies));
+            return Ok((SecretString::from(cookies), cookie_expiry(&self.jar, &self.cfg.api_url)));
         }
         let detail = if status == StatusCode::FORBIDDEN && reply.text().contains("CSRF") {
             "oauth2-proxy found no valid CSRF cookie for this login (it expired, or the \
@@ -703,7 +709,17 @@ mod tests {
             let url = Url::parse("http://gw/oauth2/callback").unwrap();
             f.jar.parse("oauth2_proxy_kubeflow=v1; Path=/; HttpOnly", &url).unwrap();
             f.jar.parse("other=v2; Path=/elsewhere", &url).unwrap();
-            assert_eq!(f.finish(&cb).unwrap().expose_secret(), "oauth2_proxy_kubeflow=v1");
+            let (cookies, expires) = f.finish(&cb).unwrap();
+            assert_eq!(cookies.expose_secret(), "oauth2_proxy_kubeflow=v1");
+            assert_eq!(expires, None, "a session cookie has no expiry");
+
+            f.jar
+                .parse("oauth2_proxy_kubeflow=v3; Path=/; Max-Age=3600", &url)
+                .unwrap();
+            f.jar.parse("second=v4; Path=/; Max-Age=60", &url).unwrap();
+            let (_, expires) = f.finish(&cb).unwrap();
+            let left = expires.unwrap().duration_since(SystemTime::now()).unwrap().as_secs();
+            assert!((50..=60).contains(&left), "the earliest expiry counts: {left}");
         });
     }
 

@@ -3,9 +3,9 @@
 //! errors sorted into the error enum without leaking URLs' query values.
 
 use std::error::Error as StdError;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use cookie_store::{CookieStore, RawCookie};
+use cookie_store::{CookieExpiration, CookieStore, RawCookie};
 use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, StatusCode, redirect};
 use url::Url;
@@ -235,6 +235,17 @@ pub fn cookie_header(jar: &CookieStore, url: &Url) -> String {
         .map(|c| format!("{}={}", c.name(), c.value()))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// When the first of the cookies for `url` expires; `None` when none says (session cookies).
+pub fn cookie_expiry(jar: &CookieStore, url: &Url) -> Option<SystemTime> {
+    jar.matches(url)
+        .iter()
+        .filter_map(|c| match c.expires {
+            CookieExpiration::AtUtc(t) => Some(SystemTime::from(t)),
+            CookieExpiration::SessionEnd => None,
+        })
+        .min()
 }
 
 fn method_name(m: &Method) -> &'static str {

@@ -5,12 +5,14 @@
 //! feature in [`python`].
 
 pub mod config;
+pub mod detect;
 pub mod error;
 pub mod flow;
 pub mod http;
 pub mod page;
 pub mod redact;
 pub mod runtime;
+pub mod session;
 
 #[cfg(feature = "python")]
 mod python;
@@ -19,3 +21,4 @@ pub use config::{LoginConfig, Options};
 pub use error::{Error, Result};
 pub use flow::{Session, login};
 pub use http::Transport;
+pub use session::Authenticator;

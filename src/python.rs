@@ -2,18 +2,20 @@
 //! running core futures on the shared runtime with the GIL released.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3_async_runtimes::{TaskLocals, generic};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{LoginConfig, Options};
 use crate::error::Error;
-use crate::http::Transport;
 use crate::runtime::runtime;
+use crate::session::Authenticator;
 
 create_exception!(
     kfp_auth,
@@ -109,7 +111,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
 /// Run a core future on the shared runtime with the GIL released, waking every
 /// 100 ms to let Python handle signals, so Ctrl-C interrupts a login promptly.
 fn block_on<T: Send>(py: Python<'_>, fut: impl Future<Output = crate::Result<T>> + Send) -> PyResult<T> {
-    let rt = runtime().map_err(|e| KFPAuthError::new_err(format!("could not start the I/O runtime: {e}")))?;
+    let rt = runtime().map_err(runtime_err)?;
     let outcome: PyResult<crate::Result<T>> = py.detach(|| {
         rt.block_on(async {
             tokio::pin!(fut);
@@ -125,28 +127,67 @@ fn block_on<T: Send>(py: Python<'_>, fut: impl Future<Output = crate::Result<T>>
     outcome?.map_err(|e| to_py(py, e))
 }
 
-/// A Dex login against one Kubeflow Pipelines endpoint. Holds the password in
-/// a zeroising secret; nothing about it ever prints.
-#[pyclass(module = "kfp_auth._native", frozen)]
-pub struct DexSession {
-    cfg: Arc<LoginConfig>,
-    /// The HTTP client and the process that built it: its pooled connections
-    /// belong to that process's runtime, so a forked child builds its own.
-    transport: Mutex<(u32, Arc<Transport>)>,
+/// pyo3-async-runtimes' view of our runtime: async calls run on the same
+/// per-process runtime as blocking ones.
+struct KfpRuntime;
+
+tokio::task_local! {
+    static TASK_LOCALS: std::sync::OnceLock<TaskLocals>;
 }
 
-impl DexSession {
-    fn transport(&self, py: Python<'_>) -> PyResult<Arc<Transport>> {
-        let mut slot = self.transport.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = std::process::id();
-        if slot.0 != pid {
-            *slot = (
-                pid,
-                Arc::new(Transport::new(&self.cfg.options).map_err(|e| to_py(py, e))?),
-            );
-        }
-        Ok(slot.1.clone())
+impl generic::Runtime for KfpRuntime {
+    type JoinError = tokio::task::JoinError;
+    type JoinHandle = tokio::task::JoinHandle<()>;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(fut: F) -> Self::JoinHandle {
+        // `DexSession` methods create the runtime before any future reaches here.
+        runtime().expect("runtime created before spawning").spawn(fut)
     }
+
+    fn spawn_blocking<F: FnOnce() + Send + 'static>(f: F) -> Self::JoinHandle {
+        runtime().expect("runtime created before spawning").spawn_blocking(f)
+    }
+}
+
+impl generic::ContextExt for KfpRuntime {
+    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
+    where
+        F: Future<Output = R> + Send + 'static,
+    {
+        let cell = std::sync::OnceLock::new();
+        let _ = cell.set(locals);
+        Box::pin(TASK_LOCALS.scope(cell, fut))
+    }
+
+    fn get_task_locals() -> Option<TaskLocals> {
+        TASK_LOCALS.try_with(|c| c.get().cloned()).unwrap_or_default()
+    }
+}
+
+fn runtime_err(e: std::io::Error) -> PyErr {
+    KFPAuthError::new_err(format!("could not start the I/O runtime: {e}"))
+}
+
+/// Turn a core future into a Python awaitable on our runtime. Cancelling the
+/// awaiting task drops the Rust future, which aborts its requests.
+fn into_awaitable<'py>(
+    py: Python<'py>,
+    fut: impl Future<Output = crate::Result<Arc<SecretString>>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>> {
+    runtime().map_err(runtime_err)?;
+    generic::future_into_py::<KfpRuntime, _, String>(py, async move {
+        match fut.await {
+            Ok(c) => Ok(c.expose_secret().to_owned()),
+            Err(e) => Err(Python::attach(|py| to_py(py, e))),
+        }
+    })
+}
+
+/// A Dex login against one Kubeflow Pipelines endpoint that keeps its session.
+/// Holds the password in a zeroising secret; nothing about it ever prints.
+#[pyclass(module = "kfp_auth._native", frozen)]
+pub struct DexSession {
+    auth: Arc<Authenticator>,
 }
 
 #[pymethods]
@@ -177,53 +218,102 @@ impl DexSession {
         };
         let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)
             .map_err(|e| to_py(py, e))?;
-        let transport = Transport::new(&cfg.options).map_err(|e| to_py(py, e))?;
-        Ok(DexSession {
-            cfg: Arc::new(cfg),
-            transport: Mutex::new((std::process::id(), Arc::new(transport))),
-        })
+        let auth = Authenticator::new(cfg).map_err(|e| to_py(py, e))?;
+        Ok(DexSession { auth: Arc::new(auth) })
     }
 
-    /// Log in and return the `Cookie` header value for `api_url` (`""` when unsecured).
+    /// The session's `Cookie` header value (`""` when unsecured), logging in
+    /// only when no valid session is held.
+    fn cookies(&self, py: Python<'_>) -> PyResult<String> {
+        if let Some(c) = self.auth.cached() {
+            return Ok(c.expose_secret().to_owned());
+        }
+        let auth = self.auth.clone();
+        let c = block_on(py, async move { auth.cookies().await })?;
+        Ok(c.expose_secret().to_owned())
+    }
+
+    /// Log in now, whatever session is held, and return the new cookies.
     fn login(&self, py: Python<'_>) -> PyResult<String> {
-        let (cfg, transport) = (self.cfg.clone(), self.transport(py)?);
-        let session = block_on(py, async move { crate::flow::login(&cfg, &transport).await })?;
-        Ok(session.cookies.expose_secret().to_owned())
+        let auth = self.auth.clone();
+        let c = block_on(py, async move { auth.login().await })?;
+        Ok(c.expose_secret().to_owned())
+    }
+
+    /// The gateway rejected `stale`: log in again unless another caller already did.
+    fn refresh(&self, py: Python<'_>, stale: &str) -> PyResult<String> {
+        let (auth, stale) = (self.auth.clone(), stale.to_owned());
+        let c = block_on(py, async move { auth.refresh(&stale).await })?;
+        Ok(c.expose_secret().to_owned())
+    }
+
+    /// Forget the session, so the next use logs in.
+    fn invalidate(&self) {
+        self.auth.invalidate();
+    }
+
+    fn cookies_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        into_awaitable(py, async move { auth.cookies().await })
+    }
+
+    fn login_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        into_awaitable(py, async move { auth.login().await })
+    }
+
+    fn refresh_async<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyAny>> {
+        let (auth, stale) = (self.auth.clone(), stale.to_owned());
+        into_awaitable(py, async move { auth.refresh(&stale).await })
+    }
+
+    /// How many logins this session has made.
+    #[getter]
+    fn logins(&self) -> u64 {
+        self.auth.logins()
     }
 
     #[getter]
     fn api_url(&self) -> String {
-        self.cfg.api_url.to_string()
+        self.auth.config().api_url.to_string()
     }
 
     #[getter]
     fn username(&self) -> &str {
-        &self.cfg.username
+        &self.auth.config().username
     }
 
     #[getter]
     fn connector(&self) -> &str {
-        &self.cfg.connector
+        &self.auth.config().connector
     }
 
     #[getter]
     fn skip_tls_verify(&self) -> bool {
-        self.cfg.options.skip_tls_verify
+        self.auth.config().options.skip_tls_verify
     }
 
     #[getter]
     fn timeout(&self) -> f64 {
-        self.cfg.options.timeout.as_secs_f64()
+        self.auth.config().options.timeout.as_secs_f64()
     }
 
     fn __repr__(&self) -> String {
+        let cfg = self.auth.config();
         format!(
             "DexSession(api_url={:?}, username={:?}, password='********', connector={:?})",
-            crate::redact::url(&self.cfg.api_url),
-            self.cfg.username,
-            self.cfg.connector
+            crate::redact::url(&cfg.api_url),
+            cfg.username,
+            cfg.connector
         )
     }
+}
+
+/// Whether a KFP API response is the gateway asking for a login (see `detect.rs`).
+#[pyfunction]
+#[pyo3(signature = (status, content_type, location, body))]
+fn is_login_response(status: u16, content_type: Option<&str>, location: Option<&str>, body: &[u8]) -> bool {
+    crate::detect::is_login_response(status, content_type, location, body)
 }
 
 #[pymodule(gil_used = false)]
@@ -231,6 +321,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<DexSession>()?;
+    m.add_function(wrap_pyfunction!(is_login_response, m)?)?;
     m.add("KFPAuthError", py.get_type::<KFPAuthError>())?;
     m.add("InvalidCredentialsError", py.get_type::<InvalidCredentialsError>())?;
     m.add("UnknownConnectorError", py.get_type::<UnknownConnectorError>())?;

@@ -1,4 +1,10 @@
-"""Building a ``kfp.Client`` for kfp 1.8 and 2.x, without patching ``kfp`` itself."""
+"""Building a ``kfp.Client`` for kfp 1.8 and 2.x, without patching ``kfp`` itself.
+
+The client's REST layer (``kfp_server_api.rest.RESTClientObject``) of each
+client we build is given a subclass that takes the session's cookies before
+every request and, when the gateway answers with a login instead of the API,
+logs in again once and retries. kfp's own classes are never modified.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ import functools
 import importlib
 import inspect
 from typing import Any
+from urllib.parse import urlsplit
+
+from kfp_auth._native import DexSession, UnexpectedResponseError, is_login_response
 
 
 def import_kfp() -> Any:
@@ -42,13 +51,98 @@ def _unverified_subclass(client_cls: type) -> type:
     return UnverifiedClient
 
 
-def build_client(host: str, cookies: str, skip_tls_verify: bool) -> Any:
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    value = headers.get(name)
+    return None if value is None else str(value)
+
+
+def _body(data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8", "replace")
+    return b""
+
+
+@functools.lru_cache(maxsize=None)
+def _relogin_subclass(rest_cls: type) -> type:
+    """A subclass of kfp_server_api's REST client that keeps the session fresh."""
+
+    api_exception = importlib.import_module(rest_cls.__module__).ApiException
+
+    class ReloginREST(rest_cls):  # type: ignore[misc, valid-type]
+        _kfp_auth_session: DexSession
+        _kfp_auth_api_client: Any
+
+        def request(self, method: str, url: str, *args: Any, headers: Any = None, **kwargs: Any) -> Any:
+            session = self._kfp_auth_session
+            headers = dict(headers or {})
+            cookies = self._kfp_auth_use(headers, session.cookies())
+            try:
+                resp = super().request(method, url, *args, headers=headers, **kwargs)
+                if not self._kfp_auth_is_login(resp.status, resp, kwargs):
+                    return resp
+            except api_exception as e:
+                if e.status == 0 or not is_login_response(
+                    e.status, _header(e.headers, "Content-Type"), _header(e.headers, "Location"), _body(e.body)
+                ):
+                    raise
+            # The gateway wants a login: one fresh login (shared with any other
+            # caller that saw the same stale session), then one retry.
+            self._kfp_auth_use(headers, session.refresh(cookies))
+            resp = super().request(method, url, *args, headers=headers, **kwargs)
+            if self._kfp_auth_is_login(resp.status, resp, kwargs):
+                raise UnexpectedResponseError(
+                    f"the gateway still answers {method} {urlsplit(url).path} with a login page right "
+                    "after a fresh login: it does not accept the session (check its cookie settings)"
+                )
+            return resp
+
+        def _kfp_auth_use(self, headers: dict[str, Any], cookies: str) -> str:
+            headers.pop("Cookie", None)
+            if cookies:
+                headers["Cookie"] = cookies
+            # Keep the ApiClient in step, for any code that reads its cookie.
+            self._kfp_auth_api_client.cookie = cookies or None
+            return cookies
+
+        @staticmethod
+        def _kfp_auth_is_login(status: int, resp: Any, kwargs: dict[str, Any]) -> bool:
+            if not kwargs.get("_preload_content", True):
+                return False  # a streamed body is the caller's to read
+            return is_login_response(
+                status, resp.getheader("Content-Type"), resp.getheader("Location"), _body(resp.data)
+            )
+
+    ReloginREST.__name__ = ReloginREST.__qualname__ = rest_cls.__name__
+    return ReloginREST
+
+
+def _api_clients(client: Any) -> list[Any]:
+    """The kfp_server_api ApiClient(s) behind a kfp.Client (one in kfp 1.8 and 2.x)."""
+    found: dict[int, Any] = {}
+    for value in vars(client).values():
+        api_client = getattr(value, "api_client", None)
+        if api_client is not None and hasattr(api_client, "rest_client"):
+            found[id(api_client)] = api_client
+    return list(found.values())
+
+
+def build_client(host: str, session: DexSession, skip_tls_verify: bool) -> Any:
     kfp = import_kfp()
     client_cls = kfp.Client
-    kwargs: dict[str, Any] = {"host": host, "cookies": cookies}
+    kwargs: dict[str, Any] = {"host": host, "cookies": session.cookies()}
     if skip_tls_verify:
         if _takes_verify_ssl(client_cls):
             kwargs["verify_ssl"] = False
         else:
             client_cls = _unverified_subclass(client_cls)
-    return client_cls(**kwargs)
+    client = client_cls(**kwargs)
+    for api_client in _api_clients(client):
+        rest = api_client.rest_client
+        rest.__class__ = _relogin_subclass(type(rest))
+        rest._kfp_auth_session = session
+        rest._kfp_auth_api_client = api_client
+    return client

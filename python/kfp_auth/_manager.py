@@ -16,8 +16,10 @@ class KFPClientManager:
 
     Same constructor, methods and results as the class in the Kubeflow docs
     ("Connect the SDK to the API"); the differences are listed in the README.
-    The password is handed to the Rust core at construction and is not kept
-    on this object.
+    The manager keeps its session and reuses it while it is valid, and the
+    clients it makes log in again by themselves when the gateway asks. The
+    password is handed to the Rust core at construction and is not kept on
+    this object.
     """
 
     def __init__(
@@ -55,22 +57,40 @@ class KFPClientManager:
         self._dex_username = dex_username
         self._dex_auth_type = dex_auth_type
 
-    def get_session_cookies(self) -> str:
-        """Log in and return the session cookies for the API, as ``"k1=v1; k2=v2"``.
+    def get_session_cookies(self, *, force_login: bool = False) -> str:
+        """The session cookies for the API, as ``"k1=v1; k2=v2"``.
 
+        Logs in only when no valid session is held, or when ``force_login``.
         Returns ``""`` when the endpoint is unsecured (standalone or port-forwarded KFP).
         """
-        return self._session.login()
+        return self._session.login() if force_login else self._session.cookies()
 
     # The name the documented class uses.
     _get_session_cookies = get_session_cookies
 
-    def create_kfp_client(self) -> kfp.Client:
-        """Get a newly authenticated Kubeflow Pipelines client."""
-        return build_client(self._api_url, self.get_session_cookies(), self._skip_tls_verify)
+    async def get_session_cookies_async(self, *, force_login: bool = False) -> str:
+        """``get_session_cookies`` for asyncio: the login never blocks the event loop."""
+        if force_login:
+            return await self._session.login_async()
+        return await self._session.cookies_async()
+
+    def create_kfp_client(self, *, force_login: bool = False) -> kfp.Client:
+        """A Kubeflow Pipelines client on this manager's session.
+
+        The client logs in again by itself, once per rejected request, when the
+        gateway no longer accepts the session (expiry, gateway restart).
+        """
+        if force_login:
+            self._session.login()
+        return build_client(self._api_url, self._session, self._skip_tls_verify)
 
     # The name the documented class uses.
     _create_kfp_client = create_kfp_client
+
+    @property
+    def logins(self) -> int:
+        """How many logins this manager has made."""
+        return self._session.logins
 
     def __repr__(self) -> str:
         return (

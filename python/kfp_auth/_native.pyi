@@ -1,5 +1,6 @@
 """The Rust core of kfp-auth."""
 
+from collections.abc import Awaitable
 from typing import final
 
 __version__: str
@@ -46,8 +47,20 @@ class DexSession:
         max_redirects: int = 10,
         max_body_bytes: int = 1048576,
     ) -> DexSession: ...
+    def cookies(self) -> str:
+        """The session's `Cookie` header value (`""` when unsecured), logging in only when needed."""
     def login(self) -> str:
-        """Log in and return the `Cookie` header value for `api_url` (`""` when unsecured)."""
+        """Log in now, whatever session is held, and return the new cookies."""
+    def refresh(self, stale: str) -> str:
+        """The gateway rejected `stale`: log in again unless another caller already did."""
+    def invalidate(self) -> None:
+        """Forget the session, so the next use logs in."""
+    def cookies_async(self) -> Awaitable[str]: ...
+    def login_async(self) -> Awaitable[str]: ...
+    def refresh_async(self, stale: str) -> Awaitable[str]: ...
+    @property
+    def logins(self) -> int:
+        """How many logins this session has made."""
     @property
     def api_url(self) -> str: ...
     @property
@@ -58,3 +71,6 @@ class DexSession:
     def skip_tls_verify(self) -> bool: ...
     @property
     def timeout(self) -> float: ...
+
+def is_login_response(status: int, content_type: str | None, location: str | None, body: bytes) -> bool:
+    """Whether a KFP API response is the gateway asking for a login."""

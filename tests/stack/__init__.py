@@ -141,11 +141,32 @@ class Stack:
         for p in reversed(list(self.procs.values())):
             p.stop()
 
+    def restart_gateway(self, *, new_cookie_secret: bool) -> None:
+        """Restart oauth2-proxy on the same port; a new cookie secret voids every session."""
+        proxy = self.procs["oauth2-proxy"]
+        proxy.stop()
+        if new_cookie_secret:
+            proxy.argv = [f"--cookie-secret={new_secret()}" if a.startswith("--cookie-secret=") else a
+                          for a in proxy.argv]
+        proxy.start()
+
+    def gateway_log(self) -> str:
+        return (self.workdir / "oauth2-proxy.log").read_text(errors="replace")
+
+    def logins_at_dex(self, user: str) -> int:
+        """Password posts that Dex accepted for `user`, from Dex's own log."""
+        log = (self.workdir / "dex.log").read_text(errors="replace")
+        return sum(1 for line in log.splitlines() if "login successful" in line and f"email={user} " in line)
+
     def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)[:32]
 
 
 def dex_config(issuer: str, port: int, *, skip_approval: bool = True) -> dict:
@@ -168,7 +189,8 @@ def dex_config(issuer: str, port: int, *, skip_approval: bool = True) -> dict:
 
 
 def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, cookie_secret: str,
-                      *, skip_provider_button: bool = False, prompt: str | None = "none") -> list[str]:
+                      *, skip_provider_button: bool = False, prompt: str | None = "none",
+                      cookie_expire: str = "24h", api_routes: bool = True) -> list[str]:
     """oauth2-proxy as Kubeflow 1.10 configures it (common/oauth2-proxy/base/oauth2_proxy.cfg),
     as a reverse proxy standing in for Istio: /dex/ to Dex, everything else to the KFP API."""
     args = [
@@ -180,9 +202,6 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
         f"--upstream=http://127.0.0.1:{dex_port}/dex/",
         f"--upstream=http://127.0.0.1:{kfp_port}/",
         "--skip-auth-route=^/dex/",
-        "--api-route=/api/",
-        "--api-route=/apis/",
-        "--api-route=^/ml_metadata",
         "--skip-oidc-discovery=true",
         "--login-url=/dex/auth",
         f"--redeem-url=http://127.0.0.1:{dex_port}/dex/token",
@@ -194,7 +213,7 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
         "--set-authorization-header=true",
         "--set-xauthrequest=true",
         "--cookie-name=oauth2_proxy_kubeflow",
-        "--cookie-expire=24h",
+        f"--cookie-expire={cookie_expire}",
         "--cookie-refresh=0",
         "--cookie-secure=false",
         f"--cookie-secret={cookie_secret}",
@@ -206,6 +225,8 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
     ]
     if prompt is not None:
         args.append(f"--prompt={prompt}")
+    if api_routes:
+        args += ["--api-route=/api/", "--api-route=/apis/", "--api-route=^/ml_metadata"]
     return args
 
 
@@ -221,9 +242,10 @@ def self_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path
 
 
 def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
-                  tls: tuple[Path, Path] | None = None) -> tuple[Proc, str]:
+                  tls: tuple[Path, Path] | None = None, run_seconds: float = 5.0) -> tuple[Proc, str]:
     port = free_port()
     argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
+            "--run-seconds", str(run_seconds),
             "--grant", f"{USER}={NAMESPACE}", "--grant", f"{FAST_USER}={FAST_NAMESPACE}"]
     if require_auth:
         argv.append("--require-auth")
@@ -236,7 +258,8 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
 
 
 def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, prompt: str | None = "none",
-                         skip_approval: bool = True) -> Stack:
+                         skip_approval: bool = True, cookie_expire: str = "24h", api_routes: bool = True,
+                         run_seconds: float = 5.0) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants."""
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +271,7 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
     procs: dict[str, Proc] = {}
     stack = None
     try:
-        kfp, kfp_url = start_kfp_api(workdir, require_auth=True)
+        kfp, kfp_url = start_kfp_api(workdir, require_auth=True, run_seconds=run_seconds)
         procs["kfp-api"] = kfp
 
         cfg = workdir / "dex.yaml"
@@ -257,12 +280,13 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
         dex.start()
         procs["dex"] = dex
 
-        cookie_secret = secrets.token_urlsafe(24)[:32]
+        cookie_secret = new_secret()
         proxy = Proc(
             "oauth2-proxy",
             [str(bins["oauth2-proxy"]), *oauth2_proxy_args(gw_port, dex_port, int(kfp_url.rsplit(":", 1)[1]),
                                                            issuer, cookie_secret,
-                                                           skip_provider_button=skip_provider_button, prompt=prompt)],
+                                                           skip_provider_button=skip_provider_button, prompt=prompt,
+                                                           cookie_expire=cookie_expire, api_routes=api_routes)],
             f"{gateway}/ping",
             workdir / "oauth2-proxy.log",
         )

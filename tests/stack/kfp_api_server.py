@@ -9,6 +9,8 @@ REST paths the kfp SDK (1.8 and 2.x) uses in our tests, under any path prefix
 - ``GET  /apis/{v1beta1,v2beta1}/experiments`` (namespace from ``namespace=`` or
   ``resource_reference_key.id=``)
 - ``POST /apis/{v1beta1,v2beta1}/experiments``
+- ``POST /apis/v2beta1/runs`` and ``GET /apis/v2beta1/runs/{id}``: a run is
+  RUNNING for ``--run-seconds`` after it is created, then SUCCEEDED
 
 With ``--require-auth`` it answers only requests the gateway authenticated
 (oauth2-proxy's ``X-Forwarded-Email`` header); other requests get 401. A user
@@ -24,17 +26,21 @@ import json
 import re
 import ssl
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-API = re.compile(r"^(?P<prefix>.*?)/apis/(?P<version>v1beta1|v2beta1)/(?P<resource>[a-z_]+)/?$")
+API = re.compile(r"^(?P<prefix>.*?)/apis/(?P<version>v1beta1|v2beta1)/(?P<resource>[a-z_]+)(?:/(?P<id>[^/]+))?/?$")
 
 
 class State:
-    def __init__(self, require_auth: bool, grants: dict[str, set[str]], log_path: str | None):
+    def __init__(self, require_auth: bool, grants: dict[str, set[str]], log_path: str | None,
+                 run_seconds: float = 5.0):
         self.require_auth = require_auth
+        self.run_seconds = run_seconds
+        self.runs: dict[str, dict] = {}
         self.grants = grants
         self.log_path = log_path
         self.lock = threading.Lock()
@@ -99,13 +105,15 @@ class Handler(BaseHTTPRequestHandler):
         if resource == "healthz" and method == "GET":
             return self._send(200, {"commit_sha": "test", "tag_name": "test",
                                     "multi_user": self.state.require_auth})
-        if resource != "experiments":
-            return self._send(404, {"error": f"no {resource} in the test server", "code": 5})
-
         body: dict = {}
         if method == "POST":
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
+        if resource == "runs" and version == "v2beta1":
+            return self._runs(method, m["id"], body)
+        if resource != "experiments":
+            return self._send(404, {"error": f"no {resource} in the test server", "code": 5})
+
         ns = self._namespace(version, query, body)
         if self.state.require_auth:
             if not ns:
@@ -120,6 +128,22 @@ class Handler(BaseHTTPRequestHandler):
             exp = self._create(version, ns, body)
             items.append(exp)
         return self._send(200, exp)
+
+    def _runs(self, method: str, run_id: str | None, body: dict) -> None:
+        with self.state.lock:
+            if method == "POST" and not run_id:
+                run = {"run_id": str(uuid.uuid4()), "display_name": body.get("display_name", ""),
+                       "experiment_id": body.get("experiment_id", ""), "created_at": now(),
+                       "_started": time.monotonic()}
+                self.state.runs[run["run_id"]] = run
+            elif method == "GET" and run_id in self.state.runs:
+                run = self.state.runs[run_id]
+            else:
+                return self._send(404, {"error": "run not found", "code": 5})
+            done = time.monotonic() - run["_started"] >= self.state.run_seconds
+            shown = {k: v for k, v in run.items() if not k.startswith("_")}
+            shown["state"] = "SUCCEEDED" if done else "RUNNING"
+        return self._send(200, shown)
 
     @staticmethod
     def _namespace(version: str, query: dict, body: dict) -> str:
@@ -161,6 +185,7 @@ def main() -> None:
     p.add_argument("--require-auth", action="store_true")
     p.add_argument("--grant", action="append", default=[], metavar="EMAIL=NAMESPACE")
     p.add_argument("--log")
+    p.add_argument("--run-seconds", type=float, default=5.0)
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="and this key (PEM)")
     a = p.parse_args()
@@ -168,7 +193,7 @@ def main() -> None:
     for g in a.grant:
         email, _, ns = g.partition("=")
         grants.setdefault(email, set()).add(ns)
-    Handler.state = State(a.require_auth, grants, a.log)
+    Handler.state = State(a.require_auth, grants, a.log, a.run_seconds)
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer((a.host, a.port), Handler)
     if a.tls_cert:

@@ -1,0 +1,80 @@
+//! Telling an API answer that means "your session is gone" from one that is
+//! the API's own (an RBAC denial, a validation error, data).
+
+use crate::page::{self, Page};
+
+/// Whether a KFP API response is the gateway asking for a login.
+///
+/// - 401: oauth2-proxy's `{}` on its api_routes, or oidc-authservice's refusal.
+/// - 403 that is not a JSON error body: oauth2-proxy's sign-in page, or Istio's
+///   `RBAC: access denied` when the request carries no identity. A 403 with a
+///   JSON body is the KFP API's own RBAC denial, which a login does not change.
+/// - 3xx to a login: urllib3 follows redirects, but a client that does not
+///   sees the redirect itself.
+/// - A 2xx login page (Dex's or oauth2-proxy's) where JSON was expected: what
+///   kfp would otherwise parse into an empty answer.
+pub fn is_login_response(status: u16, content_type: Option<&str>, location: Option<&str>, body: &[u8]) -> bool {
+    let is_json = content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    match status {
+        401 => true,
+        403 => !(is_json && looks_like_json_object(body)),
+        300..=399 => location.is_some_and(|l| {
+            let path = l.split('?').next().unwrap_or(l);
+            path.ends_with("/oauth2/start")
+                || path.ends_with("/oauth2/sign_in")
+                || path.ends_with("/auth")
+                || path.contains("/auth/")
+        }),
+        200..=299 if !is_json => !matches!(
+            page::classify(&String::from_utf8_lossy(body)),
+            Page::Other | Page::DexError(_)
+        ),
+        _ => false,
+    }
+}
+
+fn looks_like_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: Option<&str> = Some("application/json");
+    const HTML: Option<&str> = Some("text/html; charset=utf-8");
+
+    #[test]
+    fn gateway_refusals_need_a_login() {
+        assert!(is_login_response(401, JSON, None, b"{}"));
+        assert!(is_login_response(401, None, None, b""));
+        let sign_in = br#"<form method="GET" action="/oauth2/start"><input type="hidden" name="rd" value="/"></form>"#;
+        assert!(is_login_response(403, HTML, None, sign_in));
+        assert!(is_login_response(403, Some("text/plain"), None, b"RBAC: access denied"));
+        assert!(is_login_response(302, HTML, Some("/oauth2/start?rd=%2F"), b""));
+        assert!(is_login_response(
+            302,
+            HTML,
+            Some("http://gw/dex/auth?client_id=x"),
+            b""
+        ));
+    }
+
+    #[test]
+    fn login_pages_where_json_was_expected_need_a_login() {
+        let form = br#"<form method="post" action="/dex/auth/local/login?state=s"><input name="login"><input name="password"></form>"#;
+        assert!(is_login_response(200, HTML, None, form));
+        assert!(!is_login_response(200, HTML, None, b"<html>Kubeflow Pipelines</html>"));
+    }
+
+    #[test]
+    fn the_apis_own_answers_do_not() {
+        let rbac = br#"{"error":"User 'a' is not authorized","code":7,"message":"...","details":[]}"#;
+        assert!(!is_login_response(403, JSON, None, rbac));
+        assert!(!is_login_response(200, JSON, None, b"{\"experiments\":[]}"));
+        assert!(!is_login_response(404, JSON, None, b"{\"code\":5}"));
+        assert!(!is_login_response(500, HTML, None, b"<html>oops</html>"));
+        assert!(!is_login_response(302, HTML, Some("/pipeline/"), b""));
+        assert!(!is_login_response(302, HTML, Some("/pipeline/authors"), b""));
+    }
+}

@@ -1,0 +1,211 @@
+"""Long-lived sessions on the real stack: reuse, re-login on expiry, single-flight, asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack, start_kubeflow_stack
+
+import kfp_auth
+from kfp_auth import KFPClientManager
+
+
+def _text(body: object) -> str:
+    return body.decode() if isinstance(body, bytes) else str(body)
+
+
+def rejected_api_calls(s: Stack) -> list[str]:
+    """The gateway's log lines of API calls it answered 401."""
+    return [line for line in s.gateway_log().splitlines() if '"/pipeline/apis/' in line and '" 401 ' in line]
+
+
+def manager(s: Stack, **kw: object) -> KFPClientManager:
+    return KFPClientManager(s.api_url, FAST_USER, FAST_PASSWORD, **kw)  # type: ignore[arg-type]
+
+
+def test_session_is_reused_until_a_fresh_login_is_asked_for(kubeflow: Stack) -> None:
+    before = kubeflow.logins_at_dex(FAST_USER)
+    m = manager(kubeflow)
+    clients = [m.create_kfp_client() for _ in range(10)]
+    cookies = m.get_session_cookies()
+    assert m.logins == 1
+    assert kubeflow.logins_at_dex(FAST_USER) == before + 1
+    for c in clients[::3]:
+        c.list_experiments(namespace=FAST_NAMESPACE)
+
+    fresh = m.get_session_cookies(force_login=True)
+    assert m.logins == 2 and fresh != cookies
+    m.create_kfp_client(force_login=True)
+    assert m.logins == 3
+    assert kubeflow.logins_at_dex(FAST_USER) == before + 3
+
+
+def test_one_login_for_many_threads_at_once(kubeflow: Stack) -> None:
+    before = kubeflow.logins_at_dex(FAST_USER)
+    m = manager(kubeflow)
+    barrier = threading.Barrier(50)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            results.append(m.get_session_cookies())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 50 and len(set(results)) == 1
+    assert m.logins == 1
+    assert kubeflow.logins_at_dex(FAST_USER) == before + 1
+
+
+@pytest.fixture
+def restartable(tmp_path) -> Iterator[Stack]:
+    with start_kubeflow_stack(tmp_path / "stack", run_seconds=4) as s:
+        yield s
+
+
+def test_client_logs_in_again_after_a_gateway_restart(restartable: Stack) -> None:
+    m = manager(restartable)
+    client = m.create_kfp_client()
+    client.create_experiment(name="before", namespace=FAST_NAMESPACE)
+    restartable.restart_gateway(new_cookie_secret=True)  # every existing session is now void
+
+    names = [e.display_name for e in client.list_experiments(namespace=FAST_NAMESPACE).experiments]
+    assert names == ["before"]
+    assert m.logins == 2
+    # The request was rejected with oauth2-proxy's 401 (api_routes), then retried once after the login.
+    assert len(rejected_api_calls(restartable)) == 1
+
+
+def test_rbac_denial_is_not_mistaken_for_an_expired_session(kubeflow: Stack) -> None:
+    import kfp_server_api
+
+    m = manager(kubeflow)
+    client = m.create_kfp_client()
+    with pytest.raises(kfp_server_api.ApiException) as ei:
+        client.list_experiments(namespace="someone-elses-namespace")
+    assert ei.value.status == 403
+    assert "is not authorized" in _text(ei.value.body)
+    assert m.logins == 1
+
+
+def test_wait_for_run_completion_survives_a_session_loss(restartable: Stack) -> None:
+    import kfp_server_api
+
+    m = manager(restartable)
+    client = m.create_kfp_client()
+    exp = client.create_experiment(name="waits", namespace=FAST_NAMESPACE)
+    run = client._run_api.run_service_create_run(
+        run=kfp_server_api.V2beta1Run(display_name="r", experiment_id=exp.experiment_id))
+
+    restarter = threading.Timer(1.5, restartable.restart_gateway, kwargs={"new_cookie_secret": True})
+    restarter.start()
+    try:
+        done = client.wait_for_run_completion(run.run_id, timeout=60, sleep_duration=1)
+    finally:
+        restarter.join()
+    assert done.state == "SUCCEEDED"
+    assert m.logins == 2
+
+
+@pytest.fixture
+def short_cookies(tmp_path) -> Iterator[Stack]:
+    with start_kubeflow_stack(tmp_path / "stack", cookie_expire="4s") as s:
+        yield s
+
+
+def test_expiring_cookie_is_renewed_before_use(short_cookies: Stack) -> None:
+    m = manager(short_cookies)
+    client = m.create_kfp_client()
+    client.create_experiment(name="short", namespace=FAST_NAMESPACE)
+    assert m.logins == 1
+    time.sleep(4.5)  # past oauth2-proxy's cookie_expire
+    assert client.list_experiments(namespace=FAST_NAMESPACE).experiments[0].display_name == "short"
+    assert m.logins == 2
+    # Renewed from the cookie's expiry, before sending: no request was rejected.
+    assert rejected_api_calls(short_cookies) == []
+
+
+@pytest.fixture
+def no_api_routes(tmp_path) -> Iterator[Stack]:
+    # A gateway without api_routes redirects API calls to the login, and urllib3
+    # follows: kfp would get Dex's login page with a 200 where it expects JSON.
+    with start_kubeflow_stack(tmp_path / "stack", skip_provider_button=True, api_routes=False) as s:
+        yield s
+
+
+def test_login_page_where_json_was_expected(no_api_routes: Stack) -> None:
+    m = manager(no_api_routes)
+    client = m.create_kfp_client()
+    client.create_experiment(name="html", namespace=FAST_NAMESPACE)
+    no_api_routes.restart_gateway(new_cookie_secret=True)
+    assert client.list_experiments(namespace=FAST_NAMESPACE).experiments[0].display_name == "html"
+    assert m.logins == 2
+
+
+def test_async_logins_share_one_event_loop(kubeflow: Stack) -> None:
+    async def main() -> tuple[list[str], int]:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        t = asyncio.create_task(ticker())
+        managers = [manager(kubeflow) for _ in range(20)]
+        cookies = await asyncio.gather(*(m.get_session_cookies_async() for m in managers))
+        stop.set()
+        await t
+        return cookies, ticks
+
+    cookies, ticks = asyncio.run(main())
+    assert len(set(cookies)) == 20 and all(c.startswith("oauth2_proxy_kubeflow=") for c in cookies)
+    # 20 logins at bcrypt cost 10 take well over 100 ms; a blocked loop would not tick at all meanwhile.
+    assert ticks > 10
+
+
+def test_cancelling_the_task_cancels_the_login() -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}/pipeline"
+
+    async def main() -> bytes:
+        m = KFPClientManager(url, "u", "p", timeout=60)
+        task = asyncio.create_task(m.get_session_cookies_async())
+        loop = asyncio.get_running_loop()
+        conn, _ = await loop.run_in_executor(None, srv.accept)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The Rust future was dropped, so its connection closes: the server reads EOF.
+        conn.settimeout(10)
+        data = await loop.run_in_executor(None, lambda: conn.recv(65536) and conn.recv(65536))
+        conn.close()
+        return data
+
+    try:
+        assert asyncio.run(main()) == b""
+    finally:
+        srv.close()
+
+
+def test_async_errors_are_the_same_types(kubeflow: Stack) -> None:
+    m = KFPClientManager(kubeflow.api_url, FAST_USER, "wrong")
+    with pytest.raises(kfp_auth.InvalidCredentialsError):
+        asyncio.run(m.get_session_cookies_async())
