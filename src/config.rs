@@ -101,16 +101,31 @@ pub fn parse_api_url(raw: &str) -> Result<Url> {
 /// one path segment, so we accept URL-unreserved characters only, 1 to 128 of them.
 pub fn check_connector_id(id: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
-    if id.is_empty() || id.len() > 128 || !id.chars().all(ok_char) || id == "." || id == ".." {
-        return Err(Error::invalid(
-            "dex_auth_type",
-            format!(
-                "{id:?} is not a Dex connector id; use the `id` of a connector in Dex's config, \
-                 such as \"local\" or \"ldap\" (letters, digits, '-', '_', '.', '~')"
-            ),
-        ));
-    }
-    Ok(())
+    // The value is not echoed: a password passed in the wrong position must not show.
+    let problem = if id.is_empty() {
+        "is empty".to_owned()
+    } else if id.chars().count() > 128 {
+        format!("is {} characters long, more than 128", id.chars().count())
+    } else if let Some((i, c)) = id.chars().enumerate().find(|&(_, c)| !ok_char(c)) {
+        let what = match c {
+            ' ' => "a space".to_owned(),
+            c if c.is_whitespace() || c.is_control() => "a whitespace or control character".to_owned(),
+            c if c.is_ascii_punctuation() => format!("'{c}'"),
+            _ => "a non-ASCII character".to_owned(),
+        };
+        format!("has {what} at position {}", i + 1)
+    } else if id == "." || id == ".." {
+        "is a relative path segment".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(
+        "dex_auth_type",
+        format!(
+            "{problem}; it must be the `id` of a connector in Dex's config, such as \"local\" or \"ldap\" \
+             (letters, digits, '-', '_', '.', '~')"
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -143,6 +158,17 @@ mod tests {
                 "{id}"
             );
         }
+    }
+
+    #[test]
+    fn connector_errors_do_not_echo_the_value() {
+        let err = cfg("http://h/pipeline", "hunter2 pw").unwrap_err().to_string();
+        assert!(
+            err.contains("a space at position 8") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = cfg("http://h/pipeline", "a/b").unwrap_err().to_string();
+        assert!(err.contains("'/' at position 2"), "{err}");
     }
 
     #[test]

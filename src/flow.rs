@@ -47,7 +47,6 @@ pub async fn login(cfg: &LoginConfig, transport: &Transport) -> Result<Session> 
     })
 }
 
-#[derive(Debug)]
 enum Next {
     Get(Url),
     /// A form post with the given fields (Dex's approval form).
@@ -55,6 +54,18 @@ enum Next {
     /// Dex's password form: the fields are filled in at send time so the
     /// password leaves its secret box only for the request body.
     PostCredentials(Url, Vec<(String, String)>),
+}
+
+/// Redacted: the target without query values; no field values (Dex's `req` is one).
+impl std::fmt::Debug for Next {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, u) = match self {
+            Next::Get(u) => ("Get", u),
+            Next::Post(u, _) => ("Post", u),
+            Next::PostCredentials(u, _) => ("PostCredentials", u),
+        };
+        write!(f, "{kind}({})", redact::url(u))
+    }
 }
 
 /// Where Dex lives: its origin and path prefix (`/dex` in Kubeflow).
@@ -69,7 +80,10 @@ struct Flow<'a> {
     jar: CookieStore,
     history: Vec<Step>,
     dex: Option<DexBase>,
-    proxy_started: bool,
+    /// A login step was seen: oauth2-proxy's start, an authorization request, a Dex page.
+    login_started: bool,
+    /// The cookies `api_url` got before the credentials went in, to see the callback's change.
+    before_login: SecretString,
     submitted: bool,
     shortcut_tried: bool,
     requests: usize,
@@ -83,7 +97,8 @@ impl<'a> Flow<'a> {
             jar: CookieStore::default(),
             history: Vec::new(),
             dex: None,
-            proxy_started: false,
+            login_started: false,
+            before_login: SecretString::from(String::new()),
             submitted: false,
             shortcut_tried: false,
             requests: 0,
@@ -100,8 +115,16 @@ impl<'a> Flow<'a> {
         loop {
             let reply = self.send(&next).await?;
 
+            // After the credentials, the first answer from outside Dex is the
+            // gateway's callback. It is done once it has set a session cookie for
+            // `api_url`; a gateway that sets it a redirect later is followed.
             if self.submitted && !self.is_dex(&reply.url) {
-                return self.finish(&reply);
+                if let Some(done) = self.session_if_set(&reply) {
+                    return Ok(done);
+                }
+                if !reply.is_redirect() {
+                    return Err(self.callback_failed(&reply));
+                }
             }
 
             if reply.is_redirect() {
@@ -115,6 +138,9 @@ impl<'a> Flow<'a> {
                 }
                 let target = self.redirect_target(&reply)?;
                 self.check_connector_redirect(&target)?;
+                if is_authorization_request(&target) {
+                    self.login_started = true;
+                }
                 next = match self.connector_shortcut(&target) {
                     Some(shortcut) => {
                         selection_fallback = Some(target);
@@ -180,10 +206,10 @@ impl<'a> Flow<'a> {
         // oauth2-proxy's answer on its api_routes (or to `Accept: application/json`):
         // 401 with `{}`. Its sign-in flow starts at `<prefix>/start`; we assume the
         // default `/oauth2` prefix, since the 401 does not name it.
-        if status == StatusCode::UNAUTHORIZED && reply.is_json() && !self.started() {
+        if status == StatusCode::UNAUTHORIZED && reply.is_json() && reply.text().trim() == "{}" && !self.started() {
             let mut start = reply.url.join("/oauth2/start").expect("absolute path joins");
             start.query_pairs_mut().append_pair("rd", &self.rd());
-            self.proxy_started = true;
+            self.login_started = true;
             return Ok(Some(Next::Get(start)));
         }
 
@@ -194,14 +220,20 @@ impl<'a> Flow<'a> {
         };
 
         match page {
+            Page::ProxySignIn { .. } if self.started() => Err(self.unexpected(
+                reply,
+                "oauth2-proxy showed its sign-in page again instead of starting the login \
+                 (check its redirect and cookie settings)"
+                    .into(),
+            )),
             Page::ProxySignIn { form } => {
                 let mut start = self.form_target(reply, &form)?;
                 start.set_query(None);
                 start.query_pairs_mut().append_pair("rd", &self.rd());
-                self.proxy_started = true;
+                self.login_started = true;
                 Ok(Some(Next::Get(start)))
             }
-            Page::Connectors(links) => {
+            Page::Connectors(links) if self.started() || dex_prefix(&reply.url).is_some() => {
                 self.note_dex(&reply.url);
                 match links.iter().find(|l| l.id == self.cfg.connector) {
                     Some(link) => Ok(Some(Next::Get(self.resolve(reply, &link.href)?))),
@@ -222,6 +254,17 @@ impl<'a> Flow<'a> {
                     });
                 }
                 let target = self.form_target(reply, &form)?;
+                if target.origin() != reply.url.origin() {
+                    return Err(self.unexpected(
+                        reply,
+                        format!(
+                            "the password form would send the credentials to {}, another origin than \
+                             the form's own; kfp-auth refuses to",
+                            redact::origin(&target)
+                        ),
+                    ));
+                }
+                self.before_login = SecretString::from(cookie_header(&self.jar, &self.cfg.api_url));
                 self.submitted = true;
                 Ok(Some(Next::PostCredentials(target, form.hidden)))
             }
@@ -233,20 +276,28 @@ impl<'a> Flow<'a> {
                 // Dex has no `/auth/<connector>` for our id: read its selection page.
                 Ok(fallback.map(Next::Get))
             }
-            Page::Other if status.is_success() && !self.started() => Ok(None),
+            Page::Other | Page::Connectors(_) if status.is_success() && !self.started() => Ok(None),
             Page::DexError(msg) => Err(self.unexpected(reply, format!("Dex says: {msg}"))),
             _ => Err(self.unexpected(reply, describe(reply, self.started()))),
         }
     }
 
-    /// The reply to the first request outside Dex after the credentials went in:
-    /// the gateway's callback, which sets the session cookie.
-    fn finish(&self, reply: &Reply) -> Result<(SecretString, Option<SystemTime>)> {
-        let status = reply.status;
-        let cookies = cookie_header(&self.jar, &self.cfg.api_url);
-        if (reply.is_redirect() || status.is_success()) && !cookies.is_empty() {
-            return Ok((SecretString::from(cookies), cookie_expiry(&self.jar, &self.cfg.api_url)));
+    /// The session, if `reply` (from the gateway, after the credentials went in)
+    /// set a cookie that changed what `api_url` gets.
+    fn session_if_set(&self, reply: &Reply) -> Option<(SecretString, Option<SystemTime>)> {
+        if !reply.set_cookie || !(reply.is_redirect() || reply.status.is_success()) {
+            return None;
         }
+        let cookies = cookie_header(&self.jar, &self.cfg.api_url);
+        if cookies.is_empty() || cookies.as_str() == self.before_login.expose_secret() {
+            return None;
+        }
+        Some((SecretString::from(cookies), cookie_expiry(&self.jar, &self.cfg.api_url)))
+    }
+
+    /// Why the gateway's callback did not give a session.
+    fn callback_failed(&self, reply: &Reply) -> Error {
+        let status = reply.status;
         let detail = if status == StatusCode::FORBIDDEN && reply.text().contains("CSRF") {
             "oauth2-proxy found no valid CSRF cookie for this login (it expired, or the \
              gateway's cookie settings keep it from being sent back); try again"
@@ -260,11 +311,11 @@ impl<'a> Flow<'a> {
         } else {
             "the gateway's callback did not accept the login".to_owned()
         };
-        Err(self.unexpected(reply, detail))
+        self.unexpected(reply, detail)
     }
 
     fn started(&self) -> bool {
-        self.proxy_started || self.dex.is_some()
+        self.login_started || self.dex.is_some()
     }
 
     /// `rd` for oauth2-proxy: the path and query of `api_url`, so the user lands where they asked.
@@ -685,7 +736,41 @@ mod tests {
     }
 
     #[test]
-    fn callback_finishes_only_with_a_cookie_for_the_api() {
+    fn callback_finishes_only_with_a_new_cookie_for_the_api() {
+        let c = cfg("http://gw/pipeline", "local");
+        with_flow(&c, |f| {
+            let url = Url::parse("http://gw/oauth2/callback").unwrap();
+            let mut cb = redirect(
+                "GET",
+                "http://gw/oauth2/callback?code=x&state=y",
+                302,
+                Some("/pipeline"),
+            );
+            // A state cookie from before the credentials went in is not a session.
+            f.jar.parse("oidc_state_csrf=S; Path=/", &url).unwrap();
+            f.before_login = SecretString::from(cookie_header(&f.jar, &c.api_url));
+            assert!(f.session_if_set(&cb).is_none(), "nothing was set");
+            cb.set_cookie = true;
+            f.jar.parse("other=v2; Path=/elsewhere", &url).unwrap();
+            assert!(f.session_if_set(&cb).is_none(), "nothing new for /pipeline");
+
+            f.jar.parse("authservice_session=v1; Path=/; HttpOnly", &url).unwrap();
+            let (cookies, expires) = f.session_if_set(&cb).unwrap();
+            assert_eq!(cookies.expose_secret(), "oidc_state_csrf=S; authservice_session=v1");
+            assert_eq!(expires, None, "a session cookie has no expiry");
+
+            f.jar
+                .parse("authservice_session=v3; Path=/; Max-Age=3600", &url)
+                .unwrap();
+            f.jar.parse("second=v4; Path=/; Max-Age=60", &url).unwrap();
+            let (_, expires) = f.session_if_set(&cb).unwrap();
+            let left = expires.unwrap().duration_since(SystemTime::now()).unwrap().as_secs();
+            assert!((50..=60).contains(&left), "the earliest expiry counts: {left}");
+        });
+    }
+
+    #[test]
+    fn callback_failures_say_why() {
         let c = cfg("http://gw/pipeline", "local");
         with_flow(&c, |f| {
             let cb = redirect(
@@ -694,9 +779,7 @@ mod tests {
                 302,
                 Some("/pipeline"),
             );
-            let e = f.finish(&cb).unwrap_err();
-            assert!(e.to_string().contains("set no cookie"), "{e}");
-
+            assert!(f.callback_failed(&cb).to_string().contains("set no cookie"));
             let csrf = reply(
                 "GET",
                 "http://gw/oauth2/callback?code=x&state=y",
@@ -704,22 +787,76 @@ mod tests {
                 "text/html",
                 "<p>Unable to find a valid CSRF token. Please try again.</p>",
             );
-            assert!(f.finish(&csrf).unwrap_err().to_string().contains("CSRF"));
+            let e = f.callback_failed(&csrf).to_string();
+            assert!(
+                e.contains("CSRF") && !e.contains("code=x") && !e.contains("state=y"),
+                "{e}"
+            );
+        });
+    }
 
-            let url = Url::parse("http://gw/oauth2/callback").unwrap();
-            f.jar.parse("oauth2_proxy_kubeflow=v1; Path=/; HttpOnly", &url).unwrap();
-            f.jar.parse("other=v2; Path=/elsewhere", &url).unwrap();
-            let (cookies, expires) = f.finish(&cb).unwrap();
-            assert_eq!(cookies.expose_secret(), "oauth2_proxy_kubeflow=v1");
-            assert_eq!(expires, None, "a session cookie has no expiry");
+    #[test]
+    fn credentials_never_leave_the_forms_origin() {
+        let c = cfg("http://gw/p", "local");
+        let page = PASSWORD.replace("/dex/auth/local/login", "http://evil.example/collect");
+        let r = reply(
+            "GET",
+            "http://gw/dex/auth/local/login?state=s1",
+            200,
+            "text/html",
+            &page,
+        );
+        let err = with_flow(&c, |f| f.on_page(&r, None)).unwrap_err();
+        assert!(err.to_string().contains("another origin"), "{err}");
+        // Nor from https down to http on the same host.
+        let page = PASSWORD.replace("/dex/auth/local/login", "http://gw/dex/auth/local/login");
+        let r = reply(
+            "GET",
+            "https://gw/dex/auth/local/login?state=s1",
+            200,
+            "text/html",
+            &page,
+        );
+        assert!(with_flow(&c, |f| f.on_page(&r, None)).is_err());
+    }
 
-            f.jar
-                .parse("oauth2_proxy_kubeflow=v3; Path=/; Max-Age=3600", &url)
-                .unwrap();
-            f.jar.parse("second=v4; Path=/; Max-Age=60", &url).unwrap();
-            let (_, expires) = f.finish(&cb).unwrap();
-            let left = expires.unwrap().duration_since(SystemTime::now()).unwrap().as_secs();
-            assert!((50..=60).contains(&left), "the earliest expiry counts: {left}");
+    #[test]
+    fn a_401_that_is_not_oauth2_proxys_is_not_followed() {
+        let c = cfg("http://gw/pipeline", "local");
+        let r = reply(
+            "GET",
+            "http://gw/pipeline",
+            401,
+            "application/json",
+            r#"{"error":"no token"}"#,
+        );
+        assert!(matches!(
+            with_flow(&c, |f| f.on_page(&r, None)),
+            Err(Error::UnexpectedResponse { status: 401, .. })
+        ));
+    }
+
+    #[test]
+    fn links_that_look_like_connectors_on_an_unsecured_page_are_not_a_login() {
+        let c = cfg("http://kfp/", "local");
+        let r = reply(
+            "GET",
+            "http://kfp/",
+            200,
+            "text/html",
+            r#"<a href="/docs/auth/oidc">auth docs</a>"#,
+        );
+        assert!(with_flow(&c, |f| f.on_page(&r, None)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_second_sign_in_page_is_an_error_not_a_loop() {
+        let c = cfg("http://gw/pipeline", "local");
+        let r = reply("GET", "http://gw/pipeline", 403, "text/html", SIGN_IN);
+        with_flow(&c, |f| {
+            assert!(f.on_page(&r, None).unwrap().is_some());
+            let err = f.on_page(&r, None).unwrap_err();
+            assert!(err.to_string().contains("sign-in page again"), "{err}");
         });
     }
 

@@ -20,7 +20,6 @@ const USER_AGENT: &str = concat!("kfp-auth/", env!("CARGO_PKG_VERSION"));
 const ACCEPT_HTML: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
 
 /// What the flow needs from a response.
-#[derive(Debug)]
 pub struct Reply {
     pub method: &'static str,
     pub url: Url,
@@ -30,6 +29,18 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Whether this response set at least one cookie.
     pub set_cookie: bool,
+}
+
+/// Redacted: URLs without query values, no body, no Location (it may carry a code).
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("method", &self.method)
+            .field("url", &redact::url(&self.url))
+            .field("status", &self.status.as_u16())
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reply {
@@ -129,12 +140,9 @@ impl Transport {
             req = req.header(header::COOKIE, value);
         }
         if let Some(fields) = form {
-            let body = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(fields)
-                .finish();
             req = req
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(body);
+                .body(zeroizing_form(fields));
         }
 
         let mut resp = req
@@ -222,6 +230,29 @@ impl Transport {
             url: shown,
             detail: chain(e),
         }
+    }
+}
+
+/// The url-encoded form as a body that is wiped from memory once sent: it may
+/// hold the password. Sized up front so the encoder never reallocates (and
+/// leaves no unwiped copy behind).
+fn zeroizing_form(fields: &[(&str, &str)]) -> reqwest::Body {
+    let worst_case: usize = fields.iter().map(|(k, v)| 3 * (k.len() + v.len()) + 2).sum();
+    let mut buf = zeroize::Zeroizing::new(String::with_capacity(worst_case));
+    {
+        let mut ser = url::form_urlencoded::Serializer::new(&mut *buf);
+        ser.extend_pairs(fields);
+        ser.finish();
+    }
+    let bytes = zeroize::Zeroizing::new(std::mem::take(&mut *buf).into_bytes());
+    reqwest::Body::from(bytes::Bytes::from_owner(ZeroizingBytes(bytes)))
+}
+
+struct ZeroizingBytes(zeroize::Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for ZeroizingBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 

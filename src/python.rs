@@ -309,6 +309,12 @@ impl DexSession {
     }
 }
 
+/// `url` as it may be shown: origin and path, query values hidden, user info dropped.
+#[pyfunction]
+fn redact_url(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| "<not a URL>".to_owned(), |u| crate::redact::url(&u))
+}
+
 /// Whether a KFP API response is the gateway asking for a login (see `detect.rs`).
 #[pyfunction]
 #[pyo3(signature = (status, content_type, location, body))]
@@ -322,6 +328,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<DexSession>()?;
     m.add_function(wrap_pyfunction!(is_login_response, m)?)?;
+    m.add_function(wrap_pyfunction!(redact_url, m)?)?;
     m.add("KFPAuthError", py.get_type::<KFPAuthError>())?;
     m.add("InvalidCredentialsError", py.get_type::<InvalidCredentialsError>())?;
     m.add("UnknownConnectorError", py.get_type::<UnknownConnectorError>())?;

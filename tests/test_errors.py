@@ -94,6 +94,12 @@ def test_bad_timeout_is_a_value_error(timeout: float) -> None:
         KFPClientManager("http://127.0.0.1:1/pipeline", "u", SECRET, timeout=timeout)
 
 
+def test_repr_hides_query_values() -> None:
+    m = KFPClientManager("http://127.0.0.1:1/pipeline?token=abc123secret", "u", SECRET)
+    assert "abc123secret" not in repr(m) + repr(m._session)
+    assert "http://127.0.0.1:1/pipeline?token=…" in repr(m)
+
+
 def test_repr_masks_the_password() -> None:
     m = KFPClientManager("http://127.0.0.1:1/pipeline", "jane@example.com", SECRET, "ldap")
     for text in (repr(m), repr(m._session), str(m)):

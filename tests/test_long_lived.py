@@ -101,7 +101,8 @@ def test_rbac_denial_is_not_mistaken_for_an_expired_session(kubeflow: Stack) -> 
     assert m.logins == 1
 
 
-def test_wait_for_run_completion_survives_a_session_loss(restartable: Stack) -> None:
+def test_wait_for_run_completion_survives_a_session_loss(restartable: Stack, monkeypatch) -> None:
+    import kfp.client.client as kfp_client_module
     import kfp_server_api
 
     m = manager(restartable)
@@ -110,14 +111,28 @@ def test_wait_for_run_completion_survives_a_session_loss(restartable: Stack) -> 
     run = client._run_api.run_service_create_run(
         run=kfp_server_api.V2beta1Run(display_name="r", experiment_id=exp.experiment_id))
 
-    restarter = threading.Timer(1.5, restartable.restart_gateway, kwargs={"new_cookie_secret": True})
-    restarter.start()
-    try:
-        done = client.wait_for_run_completion(run.run_id, timeout=60, sleep_duration=1)
-    finally:
-        restarter.join()
+    # Void the session between two of kfp's polls (not during one: a gateway
+    # that is down refuses connections, which no login can help).
+    sleeps = []
+    real_sleep = time.sleep
+
+    class PatchedTime:  # kfp's module sees this `time`; everything else keeps the real one
+        def __getattr__(self, name: str) -> object:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            if len(sleeps) == 1:
+                restartable.restart_gateway(new_cookie_secret=True)
+            real_sleep(seconds)
+
+    monkeypatch.setattr(kfp_client_module, "time", PatchedTime())
+    done = client.wait_for_run_completion(run.run_id, timeout=60, sleep_duration=1)
     assert done.state == "SUCCEEDED"
+    assert len(sleeps) >= 2  # it polled again after the restart
     assert m.logins == 2
+    assert len(rejected_api_calls(restartable)) == 1
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kfp_auth._client import build_client
-from kfp_auth._native import DexSession
+from kfp_auth._native import DexSession, redact_url
 
 if TYPE_CHECKING:
     import kfp
@@ -94,7 +94,7 @@ class KFPClientManager:
 
     def __repr__(self) -> str:
         return (
-            f"KFPClientManager(api_url={self._api_url!r}, dex_username={self._dex_username!r}, "
+            f"KFPClientManager(api_url={redact_url(self._api_url)!r}, dex_username={self._dex_username!r}, "
             f"dex_password='********', dex_auth_type={self._dex_auth_type!r}, "
             f"skip_tls_verify={self._skip_tls_verify!r})"
         )

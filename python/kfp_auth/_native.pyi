@@ -74,3 +74,6 @@ class DexSession:
 
 def is_login_response(status: int, content_type: str | None, location: str | None, body: bytes) -> bool:
     """Whether a KFP API response is the gateway asking for a login."""
+
+def redact_url(url: str) -> str:
+    """`url` as it may be shown: origin and path, query values hidden, user info dropped."""
