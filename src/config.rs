@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub skip_tls_verify: bool,
+    /// A PEM bundle of CA certificates to trust besides the system's.
+    pub ca_bundle: Option<std::path::PathBuf>,
     /// Bound on each request, from connect to the last body byte.
     pub timeout: Duration,
     /// Bound on consecutive redirects.
@@ -23,6 +25,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             skip_tls_verify: false,
+            ca_bundle: None,
             timeout: Duration::from_secs(30),
             max_redirects: 10,
             max_body_bytes: 1 << 20,

@@ -63,7 +63,7 @@ pub enum Error {
     /// The TLS handshake failed, usually on certificate verification.
     #[error(
         "TLS failed for {url}: {detail}. If the gateway's certificate is signed by a private CA, \
-         add that CA to the system trust store, or set skip_tls_verify=True to skip verification"
+         pass that CA's PEM file as ssl_ca_cert=...; to skip verification, set skip_tls_verify=True"
     )]
     Tls { url: String, detail: String },
 

@@ -84,6 +84,9 @@ struct Flow<'a> {
     login_started: bool,
     /// The cookies `api_url` got before the credentials went in, to see the callback's change.
     before_login: SecretString,
+    /// Cookies the gateway set after the credentials went in: the session's own,
+    /// whose expiry is the session's.
+    session_cookie_names: Vec<String>,
     submitted: bool,
     shortcut_tried: bool,
     requests: usize,
@@ -99,6 +102,7 @@ impl<'a> Flow<'a> {
             dex: None,
             login_started: false,
             before_login: SecretString::from(String::new()),
+            session_cookie_names: Vec::new(),
             submitted: false,
             shortcut_tried: false,
             requests: 0,
@@ -119,6 +123,7 @@ impl<'a> Flow<'a> {
             // gateway's callback. It is done once it has set a session cookie for
             // `api_url`; a gateway that sets it a redirect later is followed.
             if self.submitted && !self.is_dex(&reply.url) {
+                self.session_cookie_names.extend(reply.set_cookies.iter().cloned());
                 if let Some(done) = self.session_if_set(&reply) {
                     return Ok(done);
                 }
@@ -285,14 +290,15 @@ impl<'a> Flow<'a> {
     /// The session, if `reply` (from the gateway, after the credentials went in)
     /// set a cookie that changed what `api_url` gets.
     fn session_if_set(&self, reply: &Reply) -> Option<(SecretString, Option<SystemTime>)> {
-        if !reply.set_cookie || !(reply.is_redirect() || reply.status.is_success()) {
+        if reply.set_cookies.is_empty() || !(reply.is_redirect() || reply.status.is_success()) {
             return None;
         }
         let cookies = cookie_header(&self.jar, &self.cfg.api_url);
         if cookies.is_empty() || cookies.as_str() == self.before_login.expose_secret() {
             return None;
         }
-        Some((SecretString::from(cookies), cookie_expiry(&self.jar, &self.cfg.api_url)))
+        let expires = cookie_expiry(&self.jar, &self.cfg.api_url, &self.session_cookie_names);
+        Some((SecretString::from(cookies), expires))
     }
 
     /// Why the gateway's callback did not give a session.
@@ -482,7 +488,7 @@ mod tests {
             location: None,
             content_type: Some(content_type.into()),
             body: body.as_bytes().to_vec(),
-            set_cookie: false,
+            set_cookies: Vec::new(),
         }
     }
 
@@ -750,11 +756,13 @@ mod tests {
             f.jar.parse("oidc_state_csrf=S; Path=/", &url).unwrap();
             f.before_login = SecretString::from(cookie_header(&f.jar, &c.api_url));
             assert!(f.session_if_set(&cb).is_none(), "nothing was set");
-            cb.set_cookie = true;
+            cb.set_cookies = vec!["other".into()];
+            f.session_cookie_names = vec!["other".into()];
             f.jar.parse("other=v2; Path=/elsewhere", &url).unwrap();
             assert!(f.session_if_set(&cb).is_none(), "nothing new for /pipeline");
 
             f.jar.parse("authservice_session=v1; Path=/; HttpOnly", &url).unwrap();
+            f.session_cookie_names.push("authservice_session".into());
             let (cookies, expires) = f.session_if_set(&cb).unwrap();
             assert_eq!(cookies.expose_secret(), "oidc_state_csrf=S; authservice_session=v1");
             assert_eq!(expires, None, "a session cookie has no expiry");
@@ -763,9 +771,14 @@ mod tests {
                 .parse("authservice_session=v3; Path=/; Max-Age=3600", &url)
                 .unwrap();
             f.jar.parse("second=v4; Path=/; Max-Age=60", &url).unwrap();
+            f.jar.parse("oidc_state_csrf=S; Path=/; Max-Age=10", &url).unwrap();
+            f.session_cookie_names.push("second".into());
             let (_, expires) = f.session_if_set(&cb).unwrap();
             let left = expires.unwrap().duration_since(SystemTime::now()).unwrap().as_secs();
-            assert!((50..=60).contains(&left), "the earliest expiry counts: {left}");
+            assert!(
+                (50..=60).contains(&left),
+                "the earliest session cookie's expiry counts: {left}"
+            );
         });
     }
 

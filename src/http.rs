@@ -27,8 +27,8 @@ pub struct Reply {
     pub location: Option<String>,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
-    /// Whether this response set at least one cookie.
-    pub set_cookie: bool,
+    /// The names of the cookies this response set.
+    pub set_cookies: Vec<String>,
 }
 
 /// Redacted: URLs without query values, no body, no Location (it may carry a code).
@@ -75,7 +75,11 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(opts: &Options) -> Result<Self> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &opts.ca_bundle {
+            builder = builder.tls_certs_merge(read_ca_bundle(path)?);
+        }
+        let client = builder
             .redirect(redirect::Policy::none())
             .user_agent(USER_AGENT)
             .timeout(opts.timeout)
@@ -157,7 +161,7 @@ impl Transport {
             .filter_map(|v| v.to_str().ok())
             .filter_map(|s| RawCookie::parse(s.to_owned()).ok())
             .collect();
-        let set_cookie = !raw_cookies.is_empty();
+        let set_cookies = raw_cookies.iter().map(|c| c.name().to_owned()).collect();
         jar.store_response_cookies(raw_cookies.into_iter(), url);
         let location = headers
             .get(header::LOCATION)
@@ -192,7 +196,7 @@ impl Transport {
             location,
             content_type,
             body,
-            set_cookie,
+            set_cookies,
         })
     }
 
@@ -233,6 +237,24 @@ impl Transport {
     }
 }
 
+fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::invalid("ssl_ca_cert", format!("cannot read {}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+        Error::invalid(
+            "ssl_ca_cert",
+            format!("{} is not a PEM certificate bundle", path.display()),
+        )
+    })?;
+    if certs.is_empty() {
+        return Err(Error::invalid(
+            "ssl_ca_cert",
+            format!("{} holds no PEM certificate", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
 /// The url-encoded form as a body that is wiped from memory once sent: it may
 /// hold the password. Sized up front so the encoder never reallocates (and
 /// leaves no unwiped copy behind).
@@ -268,10 +290,12 @@ pub fn cookie_header(jar: &CookieStore, url: &Url) -> String {
         .join("; ")
 }
 
-/// When the first of the cookies for `url` expires; `None` when none says (session cookies).
-pub fn cookie_expiry(jar: &CookieStore, url: &Url) -> Option<SystemTime> {
+/// When the first of the cookies for `url` named in `names` expires; `None`
+/// when none says (browser-session cookies).
+pub fn cookie_expiry(jar: &CookieStore, url: &Url, names: &[String]) -> Option<SystemTime> {
     jar.matches(url)
         .iter()
+        .filter(|c| names.iter().any(|n| n == c.name()))
         .filter_map(|c| match c.expires {
             CookieExpiration::AtUtc(t) => Some(SystemTime::from(t)),
             CookieExpiration::SessionEnd => None,

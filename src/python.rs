@@ -193,7 +193,7 @@ pub struct DexSession {
 #[pymethods]
 impl DexSession {
     #[new]
-    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576))]
+    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -202,6 +202,7 @@ impl DexSession {
         password: &str,
         connector: &str,
         skip_tls_verify: bool,
+        ssl_ca_cert: Option<std::path::PathBuf>,
         timeout: f64,
         max_redirects: usize,
         max_body_bytes: usize,
@@ -212,6 +213,7 @@ impl DexSession {
             .ok_or_else(|| PyValueError::new_err("invalid `timeout`: must be a positive number of seconds"))?;
         let options = Options {
             skip_tls_verify,
+            ca_bundle: ssl_ca_cert,
             timeout,
             max_redirects,
             max_body_bytes,
@@ -291,6 +293,16 @@ impl DexSession {
     #[getter]
     fn skip_tls_verify(&self) -> bool {
         self.auth.config().options.skip_tls_verify
+    }
+
+    #[getter]
+    fn ssl_ca_cert(&self) -> Option<String> {
+        self.auth
+            .config()
+            .options
+            .ca_bundle
+            .as_ref()
+            .map(|p| p.display().to_string())
     }
 
     #[getter]

@@ -20,6 +20,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 import stack as stack_mod  # noqa: E402
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+
+    def show(line: str) -> None:
+        # Past pytest's output capture, so the run shows each real process it started.
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"[stack] {line}")
+
+    stack_mod.on_start = show
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     stack_mod.ensure_binaries()
     v = stack_mod.versions()

@@ -303,3 +303,79 @@ async fn a_server_that_never_answers_times_out() {
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
 }
+
+/// oidc-authservice (Kubeflow <= 1.8): a 302 straight to Dex with a state
+/// cookie, one connector, and a callback that sets `authservice_session`.
+fn oidc_authservice(req: &Req) -> Option<Resp> {
+    let t = req.target.as_str();
+    let path = t.split('?').next().unwrap();
+    let cookie = req.headers.get("cookie").cloned().unwrap_or_default();
+    Some(match (req.method.as_str(), path) {
+        ("GET", "/pipeline") => resp(
+            302,
+            &[
+                (
+                    "Location",
+                    "/dex/auth?client_id=kubeflow-oidc-authservice&redirect_uri=%2Fauthservice%2Foidc%2Fcallback\
+                     &response_type=code&scope=openid+profile+email+groups&state=STATE1",
+                ),
+                ("Set-Cookie", "oidc_state_csrf=STATE1; Path=/; Max-Age=3600; HttpOnly"),
+            ],
+            "",
+        ),
+        ("GET", "/dex/auth/local") => resp(302, &[("Location", "/dex/auth/local/login?back=&state=REQ")], ""),
+        ("GET", "/dex/auth/local/login") => resp(200, &[], &PASSWORD_PAGE.replace("ldap", "local")),
+        ("POST", "/dex/auth/local/login") => resp(
+            303,
+            &[("Location", "/authservice/oidc/callback?code=CODE&state=STATE1")],
+            "",
+        ),
+        ("GET", "/authservice/oidc/callback") if cookie.contains("oidc_state_csrf=STATE1") => resp(
+            302,
+            &[
+                ("Location", "/pipeline"),
+                (
+                    "Set-Cookie",
+                    "authservice_session=SESSION; Path=/; Max-Age=86400; HttpOnly",
+                ),
+            ],
+            "",
+        ),
+        ("GET", "/authservice/oidc/callback") => resp(403, &[], "CSRF check failed"),
+        _ => resp(500, &[], "unexpected request"),
+    })
+}
+
+#[tokio::test]
+async fn oidc_authservice_legacy_kubeflow() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let base = serve(Arc::new(oidc_authservice), seen.clone()).await;
+    let session = run(&config(&format!("{base}/pipeline"), "pw", "local", Options::default()))
+        .await
+        .expect("login");
+    let cookies = session.cookies.expose_secret();
+    assert!(cookies.contains("authservice_session=SESSION"), "{cookies}");
+    let left = session
+        .expires
+        .unwrap()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    // The session's expiry is its own cookie's (24 h), not the 1 h state cookie's.
+    assert!(left.as_secs() > 86300 && left.as_secs() <= 86400, "{left:?}");
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.target.split('?').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/pipeline",
+            "/dex/auth/local",
+            "/dex/auth/local/login",
+            "/dex/auth/local/login",
+            "/authservice/oidc/callback"
+        ]
+    );
+}

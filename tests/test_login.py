@@ -124,7 +124,9 @@ def test_kubeflow_19_redirect_and_approval_screen(kubeflow_19: Stack) -> None:
     # The approval screen was really shown and granted: Dex's log has the approval POST.
     proxy_log = (kubeflow_19.workdir / "oauth2-proxy.log").read_text()
     assert 'POST /dex/ "/dex/approval?req=' in proxy_log
-    assert 'GET - "/pipeline" HTTP/1.1 "kfp-auth' in proxy_log and " 302 " in proxy_log
+    # And the first request got 1.9's 302 straight to the login, not the sign-in page.
+    first = [line for line in proxy_log.splitlines() if 'GET - "/pipeline" HTTP/1.1 "kfp-auth' in line]
+    assert first and all('kfp-auth/0.1.0" 302 ' in line for line in first)
 
 
 def test_login_releases_the_gil(tmp_path) -> None:
@@ -178,3 +180,42 @@ print('child', os.waitstatus_to_exitcode(status))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "child 0"
+
+
+def test_rd_keeps_the_path_and_query_of_api_url(kubeflow: Stack) -> None:
+    m = KFPClientManager(kubeflow.api_url + "?ns=team-a&view=list", FAST_USER, FAST_PASSWORD)
+    assert m.get_session_cookies().startswith("oauth2_proxy_kubeflow=")
+    assert '"/oauth2/start?rd=%2Fpipeline%3Fns%3Dteam-a%26view%3Dlist"' in kubeflow.gateway_log()
+
+
+def test_errors_hold_no_cookie_token_or_oauth_value(kubeflow: Stack, tmp_path) -> None:
+    """Every error raised on the real stack is free of the session's secrets."""
+    import re
+
+    import stack
+
+    cookie_value = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD).get_session_cookies().split("=", 1)[1]
+    errors: list[BaseException] = []
+    for attempt in (
+        lambda: KFPClientManager(kubeflow.api_url, FAST_USER, "bad-pw-31337").get_session_cookies(),
+        lambda: KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD, "nope").get_session_cookies(),
+    ):
+        with pytest.raises(kfp_auth.KFPAuthError) as ei:
+            attempt()
+        errors.append(ei.value)
+    with stack.start_kubeflow_stack(tmp_path / "down") as s:
+        s.procs["dex"].stop()
+        with pytest.raises(kfp_auth.KFPAuthError) as ei:
+            KFPClientManager(s.api_url, FAST_USER, FAST_PASSWORD).get_session_cookies()
+        errors.append(ei.value)
+
+    # OAuth state, code, Dex's req and hmac, as the gateway logged them.
+    secrets = set(re.findall(r"(?:state|code|req|hmac)=([^&\s\"]+)", kubeflow.gateway_log()))
+    # (FAST_PASSWORD is the word "password", which messages name as a parameter.)
+    secrets |= {cookie_value, "bad-pw-31337"}
+    secrets = {s for s in secrets if len(s) >= 6}
+    assert len(secrets) > 3
+    for e in errors:
+        shown = f"{e} {e!r} {getattr(e, 'url', '')} {vars(e)}"
+        leaked = [s for s in secrets if s in shown]
+        assert not leaked, f"{type(e).__name__} shows {len(leaked)} secret value(s)"

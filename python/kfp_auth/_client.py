@@ -130,10 +130,12 @@ def _api_clients(client: Any) -> list[Any]:
     return list(found.values())
 
 
-def build_client(host: str, session: DexSession, skip_tls_verify: bool) -> Any:
+def build_client(host: str, session: DexSession, skip_tls_verify: bool, ssl_ca_cert: str | None) -> Any:
     kfp = import_kfp()
     client_cls = kfp.Client
     kwargs: dict[str, Any] = {"host": host, "cookies": session.cookies()}
+    if ssl_ca_cert is not None:
+        kwargs["ssl_ca_cert"] = ssl_ca_cert
     if skip_tls_verify:
         if _takes_verify_ssl(client_cls):
             kwargs["verify_ssl"] = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from kfp_auth._client import build_client
@@ -30,6 +31,7 @@ class KFPClientManager:
         dex_auth_type: str = "local",
         skip_tls_verify: bool = False,
         *,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
         max_redirects: int = 10,
     ) -> None:
@@ -39,6 +41,8 @@ class KFPClientManager:
         :param dex_password: the Dex password
         :param dex_auth_type: the Dex connector id to log in with, e.g. ``local`` or ``ldap``
         :param skip_tls_verify: if True, skip TLS verification for the login and the client
+        :param ssl_ca_cert: a PEM file of CA certificates to verify the gateway with, for the
+            login and the client (for gateways whose certificate a private CA signed)
         :param timeout: seconds each login request may take
         :param max_redirects: how many redirects in a row a login may follow
         :raises ValueError: when ``api_url`` or ``dex_auth_type`` is malformed
@@ -49,11 +53,13 @@ class KFPClientManager:
             dex_password,
             dex_auth_type,
             skip_tls_verify=skip_tls_verify,
+            ssl_ca_cert=ssl_ca_cert,
             timeout=timeout,
             max_redirects=max_redirects,
         )
         self._api_url = api_url
         self._skip_tls_verify = skip_tls_verify
+        self._ssl_ca_cert = None if ssl_ca_cert is None else os.fspath(ssl_ca_cert)
         self._dex_username = dex_username
         self._dex_auth_type = dex_auth_type
 
@@ -82,7 +88,7 @@ class KFPClientManager:
         """
         if force_login:
             self._session.login()
-        return build_client(self._api_url, self._session, self._skip_tls_verify)
+        return build_client(self._api_url, self._session, self._skip_tls_verify, self._ssl_ca_cert)
 
     # The name the documented class uses.
     _create_kfp_client = create_kfp_client

@@ -1,5 +1,6 @@
 """The Rust core of kfp-auth."""
 
+import os
 from collections.abc import Awaitable
 from typing import final
 
@@ -43,6 +44,7 @@ class DexSession:
         connector: str = "local",
         *,
         skip_tls_verify: bool = False,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
         max_redirects: int = 10,
         max_body_bytes: int = 1048576,
@@ -69,6 +71,8 @@ class DexSession:
     def connector(self) -> str: ...
     @property
     def skip_tls_verify(self) -> bool: ...
+    @property
+    def ssl_ca_cert(self) -> str | None: ...
     @property
     def timeout(self) -> float: ...
 

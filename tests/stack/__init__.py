@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("KFP_AUTH_CACHE", ROOT / ".cache"))
@@ -43,6 +44,10 @@ FAST_USER = "fast@example.com"
 FAST_PASSWORD = "password"
 FAST_HASH = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W"
 FAST_NAMESPACE = "kubeflow-fast-example-com"
+
+
+# Called with a line for each process started; the pytest run prints them.
+on_start: Callable[[str], None] | None = None
 
 
 class StackError(RuntimeError):
@@ -93,6 +98,8 @@ class Proc:
                 with urllib.request.urlopen(self.health_url, timeout=2,
                                             context=ssl._create_unverified_context()) as r:
                     if r.status == 200:
+                        if on_start:
+                            on_start(f"started {self.name} (pid {self.popen.pid}), healthy at {self.health_url}")
                         return
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
@@ -239,6 +246,26 @@ def self_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path
     if r.returncode != 0:
         raise StackError(f"openssl could not make a test certificate: {r.stderr}")
     return cert, key
+
+
+def ca_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate it signed for `host`: (ca, cert, key)."""
+    ca, ca_key = workdir / "ca.crt", workdir / "ca.key"
+    csr, cert, key, ext = workdir / "srv.csr", workdir / "srv.crt", workdir / "srv.key", workdir / "srv.ext"
+    ext.write_text(f"subjectAltName=IP:{host}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    steps = [
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=kfp-auth test CA",
+         "-keyout", str(ca_key), "-out", str(ca)],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", str(key),
+         "-out", str(csr)],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+         "-days", "1", "-extfile", str(ext), "-out", str(cert)],
+    ]
+    for argv in steps:
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StackError(f"openssl could not make a test certificate: {r.stderr}")
+    return ca, cert, key
 
 
 def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
