@@ -130,7 +130,7 @@ def test_wait_for_run_completion_survives_a_session_loss(restartable: Stack, mon
     monkeypatch.setattr(kfp_client_module, "time", PatchedTime())
     done = client.wait_for_run_completion(run.run_id, timeout=60, sleep_duration=1)
     assert done.state == "SUCCEEDED"
-    assert len(sleeps) >= 2  # it polled again after the restart
+    assert sleeps  # the gateway restarted between two polls
     assert m.logins == 2
     assert len(rejected_api_calls(restartable)) == 1
 
