@@ -79,6 +79,10 @@ pub enum Error {
         after: Duration,
     },
 
+    /// The session cache file cannot be used safely.
+    #[error("session cache {path}: {reason}")]
+    SessionCache { path: String, reason: String },
+
     /// Any other transport failure.
     #[error("HTTP request {method} {url} failed: {detail}")]
     Http {

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3_async_runtimes::{TaskLocals, generic};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::cache::SessionCache;
 use crate::config::{LoginConfig, Options};
 use crate::error::Error;
 use crate::runtime::runtime;
@@ -59,6 +60,12 @@ create_exception!(
     KFPAuthError,
     "A login request took longer than `timeout`."
 );
+create_exception!(
+    kfp_auth,
+    SessionCacheError,
+    KFPAuthError,
+    "The session cache file cannot be used safely."
+);
 
 /// Build the Python exception for a core error, with its facts as attributes.
 fn to_py(py: Python<'_>, e: Error) -> PyErr {
@@ -73,6 +80,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Tls { .. } => TLSError::new_err(msg),
         Error::Connect { .. } | Error::Http { .. } => ConnectError::new_err(msg),
         Error::Timeout { .. } => LoginTimeoutError::new_err(msg),
+        Error::SessionCache { .. } => SessionCacheError::new_err(msg),
     };
     let value = err.value(py);
     let set = |k: &str, v: Bound<'_, PyAny>| {
@@ -172,15 +180,35 @@ fn runtime_err(e: std::io::Error) -> PyErr {
 /// awaiting task drops the Rust future, which aborts its requests.
 fn into_awaitable<'py>(
     py: Python<'py>,
+    auth: Arc<Authenticator>,
     fut: impl Future<Output = crate::Result<Arc<SecretString>>> + Send + 'static,
 ) -> PyResult<Bound<'py, PyAny>> {
     runtime().map_err(runtime_err)?;
     generic::future_into_py::<KfpRuntime, _, String>(py, async move {
-        match fut.await {
-            Ok(c) => Ok(c.expose_secret().to_owned()),
-            Err(e) => Err(Python::attach(|py| to_py(py, e))),
-        }
+        let result = fut.await;
+        Python::attach(|py| {
+            warn_all(py, &auth)?;
+            match result {
+                Ok(c) => Ok(c.expose_secret().to_owned()),
+                Err(e) => Err(to_py(py, e)),
+            }
+        })
     })
+}
+
+/// Raise the core's gathered warnings as Python `RuntimeWarning`s.
+fn warn_all(py: Python<'_>, auth: &Authenticator) -> PyResult<()> {
+    for w in auth.take_warnings() {
+        let msg = std::ffi::CString::new(w.replace('\0', " ")).expect("no NUL left");
+        PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(), &msg, 1)?;
+    }
+    Ok(())
+}
+
+/// The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`.
+#[pyfunction]
+fn default_session_cache() -> Option<String> {
+    SessionCache::default_path().map(|p| p.display().to_string())
 }
 
 /// A Dex login against one Kubeflow Pipelines endpoint that keeps its session.
@@ -193,7 +221,7 @@ pub struct DexSession {
 #[pymethods]
 impl DexSession {
     #[new]
-    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576))]
+    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -206,6 +234,7 @@ impl DexSession {
         timeout: f64,
         max_redirects: usize,
         max_body_bytes: usize,
+        session_cache: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let timeout = Duration::try_from_secs_f64(timeout)
             .ok()
@@ -220,7 +249,10 @@ impl DexSession {
         };
         let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)
             .map_err(|e| to_py(py, e))?;
-        let auth = Authenticator::new(cfg).map_err(|e| to_py(py, e))?;
+        let mut auth = Authenticator::new(cfg).map_err(|e| to_py(py, e))?;
+        if let Some(path) = session_cache {
+            auth = auth.with_disk_cache(SessionCache::new(path));
+        }
         Ok(DexSession { auth: Arc::new(auth) })
     }
 
@@ -231,22 +263,25 @@ impl DexSession {
             return Ok(c.expose_secret().to_owned());
         }
         let auth = self.auth.clone();
-        let c = block_on(py, async move { auth.cookies().await })?;
-        Ok(c.expose_secret().to_owned())
+        let c = block_on(py, async move { auth.cookies().await });
+        warn_all(py, &self.auth)?;
+        Ok(c?.expose_secret().to_owned())
     }
 
     /// Log in now, whatever session is held, and return the new cookies.
     fn login(&self, py: Python<'_>) -> PyResult<String> {
         let auth = self.auth.clone();
-        let c = block_on(py, async move { auth.login().await })?;
-        Ok(c.expose_secret().to_owned())
+        let c = block_on(py, async move { auth.login().await });
+        warn_all(py, &self.auth)?;
+        Ok(c?.expose_secret().to_owned())
     }
 
     /// The gateway rejected `stale`: log in again unless another caller already did.
     fn refresh(&self, py: Python<'_>, stale: &str) -> PyResult<String> {
         let (auth, stale) = (self.auth.clone(), stale.to_owned());
-        let c = block_on(py, async move { auth.refresh(&stale).await })?;
-        Ok(c.expose_secret().to_owned())
+        let c = block_on(py, async move { auth.refresh(&stale).await });
+        warn_all(py, &self.auth)?;
+        Ok(c?.expose_secret().to_owned())
     }
 
     /// Forget the session, so the next use logs in.
@@ -256,17 +291,23 @@ impl DexSession {
 
     fn cookies_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let auth = self.auth.clone();
-        into_awaitable(py, async move { auth.cookies().await })
+        into_awaitable(py, self.auth.clone(), async move { auth.cookies().await })
     }
 
     fn login_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let auth = self.auth.clone();
-        into_awaitable(py, async move { auth.login().await })
+        into_awaitable(py, self.auth.clone(), async move { auth.login().await })
     }
 
     fn refresh_async<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyAny>> {
         let (auth, stale) = (self.auth.clone(), stale.to_owned());
-        into_awaitable(py, async move { auth.refresh(&stale).await })
+        into_awaitable(py, self.auth.clone(), async move { auth.refresh(&stale).await })
+    }
+
+    /// The session cache file, when one is used.
+    #[getter]
+    fn session_cache(&self) -> Option<String> {
+        self.auth.disk_cache().map(|c| c.path().display().to_string())
     }
 
     /// How many logins this session has made.
@@ -341,6 +382,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DexSession>()?;
     m.add_function(wrap_pyfunction!(is_login_response, m)?)?;
     m.add_function(wrap_pyfunction!(redact_url, m)?)?;
+    m.add_function(wrap_pyfunction!(default_session_cache, m)?)?;
+    m.add("SessionCacheError", py.get_type::<SessionCacheError>())?;
     m.add("KFPAuthError", py.get_type::<KFPAuthError>())?;
     m.add("InvalidCredentialsError", py.get_type::<InvalidCredentialsError>())?;
     m.add("UnknownConnectorError", py.get_type::<UnknownConnectorError>())?;

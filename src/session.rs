@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::cache::{Entry, SessionCache};
 use crate::config::LoginConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::flow;
 use crate::http::Transport;
 
@@ -38,6 +39,20 @@ pub struct Authenticator {
     /// Held for the whole of a login, so concurrent callers wait for one login.
     login_lock: tokio::sync::Mutex<()>,
     logins: AtomicU64,
+    /// The opt-in session cache on disk, shared with other processes.
+    disk: Option<SessionCache>,
+    /// Things the caller should warn about (a corrupt cache file replaced).
+    warnings: Mutex<Vec<String>>,
+}
+
+/// Which session from the disk cache a renewal may take instead of logging in.
+enum FromDisk {
+    /// Any valid one.
+    Any,
+    /// Any valid one but this, which the gateway rejected.
+    Except(String),
+    /// None: a fresh login was asked for.
+    No,
 }
 
 impl Authenticator {
@@ -49,7 +64,24 @@ impl Authenticator {
             current: RwLock::new(None),
             login_lock: tokio::sync::Mutex::new(()),
             logins: AtomicU64::new(0),
+            disk: None,
+            warnings: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Keep sessions in `cache` too, so other processes can reuse them.
+    pub fn with_disk_cache(mut self, cache: SessionCache) -> Self {
+        self.disk = Some(cache);
+        self
+    }
+
+    pub fn disk_cache(&self) -> Option<&SessionCache> {
+        self.disk.as_ref()
+    }
+
+    /// Warnings gathered since the last call.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn config(&self) -> &LoginConfig {
@@ -79,13 +111,13 @@ impl Authenticator {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        self.login_locked().await
+        self.renew(FromDisk::Any).await
     }
 
     /// Log in now, whatever is held.
     pub async fn login(&self) -> Result<Arc<SecretString>> {
         let _guard = self.login_lock.lock().await;
-        self.login_locked().await
+        self.renew(FromDisk::No).await
     }
 
     /// The session `stale` was rejected by the gateway: log in again, unless
@@ -97,7 +129,7 @@ impl Authenticator {
         {
             return Ok(c);
         }
-        self.login_locked().await
+        self.renew(FromDisk::Except(stale.to_owned())).await
     }
 
     /// Forget the session, so the next use logs in.
@@ -105,7 +137,48 @@ impl Authenticator {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    async fn login_locked(&self) -> Result<Arc<SecretString>> {
+    /// A new session, from the disk cache when allowed and valid, else from a
+    /// login. Called with `login_lock` held; with a disk cache, the file lock is
+    /// held across the login, so processes sharing the file log in once.
+    async fn renew(&self, from_disk: FromDisk) -> Result<Arc<SecretString>> {
+        let Some(disk) = self.disk.clone() else {
+            return Ok(self.login_now().await?.0);
+        };
+        let mut locked = tokio::task::spawn_blocking(move || disk.lock())
+            .await
+            .map_err(join_error)??;
+        if let Some(w) = locked.warning.take() {
+            self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+        }
+        let key = self.cache_key();
+        if let Some(entry) = locked.get(&key) {
+            let usable = match &from_disk {
+                FromDisk::Any => true,
+                FromDisk::Except(stale) => entry.cookies.expose_secret() != stale,
+                FromDisk::No => false,
+            };
+            if usable {
+                let cookies = Arc::new(entry.cookies);
+                self.set_current(cookies.clone(), entry.refresh_at);
+                return Ok(cookies);
+            }
+        }
+        let (cookies, refresh_at) = self.login_now().await?;
+        let entry = Entry {
+            cookies: SecretString::from(cookies.expose_secret().to_owned()),
+            refresh_at,
+        };
+        tokio::task::spawn_blocking(move || locked.put(&key, &entry))
+            .await
+            .map_err(join_error)??;
+        Ok(cookies)
+    }
+
+    fn cache_key(&self) -> String {
+        SessionCache::key(self.cfg.api_url.as_str(), &self.cfg.username, &self.cfg.connector)
+    }
+
+    async fn login_now(&self) -> Result<(Arc<SecretString>, Option<SystemTime>)> {
         self.logins.fetch_add(1, Ordering::Relaxed);
         let transport = self.transport()?;
         let started = SystemTime::now();
@@ -115,11 +188,12 @@ impl Authenticator {
             exp - (lifetime / 4).min(MAX_REFRESH_MARGIN)
         });
         let cookies = Arc::new(session.cookies);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current {
-            cookies: cookies.clone(),
-            refresh_at,
-        });
-        Ok(cookies)
+        self.set_current(cookies.clone(), refresh_at);
+        Ok((cookies, refresh_at))
+    }
+
+    fn set_current(&self, cookies: Arc<SecretString>, refresh_at: Option<SystemTime>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current { cookies, refresh_at });
     }
 
     /// The HTTP client of this process: its pooled connections belong to the
@@ -131,5 +205,12 @@ impl Authenticator {
             *slot = (pid, Arc::new(Transport::new(&self.cfg.options)?));
         }
         Ok(slot.1.clone())
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::SessionCache {
+        path: "-".into(),
+        reason: format!("the cache task failed: {e}"),
     }
 }

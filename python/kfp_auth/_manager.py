@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from kfp_auth._client import build_client
-from kfp_auth._native import DexSession, redact_url
+from kfp_auth._native import DexSession, default_session_cache, redact_url
 
 if TYPE_CHECKING:
     import kfp
@@ -34,6 +34,7 @@ class KFPClientManager:
         ssl_ca_cert: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
         max_redirects: int = 10,
+        session_cache: bool | str | os.PathLike[str] = False,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
@@ -45,6 +46,9 @@ class KFPClientManager:
             login and the client (for gateways whose certificate a private CA signed)
         :param timeout: seconds each login request may take
         :param max_redirects: how many redirects in a row a login may follow
+        :param session_cache: keep the session in a file so other processes reuse it: ``True``
+            for ``~/.cache/kfp-auth/sessions.json`` (``$XDG_CACHE_HOME`` is honoured), or a path.
+            The file holds session cookies, never the password, and must be private (mode 0600).
         :raises ValueError: when ``api_url`` or ``dex_auth_type`` is malformed
         """
         self._session = DexSession(
@@ -56,6 +60,7 @@ class KFPClientManager:
             ssl_ca_cert=ssl_ca_cert,
             timeout=timeout,
             max_redirects=max_redirects,
+            session_cache=_cache_path(session_cache),
         )
         self._api_url = api_url
         self._skip_tls_verify = skip_tls_verify
@@ -104,3 +109,14 @@ class KFPClientManager:
             f"dex_password='********', dex_auth_type={self._dex_auth_type!r}, "
             f"skip_tls_verify={self._skip_tls_verify!r})"
         )
+
+
+def _cache_path(session_cache: bool | str | os.PathLike[str]) -> str | None:
+    if session_cache is False or session_cache is None:
+        return None
+    if session_cache is True:
+        path = default_session_cache()
+        if path is None:
+            raise ValueError("session_cache=True needs $HOME or $XDG_CACHE_HOME; pass a path instead")
+        return path
+    return os.fspath(session_cache)

@@ -32,6 +32,9 @@ class ConnectError(KFPAuthError):
 class LoginTimeoutError(KFPAuthError):
     """A login request took longer than `timeout`."""
 
+class SessionCacheError(KFPAuthError):
+    """The session cache file cannot be used safely."""
+
 @final
 class DexSession:
     """A Dex login against one Kubeflow Pipelines endpoint."""
@@ -48,6 +51,7 @@ class DexSession:
         timeout: float = 30.0,
         max_redirects: int = 10,
         max_body_bytes: int = 1048576,
+        session_cache: str | os.PathLike[str] | None = None,
     ) -> DexSession: ...
     def cookies(self) -> str:
         """The session's `Cookie` header value (`""` when unsecured), logging in only when needed."""
@@ -60,6 +64,9 @@ class DexSession:
     def cookies_async(self) -> Awaitable[str]: ...
     def login_async(self) -> Awaitable[str]: ...
     def refresh_async(self, stale: str) -> Awaitable[str]: ...
+    @property
+    def session_cache(self) -> str | None:
+        """The session cache file, when one is used."""
     @property
     def logins(self) -> int:
         """How many logins this session has made."""
@@ -81,3 +88,6 @@ def is_login_response(status: int, content_type: str | None, location: str | Non
 
 def redact_url(url: str) -> str:
     """`url` as it may be shown: origin and path, query values hidden, user info dropped."""
+
+def default_session_cache() -> str | None:
+    """The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`."""

@@ -1,0 +1,262 @@
+//! The opt-in session cache on disk, so short-lived processes reuse a valid
+//! session. One JSON file holds many sessions, keyed by API URL, user and
+//! connector. It never holds a password: only the session's cookies (which
+//! are credentials too, hence mode 0600 in a 0700 folder) and when to renew them.
+//!
+//! Writers hold an exclusive lock on `<file>.lock` and replace the file by
+//! rename, so a reader never sees half a file and a crash mid-write leaves the
+//! old one whole.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const VERSION: u32 = 1;
+
+/// One cached session.
+pub struct Entry {
+    pub cookies: SecretString,
+    pub refresh_at: Option<SystemTime>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct FileData {
+    version: u32,
+    sessions: BTreeMap<String, StoredEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    cookies: String,
+    /// Unix seconds after which the session must be renewed; absent when unknown.
+    refresh_at: Option<u64>,
+    saved_at: u64,
+}
+
+/// How long an entry without a known expiry is trusted: Kubeflow's gateways
+/// keep sessions for 24 h; a rejected one is renewed anyway.
+const NO_EXPIRY_TTL: Duration = Duration::from_secs(12 * 3600);
+
+#[derive(Clone)]
+pub struct SessionCache {
+    path: PathBuf,
+}
+
+/// An exclusive lock on the cache, held while a process reads, logs in and writes.
+pub struct Locked {
+    cache: SessionCache,
+    _lock: File,
+    /// Set when the file was unreadable and will be replaced.
+    pub warning: Option<String>,
+    data: FileData,
+}
+
+impl SessionCache {
+    pub fn new(path: PathBuf) -> Self {
+        SessionCache { path }
+    }
+
+    /// `$XDG_CACHE_HOME/kfp-auth/sessions.json`, else `~/.cache/kfp-auth/sessions.json`.
+    pub fn default_path() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("kfp-auth").join("sessions.json"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn key(api_url: &str, username: &str, connector: &str) -> String {
+        format!("{connector}:{username}@{api_url}")
+    }
+
+    fn err(&self, reason: impl Into<String>) -> Error {
+        Error::SessionCache {
+            path: self.path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Take the lock (waiting for other processes) and read the file.
+    pub fn lock(&self) -> Result<Locked> {
+        let dir = self.path.parent().ok_or_else(|| self.err("has no parent folder"))?;
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| self.err(format!("cannot create its folder: {e}")))?;
+        }
+        let lock_path = self.path.with_extension("json.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| self.err(format!("cannot open its lock file: {e}")))?;
+        lock.lock().map_err(|e| self.err(format!("cannot lock it: {e}")))?;
+
+        let (data, warning) = match fs::metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (FileData::default(), None),
+            Err(e) => return Err(self.err(format!("cannot read it: {e}"))),
+            Ok(meta) => {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return Err(self.err(format!(
+                        "is readable by other users (mode {mode:o}) and holds session cookies; \
+                         refusing to use it. Run `chmod 600` on it, or delete it"
+                    )));
+                }
+                match fs::read(&self.path).map(|b| serde_json::from_slice::<FileData>(&b)) {
+                    Ok(Ok(d)) if d.version == VERSION => (d, None),
+                    Ok(Ok(d)) => (
+                        FileData::default(),
+                        Some(format!(
+                            "has format version {}, not {VERSION}; starting it afresh",
+                            d.version
+                        )),
+                    ),
+                    // Only the position: serde_json's messages can quote the content.
+                    Ok(Err(e)) => (
+                        FileData::default(),
+                        Some(format!(
+                            "is corrupt (at line {}, column {}); starting it afresh",
+                            e.line(),
+                            e.column()
+                        )),
+                    ),
+                    Err(e) => return Err(self.err(format!("cannot read it: {e}"))),
+                }
+            }
+        };
+        let warning = warning.map(|w| format!("session cache {}: {w}", self.path.display()));
+        Ok(Locked {
+            cache: self.clone(),
+            _lock: lock,
+            warning,
+            data,
+        })
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+impl Locked {
+    /// The cached session for `key`, if it is still valid.
+    pub fn get(&self, key: &str) -> Option<Entry> {
+        let e = self.data.sessions.get(key)?;
+        let now = SystemTime::now();
+        let refresh_at = match e.refresh_at {
+            Some(t) => UNIX_EPOCH + Duration::from_secs(t),
+            None => UNIX_EPOCH + Duration::from_secs(e.saved_at) + NO_EXPIRY_TTL,
+        };
+        (now < refresh_at).then(|| Entry {
+            cookies: SecretString::from(e.cookies.clone()),
+            refresh_at: Some(refresh_at),
+        })
+    }
+
+    /// Store `entry` under `key`, drop expired entries, and replace the file atomically.
+    pub fn put(&mut self, key: &str, entry: &Entry) -> Result<()> {
+        let now = SystemTime::now();
+        self.data.sessions.insert(
+            key.to_owned(),
+            StoredEntry {
+                cookies: entry.cookies.expose_secret().to_owned(),
+                refresh_at: entry.refresh_at.map(unix),
+                saved_at: unix(now),
+            },
+        );
+        let now_s = unix(now);
+        self.data
+            .sessions
+            .retain(|_, e| e.refresh_at.unwrap_or(e.saved_at + NO_EXPIRY_TTL.as_secs()) > now_s);
+        self.data.version = VERSION;
+        self.write()
+    }
+
+    fn write(&self) -> Result<()> {
+        let cache = &self.cache;
+        let dir = cache.path.parent().expect("checked in lock()");
+        // NamedTempFile is created 0600 in the same folder, so the rename is atomic.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| cache.err(format!("cannot write it: {e}")))?;
+        let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&self.data).expect("plain data serializes"));
+        tmp.write_all(&bytes)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| cache.err(format!("cannot write it: {e}")))?;
+        tmp.persist(&cache.path)
+            .map_err(|e| cache.err(format!("cannot replace it: {}", e.error)))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(cookies: &str, secs: u64) -> Entry {
+        Entry {
+            cookies: SecretString::from(cookies.to_owned()),
+            refresh_at: Some(SystemTime::now() + Duration::from_secs(secs)),
+        }
+    }
+
+    #[test]
+    fn round_trip_modes_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SessionCache::new(dir.path().join("sub").join("sessions.json"));
+        {
+            let mut l = cache.lock().unwrap();
+            assert!(l.get("k").is_none() && l.warning.is_none());
+            l.put("k", &entry("a=1", 3600)).unwrap();
+            l.put("old", &entry("b=2", 0)).unwrap();
+        }
+        let l = cache.lock().unwrap();
+        assert_eq!(l.get("k").unwrap().cookies.expose_secret(), "a=1");
+        assert!(l.get("old").is_none(), "expired entries are ignored");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(cache.path()), 0o600);
+        assert_eq!(mode(cache.path().parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn corrupt_files_are_replaced_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.json");
+        fs::write(&path, b"{not json").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let cache = SessionCache::new(path.clone());
+        let mut l = cache.lock().unwrap();
+        assert!(l.warning.as_deref().unwrap().contains("corrupt"));
+        l.put("k", &entry("a=1", 60)).unwrap();
+        drop(l);
+        assert!(cache.lock().unwrap().warning.is_none());
+    }
+
+    #[test]
+    fn files_others_can_read_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.json");
+        fs::write(&path, b"{}").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = SessionCache::new(path).lock().err().unwrap().to_string();
+        assert!(
+            err.contains("readable by other users (mode 644)") && err.contains("chmod 600"),
+            "{err}"
+        );
+    }
+}
