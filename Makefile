@@ -6,7 +6,7 @@ VENV   := .venv
 KFP18  := .cache/venv-kfp18
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack lint test-rust test-python bench clean
+.PHONY: demo test venv develop stack lint test-rust test-python bench-sessions clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
@@ -45,6 +45,10 @@ test-rust:
 
 test-python: develop stack
 	$(VENV)/bin/python -m pytest
+
+# Figures for long-lived sessions (a report; see bench/sessions.py).
+bench-sessions: develop stack
+	$(VENV)/bin/python -W ignore bench/sessions.py
 
 clean:
 	rm -rf target $(VENV) .cache
