@@ -6,12 +6,12 @@ VENV   := .venv
 KFP18  := .cache/venv-kfp18
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack lint test-rust test-python bench-sessions clean
+.PHONY: demo test venv develop stack lint typecheck test-rust test-python bench-sessions clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-rust test-python
+test: lint test-rust typecheck test-python
 
 venv: $(VENV)/.installed $(KFP18)/.installed
 
@@ -39,6 +39,11 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
+
+# The stubs must match the built module, and the Python package type-checks strictly.
+typecheck: develop
+	$(VENV)/bin/python -m mypy.stubtest kfp_auth._native
+	$(VENV)/bin/python -m mypy
 
 test-rust:
 	cargo test

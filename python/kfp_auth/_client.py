@@ -33,14 +33,14 @@ def import_kfp() -> Any:
 
 @functools.lru_cache(maxsize=None)
 def _takes_verify_ssl(client_cls: type) -> bool:
-    return "verify_ssl" in inspect.signature(client_cls.__init__).parameters
+    return "verify_ssl" in inspect.signature(client_cls).parameters
 
 
 @functools.lru_cache(maxsize=None)
 def _unverified_subclass(client_cls: type) -> type:
     """kfp 1.8 has no ``verify_ssl``: a subclass turns verification off for its own instances only."""
 
-    class UnverifiedClient(client_cls):  # type: ignore[misc, valid-type]
+    class UnverifiedClient(client_cls):  # type: ignore[misc]
         def _load_config(self, *args: Any, **kwargs: Any) -> Any:
             config = super()._load_config(*args, **kwargs)
             config.verify_ssl = False
@@ -72,7 +72,7 @@ def _relogin_subclass(rest_cls: type) -> type:
 
     api_exception = importlib.import_module(rest_cls.__module__).ApiException
 
-    class ReloginREST(rest_cls):  # type: ignore[misc, valid-type]
+    class ReloginREST(rest_cls):  # type: ignore[misc]
         _kfp_auth_session: DexSession
         _kfp_auth_api_client: Any
 
@@ -144,7 +144,8 @@ def build_client(host: str, session: DexSession, skip_tls_verify: bool, ssl_ca_c
     client = client_cls(**kwargs)
     for api_client in _api_clients(client):
         rest = api_client.rest_client
-        rest.__class__ = _relogin_subclass(type(rest))
+        rest_cls: type = type(rest)
+        rest.__class__ = _relogin_subclass(rest_cls)
         rest._kfp_auth_session = session
         rest._kfp_auth_api_client = api_client
     return client

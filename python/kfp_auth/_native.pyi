@@ -4,6 +4,22 @@ import os
 from collections.abc import Awaitable
 from typing import final
 
+__all__ = [
+    "__version__",
+    "DexSession",
+    "is_login_response",
+    "redact_url",
+    "default_session_cache",
+    "SessionCacheError",
+    "KFPAuthError",
+    "InvalidCredentialsError",
+    "UnknownConnectorError",
+    "UnexpectedResponseError",
+    "TLSError",
+    "ConnectError",
+    "LoginTimeoutError",
+]
+
 __version__: str
 
 class KFPAuthError(RuntimeError):
