@@ -45,3 +45,28 @@ def test_kfp_18_client_and_tls_subclass(kubeflow: Stack, kfp18_python: str) -> N
     # kfp 1.8 speaks v1beta1, through the gateway, as the logged-in user.
     paths = [q["path"] for q in kubeflow.kfp_requests()[before:] if q["user"] == FAST_USER]
     assert "/pipeline/apis/v1beta1/experiments" in paths
+
+
+RELOGIN = """
+import sys
+from kfp_auth import KFPClientManager
+url, user, password, ns = sys.argv[1:5]
+m = KFPClientManager(url, user, password)
+client = m.create_kfp_client()
+client.create_experiment(name="kfp18-relogin", namespace=ns)
+print("ready", flush=True)
+sys.stdin.readline()  # the test restarts the gateway with a new cookie secret meanwhile
+names = [e.name for e in client.list_experiments(namespace=ns).experiments]
+print(m.logins, "kfp18-relogin" in names, flush=True)
+"""
+
+
+def test_kfp_18_client_logs_in_again_after_a_gateway_restart(own_kubeflow: Stack, kfp18_python: str) -> None:
+    p = subprocess.Popen([kfp18_python, "-c", RELOGIN, own_kubeflow.api_url, FAST_USER, FAST_PASSWORD, FAST_NAMESPACE],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdin is not None
+    assert p.stdout.readline().strip() == "ready"
+    own_kubeflow.restart_gateway(new_cookie_secret=True)
+    out, err = p.communicate("go\n", timeout=120)
+    assert p.returncode == 0, err[-3000:]
+    assert out.split() == ["2", "True"]
