@@ -111,12 +111,23 @@ impl Transport {
         let method_name = method_name(&method);
         let started = Instant::now();
         let result = self.exchange(method, method_name, url, form, jar).await;
-        history.push(Step {
+        let step = Step {
             method: method_name,
             url: redact::url(url),
             status: result.as_ref().ok().map(|r| r.status.as_u16()),
             elapsed_ms: started.elapsed().as_millis() as u64,
-        });
+        };
+        match (&result, step.status) {
+            (Ok(_), Some(status)) => {
+                log::debug!(target: "kfp_auth", "{} {} -> {} in {} ms", step.method, step.url, status, step.elapsed_ms)
+            }
+            // The error's own text is redacted like the URL.
+            (Err(e), _) => {
+                log::debug!(target: "kfp_auth", "{} {} failed after {} ms: {e}", step.method, step.url, step.elapsed_ms)
+            }
+            _ => {}
+        }
+        history.push(step);
         result
     }
 

@@ -378,6 +378,10 @@ fn is_login_response(status: u16, content_type: Option<&str>, location: Option<&
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // Rust's `log` records go to Python's `kfp_auth` logger. Levels are read
+    // from Python on each record (no level cache), so logging configured after
+    // import takes effect; records are rare (a few per login).
+    let _ = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?.install();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<DexSession>()?;
     m.add_function(wrap_pyfunction!(is_login_response, m)?)?;

@@ -158,6 +158,7 @@ impl Authenticator {
                 FromDisk::No => false,
             };
             if usable {
+                log::debug!(target: "kfp_auth", "reusing the session cached in {}", self.disk.as_ref().map(|d| d.path().display().to_string()).unwrap_or_default());
                 let cookies = Arc::new(entry.cookies);
                 self.set_current(cookies.clone(), entry.refresh_at);
                 return Ok(cookies);
@@ -182,7 +183,28 @@ impl Authenticator {
         self.logins.fetch_add(1, Ordering::Relaxed);
         let transport = self.transport()?;
         let started = SystemTime::now();
-        let session = flow::login(&self.cfg, &transport).await?;
+        log::debug!(
+            target: "kfp_auth",
+            "logging in to {} as {} with connector {}",
+            crate::redact::url(&self.cfg.api_url),
+            self.cfg.username,
+            self.cfg.connector
+        );
+        let session = match flow::login(&self.cfg, &transport).await {
+            Ok(s) => s,
+            Err(e) => {
+                log::info!(target: "kfp_auth", "login to {} failed: {e}", crate::redact::url(&self.cfg.api_url));
+                return Err(e);
+            }
+        };
+        log::info!(
+            target: "kfp_auth",
+            "logged in to {} as {} in {} requests{}",
+            crate::redact::url(&self.cfg.api_url),
+            self.cfg.username,
+            session.history.len(),
+            if session.unsecured { " (unsecured: no login needed)" } else { "" }
+        );
         let refresh_at = session.expires.map(|exp| {
             let lifetime = exp.duration_since(started).unwrap_or_default();
             exp - (lifetime / 4).min(MAX_REFRESH_MARGIN)
