@@ -142,3 +142,15 @@ except KeyboardInterrupt:
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=30)
     assert out.strip() == "interrupted"
+
+
+def test_pickling_is_refused_with_a_clear_error() -> None:
+    import pickle
+
+    m = KFPClientManager("http://127.0.0.1:1/pipeline", "u", SECRET)
+    for obj in (m, m._session):
+        with pytest.raises(TypeError) as ei:
+            pickle.dumps(obj)
+        assert SECRET not in str(ei.value)
+    with pytest.raises(TypeError, match="never writes"):
+        pickle.dumps(m)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kfp_auth._client import build_client
 from kfp_auth._native import DexSession, default_session_cache, redact_url
@@ -102,6 +102,14 @@ class KFPClientManager:
     def logins(self) -> int:
         """How many logins this manager has made."""
         return self._session.logins
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        # Pickles end up in files, caches and other processes: refusing keeps the password out of them.
+        raise TypeError(
+            "a KFPClientManager is not picklable: it holds a password, which kfp-auth never writes "
+            "into a pickle. Build a new KFPClientManager in the other process (with "
+            "session_cache=True it reuses the session instead of logging in again)"
+        )
 
     def __repr__(self) -> str:
         return (
