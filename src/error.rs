@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::http::Step;
+
 pub type Result<T> = std::result::Result<T, Error>;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,10 @@ pub enum Error {
     #[error("session cache {path}: {reason}")]
     SessionCache { path: String, reason: String },
 
+    /// A login that failed, with the requests it made (redacted), for debugging.
+    #[error("{source}")]
+    Failed { source: Box<Error>, history: Vec<Step> },
+
     /// Any other transport failure.
     #[error("HTTP request {method} {url} failed: {detail}")]
     Http {
@@ -93,6 +99,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error itself, without the login history around it.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Failed { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
+    /// The requests of the failed login, when it got that far.
+    pub fn history(&self) -> &[Step] {
+        match self {
+            Error::Failed { history, .. } => history,
+            _ => &[],
+        }
+    }
+
     pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             name,

@@ -36,15 +36,21 @@ pub struct Session {
     pub history: Vec<Step>,
 }
 
+/// Log in. A failure comes as [`Error::Failed`], with the requests made until then.
 pub async fn login(cfg: &LoginConfig, transport: &Transport) -> Result<Session> {
     let mut flow = Flow::new(cfg, transport);
-    let result = flow.run().await;
-    result.map(|(cookies, expires)| Session {
-        unsecured: cookies.expose_secret().is_empty(),
-        cookies,
-        expires,
-        history: flow.history,
-    })
+    match flow.run().await {
+        Ok((cookies, expires)) => Ok(Session {
+            unsecured: cookies.expose_secret().is_empty(),
+            cookies,
+            expires,
+            history: flow.history,
+        }),
+        Err(e) => Err(Error::Failed {
+            source: Box::new(e),
+            history: flow.history,
+        }),
+    }
 }
 
 enum Next {

@@ -70,7 +70,8 @@ create_exception!(
 /// Build the Python exception for a core error, with its facts as attributes.
 fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let msg = e.to_string();
-    let err = match &e {
+    let root = e.root();
+    let err = match root {
         Error::InvalidArgument { .. } => return PyValueError::new_err(msg),
         Error::InvalidCredentials { .. } => InvalidCredentialsError::new_err(msg),
         Error::UnknownConnector { .. } => UnknownConnectorError::new_err(msg),
@@ -81,14 +82,16 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Connect { .. } | Error::Http { .. } => ConnectError::new_err(msg),
         Error::Timeout { .. } => LoginTimeoutError::new_err(msg),
         Error::SessionCache { .. } => SessionCacheError::new_err(msg),
+        Error::Failed { .. } => KFPAuthError::new_err(msg),
     };
-    let value = err.value(py);
-    let set = |k: &str, v: Bound<'_, PyAny>| {
-        // Attributes are a convenience; a failure to set one must not hide the error.
-        let _ = value.setattr(k, v);
-    };
-    let none = || py.None().into_bound(py);
-    let (status, url) = match &e {
+    // Attributes are a convenience; a failure to set one must not hide the error.
+    let _ = set_attributes(py, err.value(py), &e);
+    err
+}
+
+/// `.status`, `.url`, `.offered` and `.history` (the redacted requests of the failed login).
+fn set_attributes(py: Python<'_>, value: &Bound<'_, pyo3::exceptions::PyBaseException>, e: &Error) -> PyResult<()> {
+    let (status, url) = match e.root() {
         Error::InvalidCredentials { status, url, .. } | Error::UnexpectedResponse { status, url, .. } => {
             (Some(*status), Some(url.clone()))
         }
@@ -100,20 +103,21 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         | Error::Http { url, .. } => (None, Some(url.clone())),
         _ => (None, None),
     };
-    set(
-        "status",
-        status.map_or_else(none, |s| s.into_pyobject(py).expect("int").into_any()),
-    );
-    set(
-        "url",
-        url.map_or_else(none, |u| u.into_pyobject(py).expect("str").into_any()),
-    );
-    if let Error::UnknownConnector { offered, .. } = &e
-        && let Ok(list) = offered.clone().into_pyobject(py)
-    {
-        set("offered", list.into_any());
+    value.setattr("status", status)?;
+    value.setattr("url", url)?;
+    if let Error::UnknownConnector { offered, .. } = e.root() {
+        value.setattr("offered", offered.clone())?;
     }
-    err
+    let history = pyo3::types::PyList::empty(py);
+    for step in e.history() {
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("method", step.method)?;
+        d.set_item("url", &step.url)?;
+        d.set_item("status", step.status)?;
+        d.set_item("elapsed_ms", step.elapsed_ms)?;
+        history.append(d)?;
+    }
+    value.setattr("history", history)
 }
 
 /// Run a core future on the shared runtime with the GIL released, waking every

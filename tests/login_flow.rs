@@ -117,6 +117,15 @@ async fn run(cfg: &LoginConfig) -> kfp_auth::Result<kfp_auth::Session> {
     login(cfg, &t).await
 }
 
+/// The error of a failed login, and how many requests it made.
+async fn fail(cfg: &LoginConfig) -> (Error, usize) {
+    match run(cfg).await {
+        Ok(_) => panic!("the login should fail"),
+        Err(Error::Failed { source, history }) => (*source, history.len()),
+        Err(e) => panic!("a login error without its history: {e}"),
+    }
+}
+
 const PASSWORD_PAGE: &str = r#"<form method="post" action="/dex/auth/ldap/login?back=&amp;state=AUTHREQ">
   <input name="login" type="text"/><input name="password" type="password"/></form>"#;
 const SELECTION: &str = r#"<a href="/dex/auth/local?client_id=kf&amp;state=S">Email</a>
@@ -229,8 +238,9 @@ async fn kubeflow_19_with_selection_ldap_approval_and_chunked_cookie() {
 async fn wrong_password_is_invalid_credentials() {
     let base = serve(Arc::new(kubeflow_19), Arc::default()).await;
     let cfg = config(&format!("{base}/pipeline"), "nope", "ldap", Options::default());
-    let err = run(&cfg).await.unwrap_err();
+    let (err, requests) = fail(&cfg).await;
     assert!(matches!(err, Error::InvalidCredentials { status: 401, .. }), "{err}");
+    assert_eq!(requests, 6, "the history goes with the error");
     assert!(!err.to_string().contains("nope"));
 }
 
@@ -260,9 +270,7 @@ async fn redirect_loops_are_bounded() {
         max_redirects: 5,
         ..Options::default()
     };
-    let err = run(&config(&format!("{base}/a"), "pw", "local", options))
-        .await
-        .unwrap_err();
+    let (err, _) = fail(&config(&format!("{base}/a"), "pw", "local", options)).await;
     assert!(
         matches!(
             err,
@@ -285,9 +293,7 @@ async fn bodies_past_the_cap_are_refused() {
         max_body_bytes: 16 * 1024,
         ..Options::default()
     };
-    let err = run(&config(&format!("{base}/"), "pw", "local", options))
-        .await
-        .unwrap_err();
+    let (err, _) = fail(&config(&format!("{base}/"), "pw", "local", options)).await;
     assert!(matches!(err, Error::BodyTooLarge { limit: 16384, .. }), "{err}");
 }
 
@@ -298,9 +304,7 @@ async fn a_server_that_never_answers_times_out() {
         timeout: Duration::from_millis(300),
         ..Options::default()
     };
-    let err = run(&config(&format!("{base}/pipeline"), "pw", "local", options))
-        .await
-        .unwrap_err();
+    let (err, _) = fail(&config(&format!("{base}/pipeline"), "pw", "local", options)).await;
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
 }
 

@@ -154,3 +154,15 @@ def test_pickling_is_refused_with_a_clear_error() -> None:
         assert SECRET not in str(ei.value)
     with pytest.raises(TypeError, match="never writes"):
         pickle.dumps(m)
+
+
+def test_errors_carry_the_redacted_request_history(silent_server: str) -> None:
+    with pytest.raises(kfp_auth.LoginTimeoutError) as ei:
+        KFPClientManager(silent_server + "?token=abc", "u", SECRET, timeout=0.3).get_session_cookies()
+    (step,) = ei.value.history
+    assert step["method"] == "GET" and step["status"] is None
+    assert step["url"].endswith("/pipeline?token=…") and step["elapsed_ms"] >= 250
+    # A refused connection is a step without a status.
+    with pytest.raises(kfp_auth.ConnectError) as ei2:
+        KFPClientManager(f"http://127.0.0.1:{free_port()}/p", "u", SECRET).get_session_cookies()
+    assert [s["status"] for s in ei2.value.history] == [None]

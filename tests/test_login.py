@@ -219,3 +219,16 @@ def test_errors_hold_no_cookie_token_or_oauth_value(kubeflow: Stack, tmp_path) -
         shown = f"{e} {e!r} {getattr(e, 'url', '')} {vars(e)}"
         leaked = [s for s in secrets if s in shown]
         assert not leaked, f"{type(e).__name__} shows {len(leaked)} secret value(s)"
+
+
+def test_a_failed_login_carries_its_steps(kubeflow: Stack) -> None:
+    with pytest.raises(kfp_auth.InvalidCredentialsError) as ei:
+        KFPClientManager(kubeflow.api_url, FAST_USER, "nope-nope").get_session_cookies()
+    steps = [(s["method"], s["url"].split("/", 3)[3].split("?")[0], s["status"]) for s in ei.value.history]
+    assert steps == [
+        ("GET", "pipeline", 403),
+        ("GET", "oauth2/start", 302),
+        ("GET", "dex/auth/local", 302),
+        ("GET", "dex/auth/local/login", 200),
+        ("POST", "dex/auth/local/login", 401),
+    ]

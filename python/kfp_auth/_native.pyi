@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Awaitable
-from typing import final
+from typing import TypedDict, final
 
 __all__ = [
     "__version__",
@@ -22,11 +22,18 @@ __all__ = [
 
 __version__: str
 
+class _LoginStep(TypedDict):
+    method: str
+    url: str
+    status: int | None
+    elapsed_ms: int
+
 class KFPAuthError(RuntimeError):
     """Base class of every kfp-auth error."""
 
     status: int | None
     url: str | None
+    history: list[_LoginStep]
 
 class InvalidCredentialsError(KFPAuthError):
     """Dex rejected the username or password."""
