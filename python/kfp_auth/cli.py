@@ -1,0 +1,207 @@
+"""The ``kfp-auth`` command line: log in, print the session, or hand it to kfp's own CLI.
+
+Exit codes: 0 ok, 2 usage, 3 credentials rejected (or unknown connector),
+4 gateway unreachable or too slow, 5 TLS, 6 session cache unusable, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from kfp_auth import _native
+from kfp_auth._manager import KFPClientManager
+
+EXIT_OTHER, EXIT_USAGE, EXIT_CREDENTIALS, EXIT_UNREACHABLE, EXIT_TLS, EXIT_CACHE = 1, 2, 3, 4, 5, 6
+
+ENV_URL = "KF_PIPELINES_ENDPOINT"  # kfp's own name for the API endpoint
+ENV_USER = "KFP_AUTH_USERNAME"
+ENV_PASSWORD = "KFP_AUTH_PASSWORD"
+ENV_CONNECTOR = "KFP_AUTH_CONNECTOR"
+
+# Where kfp keeps its context (kfp.Client._LOCAL_KFP_CONTEXT).
+KFP_CONTEXT = Path("~/.config/kfp/context.json")
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    print(f"kfp-auth: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _exit_code(e: BaseException) -> int:
+    if isinstance(e, (_native.InvalidCredentialsError, _native.UnknownConnectorError)):
+        return EXIT_CREDENTIALS
+    if isinstance(e, (_native.ConnectError, _native.LoginTimeoutError)):
+        return EXIT_UNREACHABLE
+    if isinstance(e, _native.TLSError):
+        return EXIT_TLS
+    if isinstance(e, _native.SessionCacheError):
+        return EXIT_CACHE
+    return EXIT_OTHER
+
+
+def _login_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("login")
+    g.add_argument("--url", default=os.environ.get(ENV_URL),
+                   help=f"the Kubeflow Pipelines API URL, e.g. http://localhost:8080/pipeline (env {ENV_URL})")
+    g.add_argument("-u", "--username", default=os.environ.get(ENV_USER, ""),
+                   help=f"the Dex username (env {ENV_USER})")
+    g.add_argument("-c", "--connector", default=os.environ.get(ENV_CONNECTOR, "local"),
+                   help=f"the Dex connector id, e.g. local or ldap (env {ENV_CONNECTOR}; default local)")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    src.add_argument("--password-file", type=Path, metavar="PATH", help="read the password from a file")
+    src.add_argument("--password-env", metavar="NAME", default=ENV_PASSWORD,
+                     help=f"read the password from this environment variable (default {ENV_PASSWORD})")
+    g.add_argument("--skip-tls-verify", action="store_true", help="do not verify the gateway's TLS certificate")
+    g.add_argument("--ca-cert", type=Path, metavar="PATH", help="trust this PEM CA bundle for the gateway")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds each request may take (default 30)")
+    g.add_argument("--session-cache", action="store_true",
+                   help="reuse a valid session from, and save it to, ~/.cache/kfp-auth/sessions.json")
+
+
+def _password(args: argparse.Namespace) -> str:
+    """From stdin, a file, the environment, or a prompt; never from the command line."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if args.password_file:
+        path: Path = args.password_file
+        try:
+            return path.read_text().rstrip("\r\n")
+        except OSError as e:
+            _fail(EXIT_USAGE, f"cannot read --password-file {args.password_file}: {e.strerror}")
+    if args.password_env in os.environ:
+        return os.environ[args.password_env]
+    if sys.stdin.isatty():
+        return getpass.getpass(f"Password for {args.username or 'Dex'}: ")
+    return ""  # fine for an unsecured endpoint; Dex will say if it is not
+
+
+def _manager(args: argparse.Namespace) -> KFPClientManager:
+    if not args.url:
+        _fail(EXIT_USAGE, f"no API URL: pass --url or set {ENV_URL}")
+    try:
+        return KFPClientManager(args.url, args.username, _password(args), args.connector,
+                                skip_tls_verify=args.skip_tls_verify, ssl_ca_cert=args.ca_cert,
+                                timeout=args.timeout, session_cache=args.session_cache)
+    except ValueError as e:
+        _fail(EXIT_USAGE, str(e))
+
+
+def _cookies(m: KFPClientManager) -> str:
+    try:
+        return m.get_session_cookies()
+    except _native.KFPAuthError as e:
+        _fail(_exit_code(e), str(e))
+
+
+def cmd_login(args: argparse.Namespace) -> None:
+    m = _manager(args)
+    cookies = _cookies(m)
+    if args.output == "json":
+        print(json.dumps({"api_url": args.url, "cookie": cookies, "unsecured": cookies == ""}))
+    elif args.output == "export":
+        print(f"export {ENV_URL}={shlex.quote(args.url)}")
+        print(f"export KFP_AUTH_COOKIE={shlex.quote(cookies)}")
+    else:
+        print(cookies)
+
+
+def write_private_json(path: Path, data: dict[str, object]) -> None:
+    """Replace `path` atomically with `data`, readable by the owner only (it holds a session)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def cmd_context(args: argparse.Namespace) -> None:
+    m = _manager(args)
+    cookies = _cookies(m)
+    path = Path(os.path.expanduser(str(args.context_file)))
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError) as e:
+        _fail(EXIT_OTHER, f"cannot read {path} ({e}); fix or delete it")
+    if not isinstance(data, dict):
+        _fail(EXIT_OTHER, f"{path} does not hold a JSON object; fix or delete it")
+    data["client_authentication_cookie"] = cookies
+    if args.namespace:
+        data["namespace"] = args.namespace
+    write_private_json(path, data)
+    print(f"wrote the session for {_native.redact_url(args.url)} to {path}"
+          + (f" (namespace {args.namespace})" if args.namespace else ""), file=sys.stderr)
+    print(f"now: kfp --endpoint {shlex.quote(args.url)} experiment list", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Never echoes arguments it does not know: one may be a password typed in the wrong place."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments"):
+            message = "unrecognized arguments (not shown, in case one is a password); see --help"
+        super().error(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        allow_abbrev=False,
+        prog="kfp-auth",
+        description="Log in to a Kubeflow Pipelines API through Dex (oauth2-proxy or oidc-authservice), "
+                    "or find that it needs no login.",
+        epilog=f"The password is never taken from the command line: use --password-stdin, "
+               f"--password-file, ${ENV_PASSWORD}, or the prompt. Exit codes: 0 ok, 2 usage, "
+               f"3 credentials rejected, 4 unreachable or timed out, 5 TLS, 6 session cache, 1 other.",
+    )
+    p.add_argument("--version", action="version", version=f"kfp-auth {_native.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    login = sub.add_parser("login", allow_abbrev=False, help="log in and print the session's Cookie header",
+                           description="Log in and print the session: the Cookie header value "
+                                       "(empty when the endpoint needs no login).")
+    _login_options(login)
+    login.add_argument("-o", "--output", choices=["plain", "json", "export"], default="plain",
+                       help="plain: the header value; json: an object; export: shell export lines")
+    login.set_defaults(func=cmd_login)
+
+    ctx = sub.add_parser("context", allow_abbrev=False, help="log in and write the session into kfp's context file",
+                         description="Log in and put the session into kfp's own context file, so the "
+                                     "stock `kfp` CLI and a bare kfp.Client(host=...) use it. Other keys "
+                                     "in the file are kept.")
+    _login_options(ctx)
+    ctx.add_argument("-n", "--namespace", help="also set kfp's default namespace")
+    ctx.add_argument("--context-file", type=Path, default=KFP_CONTEXT,
+                     help=f"the file to write (default {KFP_CONTEXT})")
+    ctx.set_defaults(func=cmd_context)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-p", "--password") or a.startswith("--password=") for a in argv):
+        _fail(EXIT_USAGE, "there is no --password option: a password on the command line shows in `ps` and "
+                          f"shell history. Use --password-stdin, --password-file, ${ENV_PASSWORD} or the prompt")
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The kfp-auth command line, run as a subprocess against the real stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import stack
+from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack
+
+BIN = Path(sys.executable).parent
+
+
+def run(args: list[str], home: Path, *, password: str | None = FAST_PASSWORD, stdin: str | None = None,
+        extra_env: dict[str, str] | None = None, tool: str = "kfp-auth") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
+    env["HOME"] = str(home)
+    if password is not None:
+        env["KFP_AUTH_PASSWORD"] = password
+    env.update(extra_env or {})
+    return subprocess.run([str(BIN / tool), *args], input=stdin, capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def login_args(s: Stack, *more: str) -> list[str]:
+    return ["login", "--url", s.api_url, "-u", FAST_USER, *more]
+
+
+def test_help_everywhere(tmp_path: Path) -> None:
+    for args in (["--help"], ["login", "--help"], ["context", "--help"]):
+        r = run(args, tmp_path)
+        assert r.returncode == 0 and "usage: kfp-auth" in r.stdout
+    assert "never taken from the command line" in run(["--help"], tmp_path).stdout
+
+
+def test_login_prints_the_cookie_in_each_format(kubeflow: Stack, tmp_path: Path) -> None:
+    r = run(login_args(kubeflow), tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("oauth2_proxy_kubeflow=")
+
+    r = run(login_args(kubeflow, "-o", "json"), tmp_path)
+    out = json.loads(r.stdout)
+    assert out["cookie"].startswith("oauth2_proxy_kubeflow=") and out["unsecured"] is False
+
+    r = run(login_args(kubeflow, "-o", "export"), tmp_path)
+    lines = [shlex.split(line) for line in r.stdout.splitlines()]
+    assert lines[0] == ["export", f"KF_PIPELINES_ENDPOINT={kubeflow.api_url}"]
+    assert lines[1][1].startswith("KFP_AUTH_COOKIE=oauth2_proxy_kubeflow=")
+
+
+def test_url_and_user_from_the_environment(kubeflow: Stack, tmp_path: Path) -> None:
+    r = run(["login"], tmp_path, extra_env={"KF_PIPELINES_ENDPOINT": kubeflow.api_url,
+                                             "KFP_AUTH_USERNAME": FAST_USER})
+    assert r.returncode == 0 and r.stdout.startswith("oauth2_proxy_kubeflow="), r.stderr
+
+
+def test_password_sources(kubeflow: Stack, tmp_path: Path) -> None:
+    r = run(login_args(kubeflow, "--password-stdin"), tmp_path, password=None, stdin=FAST_PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    f = tmp_path / "pw"
+    f.write_text(FAST_PASSWORD + "\n")
+    r = run(login_args(kubeflow, "--password-file", str(f)), tmp_path, password=None)
+    assert r.returncode == 0, r.stderr
+    r = run(login_args(kubeflow, "--password-env", "MY_PW"), tmp_path, password=None,
+            extra_env={"MY_PW": FAST_PASSWORD})
+    assert r.returncode == 0, r.stderr
+    # There is no option that takes the password itself, and the refusal does not echo it.
+    for wrong in (["--password", "s3cr3t-x"], ["--password=s3cr3t-x"], ["-p", "s3cr3t-x"], ["s3cr3t-x"]):
+        r = run(login_args(kubeflow, *wrong), tmp_path)
+        assert r.returncode == 2 and "s3cr3t-x" not in r.stderr + r.stdout, r.stderr
+
+
+def test_exit_codes_for_each_failure(kubeflow: Stack, tmp_path: Path) -> None:
+    bad = run(login_args(kubeflow), tmp_path, password="wrong-pw-8086")
+    assert bad.returncode == 3 and "rejected the username or password" in bad.stderr
+    assert "wrong-pw-8086" not in bad.stderr + bad.stdout
+    assert run(login_args(kubeflow, "-c", "ldap"), tmp_path).returncode == 3
+    assert run(["login", "--url", f"http://127.0.0.1:{stack.free_port()}/p"], tmp_path).returncode == 4
+    assert run(["login"], tmp_path).returncode == 2  # no URL
+    assert run(login_args(kubeflow, "-c", "bad/id"), tmp_path).returncode == 2
+
+    cache = tmp_path / ".cache" / "kfp-auth" / "sessions.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{}")
+    cache.chmod(0o644)
+    r = run(login_args(kubeflow, "--session-cache"), tmp_path)
+    assert r.returncode == 6 and "chmod 600" in r.stderr
+
+
+def test_tls_failure_exit_code(tmp_path: Path) -> None:
+    proc, url = stack.start_kfp_api(tmp_path, require_auth=False, tls=stack.self_signed_cert(tmp_path))
+    try:
+        r = run(["login", "--url", url + "/pipeline"], tmp_path)
+        assert r.returncode == 5 and "skip_tls_verify" in r.stderr
+        r = run(["login", "--url", url + "/pipeline", "--skip-tls-verify", "-o", "json"], tmp_path)
+        assert r.returncode == 0 and json.loads(r.stdout)["unsecured"] is True
+    finally:
+        proc.stop()
+
+
+def test_context_file_makes_the_stock_kfp_cli_work(kubeflow: Stack, tmp_path: Path) -> None:
+    ctx = tmp_path / ".config" / "kfp" / "context.json"
+    ctx.parent.mkdir(parents=True)
+    ctx.write_text(json.dumps({"client_authentication_header_name": None, "keep": "me"}))
+
+    r = run(["context", "--url", kubeflow.api_url, "-u", FAST_USER, "-n", FAST_NAMESPACE], tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(ctx.read_text())
+    assert data["keep"] == "me" and data["namespace"] == FAST_NAMESPACE
+    assert data["client_authentication_cookie"].startswith("oauth2_proxy_kubeflow=")
+    assert stat.S_IMODE(ctx.stat().st_mode) == 0o600
+
+    # A bare kfp.Client(host=...) picks the session up from the context file...
+    code = ("import kfp; c = kfp.Client(host=%r); c.create_experiment(name='via-context'); "
+            "print([e.display_name for e in c.list_experiments().experiments])" % kubeflow.api_url)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "via-context" in r.stdout
+    # ...and so does the stock kfp CLI.
+    r = run(["--endpoint", kubeflow.api_url, "experiment", "list"], tmp_path, tool="kfp")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "via-context" in r.stdout
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "{not json"])
+def test_a_broken_context_file_is_reported_not_overwritten(kubeflow: Stack, tmp_path: Path, content: str) -> None:
+    ctx = tmp_path / "ctx.json"
+    ctx.write_text(content)
+    r = run(["context", "--url", kubeflow.api_url, "-u", FAST_USER, "--context-file", str(ctx)], tmp_path)
+    assert r.returncode == 1 and "fix or delete it" in r.stderr
+    assert ctx.read_text() == content
+
+
+def test_interactive_prompt_does_not_echo(kubeflow: Stack, tmp_path: Path) -> None:
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
+    env["HOME"] = str(tmp_path)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child, on its own terminal
+        os.execve(str(BIN / "kfp-auth"), ["kfp-auth", *login_args(kubeflow)], env)
+
+    def read_until(marker: bytes, seconds: float = 30) -> bytes:
+        out, deadline = b"", time.monotonic() + seconds
+        while marker not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        return out
+
+    assert b"Password for fast@example.com:" in read_until(b":")
+    os.write(fd, FAST_PASSWORD.encode() + b"\n")
+    rest = read_until(b"oauth2_proxy_kubeflow=")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"oauth2_proxy_kubeflow=" in rest
+    assert FAST_PASSWORD.encode() not in rest.split(b"oauth2_proxy_kubeflow=")[0]  # typed, not echoed
