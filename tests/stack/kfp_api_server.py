@@ -124,10 +124,11 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             items = self.state.experiments.setdefault(ns, [])
             if method == "GET":
-                return self._send(200, self._list(version, items))
-            exp = self._create(version, ns, body)
+                return self._send(200, self._list(version, self._filtered(items, query.get("filter", ""))))
+            exp = {"id": str(uuid.uuid4()), "name": body.get("display_name") or body.get("name", ""),
+                   "description": body.get("description", ""), "created_at": now(), "namespace": ns}
             items.append(exp)
-        return self._send(200, exp)
+        return self._send(200, self._render(version, exp))
 
     def _runs(self, method: str, run_id: str | None, body: dict) -> None:
         with self.state.lock:
@@ -156,20 +157,32 @@ class Handler(BaseHTTPRequestHandler):
         return ns
 
     @staticmethod
-    def _list(version: str, items: list[dict]) -> dict:
+    def _filtered(items: list[dict], raw: str) -> list[dict]:
+        """Honour the one filter kfp sends (name EQUALS, from get_experiment by name)."""
+        if not raw:
+            return items
+        for p in json.loads(raw).get("predicates", []):
+            if p.get("key") in ("name", "display_name"):
+                want = p.get("string_value", p.get("stringValue"))
+                items = [e for e in items if e["name"] == want]
+        return items
+
+    @classmethod
+    def _list(cls, version: str, items: list[dict]) -> dict:
         if not items:
             return {}
-        return {"experiments": items, "total_size": len(items), "next_page_token": ""}
+        return {"experiments": [cls._render(version, e) for e in items], "total_size": len(items),
+                "next_page_token": ""}
 
     @staticmethod
-    def _create(version: str, ns: str, body: dict) -> dict:
+    def _render(version: str, e: dict) -> dict:
+        """An experiment as each API version shows it (kfp 2.x reads v2beta1, kfp 1.8 v1beta1)."""
         if version == "v2beta1":
-            return {"experiment_id": str(uuid.uuid4()), "display_name": body.get("display_name", ""),
-                    "description": body.get("description", ""), "created_at": now(),
-                    "namespace": ns, "storage_state": "AVAILABLE"}
-        return {"id": str(uuid.uuid4()), "name": body.get("name", ""), "description": body.get("description", ""),
-                "created_at": now(), "storage_state": "STORAGESTATE_AVAILABLE",
-                "resource_references": [{"key": {"type": "NAMESPACE", "id": ns}, "relationship": "OWNER"}]}
+            return {"experiment_id": e["id"], "display_name": e["name"], "description": e["description"],
+                    "created_at": e["created_at"], "namespace": e["namespace"], "storage_state": "AVAILABLE"}
+        return {"id": e["id"], "name": e["name"], "description": e["description"], "created_at": e["created_at"],
+                "storage_state": "STORAGESTATE_AVAILABLE",
+                "resource_references": [{"key": {"type": "NAMESPACE", "id": e["namespace"]}, "relationship": "OWNER"}]}
 
     def do_GET(self) -> None:
         self._handle("GET")
