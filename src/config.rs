@@ -19,6 +19,9 @@ pub struct Options {
     pub max_redirects: usize,
     /// Bound on each response body read.
     pub max_body_bytes: usize,
+    /// Go from Dex's `/auth` straight to `/auth/<connector>` (one round trip
+    /// fewer); `diagnose` turns it off to read the connector selection page.
+    pub connector_shortcut: bool,
 }
 
 impl Default for Options {
@@ -29,6 +32,7 @@ impl Default for Options {
             timeout: Duration::from_secs(30),
             max_redirects: 10,
             max_body_bytes: 1 << 20,
+            connector_shortcut: true,
         }
     }
 }

@@ -38,18 +38,32 @@ pub struct Session {
 
 /// Log in. A failure comes as [`Error::Failed`], with the requests made until then.
 pub async fn login(cfg: &LoginConfig, transport: &Transport) -> Result<Session> {
+    login_observed(cfg, transport).await.0
+}
+
+/// Log in, and say what was seen of the deployment on the way, success or not.
+pub async fn login_observed(cfg: &LoginConfig, transport: &Transport) -> (Result<Session>, Observations) {
     let mut flow = Flow::new(cfg, transport);
-    match flow.run().await {
-        Ok((cookies, expires)) => Ok(Session {
-            unsecured: cookies.expose_secret().is_empty(),
-            cookies,
-            expires,
-            history: flow.history,
-        }),
-        Err(e) => Err(Error::Failed {
-            source: Box::new(e),
-            history: flow.history,
-        }),
+    let result = flow.finish_run().await;
+    let mut seen = std::mem::take(&mut flow.seen);
+    seen.unsecured = result.as_ref().is_ok_and(|s| s.unsecured);
+    (result, seen)
+}
+
+impl Flow<'_> {
+    async fn finish_run(&mut self) -> Result<Session> {
+        match self.run().await {
+            Ok((cookies, expires)) => Ok(Session {
+                unsecured: cookies.expose_secret().is_empty(),
+                cookies,
+                expires,
+                history: std::mem::take(&mut self.history),
+            }),
+            Err(e) => Err(Error::Failed {
+                source: Box::new(e),
+                history: std::mem::take(&mut self.history),
+            }),
+        }
     }
 }
 
@@ -74,6 +88,23 @@ impl std::fmt::Debug for Next {
     }
 }
 
+/// What a login saw of the deployment, for `diagnose`.
+#[derive(Debug, Clone, Default)]
+pub struct Observations {
+    /// oauth2-proxy's sign-in page or its api_routes 401 was seen.
+    pub oauth2_proxy: bool,
+    /// The redirect_uri of the authorization request (`/oauth2/callback`, `/authservice/oidc/callback`, ...).
+    pub redirect_uri: Option<String>,
+    /// The gateway asked Dex to force its approval screen (`approval_prompt=force` or `prompt=consent`).
+    pub approval_forced: bool,
+    /// Dex showed its approval screen.
+    pub approval_shown: bool,
+    /// Connectors Dex offered on its selection page, or the one it went to straight away.
+    pub connectors: Vec<String>,
+    /// No login was asked for.
+    pub unsecured: bool,
+}
+
 /// Where Dex lives: its origin and path prefix (`/dex` in Kubeflow).
 struct DexBase {
     origin: url::Origin,
@@ -96,6 +127,8 @@ struct Flow<'a> {
     submitted: bool,
     shortcut_tried: bool,
     requests: usize,
+    /// What a diagnosis reports; gathered on every login, it costs nothing.
+    pub(crate) seen: Observations,
 }
 
 impl<'a> Flow<'a> {
@@ -112,6 +145,7 @@ impl<'a> Flow<'a> {
             submitted: false,
             shortcut_tried: false,
             requests: 0,
+            seen: Observations::default(),
         }
     }
 
@@ -151,6 +185,10 @@ impl<'a> Flow<'a> {
                 self.check_connector_redirect(&target)?;
                 if is_authorization_request(&target) {
                     self.login_started = true;
+                    self.observe_authorization_request(&target);
+                }
+                if let Some(id) = self.connector_of(&target) {
+                    self.seen.connectors = vec![id];
                 }
                 next = match self.connector_shortcut(&target) {
                     Some(shortcut) => {
@@ -221,6 +259,7 @@ impl<'a> Flow<'a> {
             let mut start = reply.url.join("/oauth2/start").expect("absolute path joins");
             start.query_pairs_mut().append_pair("rd", &self.rd());
             self.login_started = true;
+            self.seen.oauth2_proxy = true;
             return Ok(Some(Next::Get(start)));
         }
 
@@ -242,10 +281,12 @@ impl<'a> Flow<'a> {
                 start.set_query(None);
                 start.query_pairs_mut().append_pair("rd", &self.rd());
                 self.login_started = true;
+                self.seen.oauth2_proxy = true;
                 Ok(Some(Next::Get(start)))
             }
             Page::Connectors(links) if self.started() || dex_prefix(&reply.url).is_some() => {
                 self.note_dex(&reply.url);
+                self.seen.connectors = links.iter().map(|l| l.id.clone()).collect();
                 match links.iter().find(|l| l.id == self.cfg.connector) {
                     Some(link) => Ok(Some(Next::Get(self.resolve(reply, &link.href)?))),
                     None => Err(Error::UnknownConnector {
@@ -280,6 +321,7 @@ impl<'a> Flow<'a> {
                 Ok(Some(Next::PostCredentials(target, form.hidden)))
             }
             Page::Approval { form } if self.is_dex(&reply.url) => {
+                self.seen.approval_shown = true;
                 let target = self.form_target(reply, &form)?;
                 Ok(Some(Next::Post(target, form.hidden)))
             }
@@ -366,7 +408,10 @@ impl<'a> Flow<'a> {
             return None;
         }
         self.note_dex(target);
-        if self.shortcut_tried || target.query_pairs().any(|(k, _)| k == "connector_id") {
+        if self.shortcut_tried
+            || !self.cfg.options.connector_shortcut
+            || target.query_pairs().any(|(k, _)| k == "connector_id")
+        {
             return None;
         }
         self.shortcut_tried = true;
@@ -376,24 +421,37 @@ impl<'a> Flow<'a> {
         Some(u)
     }
 
+    fn observe_authorization_request(&mut self, u: &Url) {
+        for (k, v) in u.query_pairs() {
+            match (k.as_ref(), v.as_ref()) {
+                ("redirect_uri", uri) => self.seen.redirect_uri = Some(uri.to_owned()),
+                ("approval_prompt", "force") | ("prompt", "consent") => self.seen.approval_forced = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// `<dex>/auth/<id>` → `<id>`, for a URL under Dex.
+    fn connector_of(&self, target: &Url) -> Option<String> {
+        let prefix = &self.dex.as_ref().filter(|_| self.is_dex(target))?.prefix;
+        let rest = target.path()[prefix.len()..].strip_prefix("/auth/")?;
+        (!rest.contains('/')).then(|| {
+            percent_encoding::percent_decode_str(rest)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    }
+
     /// Dex sends a single-connector setup straight to its only connector: refuse to
     /// log in through a connector other than the one asked for.
     fn check_connector_redirect(&self, target: &Url) -> Result<()> {
-        if !self.is_dex(target) {
-            return Ok(());
+        match self.connector_of(target) {
+            Some(id) if id != self.cfg.connector => Err(Error::UnknownConnector {
+                requested: self.cfg.connector.clone(),
+                offered: vec![id],
+            }),
+            _ => Ok(()),
         }
-        let prefix = &self.dex.as_ref().expect("is_dex").prefix;
-        let rest = &target.path()[prefix.len()..];
-        if let Some(id) = rest.strip_prefix("/auth/").filter(|r| !r.contains('/')) {
-            let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
-            if id != self.cfg.connector {
-                return Err(Error::UnknownConnector {
-                    requested: self.cfg.connector.clone(),
-                    offered: vec![id.into_owned()],
-                });
-            }
-        }
-        Ok(())
     }
 
     fn redirect_target(&self, reply: &Reply) -> Result<Url> {

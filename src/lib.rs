@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod config;
 pub mod detect;
+pub mod diagnose;
 pub mod error;
 pub mod flow;
 pub mod http;

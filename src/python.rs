@@ -108,16 +108,20 @@ fn set_attributes(py: Python<'_>, value: &Bound<'_, pyo3::exceptions::PyBaseExce
     if let Error::UnknownConnector { offered, .. } = e.root() {
         value.setattr("offered", offered.clone())?;
     }
-    let history = pyo3::types::PyList::empty(py);
-    for step in e.history() {
+    value.setattr("history", steps_to_py(py, e.history())?)
+}
+
+fn steps_to_py<'py>(py: Python<'py>, steps: &[crate::http::Step]) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let list = pyo3::types::PyList::empty(py);
+    for step in steps {
         let d = pyo3::types::PyDict::new(py);
         d.set_item("method", step.method)?;
         d.set_item("url", &step.url)?;
         d.set_item("status", step.status)?;
         d.set_item("elapsed_ms", step.elapsed_ms)?;
-        history.append(d)?;
+        list.append(d)?;
     }
-    value.setattr("history", history)
+    Ok(list)
 }
 
 /// Run a core future on the shared runtime with the GIL released, waking every
@@ -250,6 +254,7 @@ impl DexSession {
             timeout,
             max_redirects,
             max_body_bytes,
+            connector_shortcut: true,
         };
         let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)
             .map_err(|e| to_py(py, e))?;
@@ -312,6 +317,31 @@ impl DexSession {
     #[getter]
     fn session_cache(&self) -> Option<String> {
         self.auth.disk_cache().map(|c| c.path().display().to_string())
+    }
+
+    /// Log in as a diagnosis: what guards the endpoint, each request (redacted),
+    /// and the verdict. Does not change the session held.
+    fn diagnose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let auth = self.auth.clone();
+        let d = block_on(py, async move { Ok(crate::diagnose::diagnose(auth.config()).await) })?;
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("url", d.url)?;
+        out.set_item("tls", d.tls)?;
+        out.set_item("gateway", d.gateway)?;
+        out.set_item("connectors", d.connectors)?;
+        out.set_item("approval", d.approval)?;
+        out.set_item("steps", steps_to_py(py, &d.steps)?)?;
+        match d.verdict {
+            Ok(v) => {
+                out.set_item("verdict", v)?;
+                out.set_item("error", py.None())?;
+            }
+            Err(e) => {
+                out.set_item("verdict", format!("FAILED: {e}"))?;
+                out.set_item("error", to_py(py, e).into_value(py))?;
+            }
+        }
+        Ok(out)
     }
 
     /// How many logins this session has made.

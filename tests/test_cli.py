@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shlex
 import stat
@@ -170,3 +171,44 @@ def test_interactive_prompt_does_not_echo(kubeflow: Stack, tmp_path: Path) -> No
     assert os.waitstatus_to_exitcode(status) == 0
     assert b"oauth2_proxy_kubeflow=" in rest
     assert FAST_PASSWORD.encode() not in rest.split(b"oauth2_proxy_kubeflow=")[0]  # typed, not echoed
+
+
+def diagnose(args: list[str], home: Path, **kw: object) -> tuple[int, dict]:
+    r = run(["diagnose", *args, "-o", "json"], home, **kw)  # type: ignore[arg-type]
+    return r.returncode, json.loads(r.stdout)
+
+
+def test_diagnose_kubeflow_110(kubeflow: Stack, tmp_path: Path) -> None:
+    code, d = diagnose(["--url", kubeflow.api_url, "-u", FAST_USER], tmp_path)
+    assert code == 0, d
+    assert d["gateway"].startswith("oauth2-proxy (Kubeflow 1.9+)")
+    assert d["connectors"] == ["local"] and d["approval"] == "not shown"
+    assert d["tls"].startswith("none: plain http")
+    assert [s["status"] for s in d["steps"]] == [403, 302, 302, 302, 200, 303, 302]
+    assert d["verdict"].startswith("OK: logged in as fast@example.com") and "oauth2_proxy_kubeflow" in d["verdict"]
+    # Query values that carry state are hidden; the cookie value is never shown.
+    secrets = set(re.findall(r"(?:state|code|req|hmac)=([^&\s\"]+)", kubeflow.gateway_log()))
+    shown = json.dumps(d)
+    assert not [s for s in secrets if len(s) >= 6 and s in shown]
+
+
+def test_diagnose_a_bad_password_step_by_step(kubeflow: Stack, tmp_path: Path) -> None:
+    r = run(["diagnose", "--url", kubeflow.api_url, "-u", FAST_USER], tmp_path, password="wrong-pw-1234")
+    assert r.returncode == 3
+    assert "POST http://127.0.0.1" in r.stdout and "/dex/auth/local/login?back=…&state=…  ->  401" in r.stdout
+    assert "verdict:    FAILED: Dex rejected the username or password" in r.stdout
+    assert "wrong-pw-1234" not in r.stdout + r.stderr
+
+
+def test_diagnose_kubeflow_19_and_unsecured_and_unreachable(tmp_path: Path, standalone_kfp: str) -> None:
+    with stack.start_kubeflow_stack(tmp_path / "kf19", skip_provider_button=True, prompt=None) as s:
+        code, d = diagnose(["--url", s.api_url, "-u", FAST_USER], tmp_path)
+    assert code == 0
+    assert "skip_provider_button=true" in d["gateway"]
+    assert d["approval"] == "forced by the gateway (approval_prompt=force), and granted"
+
+    code, d = diagnose(["--url", standalone_kfp + "/pipeline"], tmp_path)
+    assert code == 0 and d["gateway"] == "none: no login was asked for" and d["verdict"].startswith("OK: the endpoint")
+
+    code, d = diagnose(["--url", f"http://127.0.0.1:{stack.free_port()}/pipeline"], tmp_path)
+    assert code == 4 and d["error"] == "ConnectError" and [s["status"] for s in d["steps"]] == [None]

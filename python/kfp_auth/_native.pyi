@@ -28,6 +28,16 @@ class _LoginStep(TypedDict):
     status: int | None
     elapsed_ms: int
 
+class _Diagnosis(TypedDict):
+    url: str
+    tls: str
+    gateway: str
+    connectors: list[str]
+    approval: str
+    steps: list[_LoginStep]
+    verdict: str
+    error: KFPAuthError | None
+
 class KFPAuthError(RuntimeError):
     """Base class of every kfp-auth error."""
 
@@ -87,6 +97,8 @@ class DexSession:
     def cookies_async(self) -> Awaitable[str]: ...
     def login_async(self) -> Awaitable[str]: ...
     def refresh_async(self, stale: str) -> Awaitable[str]: ...
+    def diagnose(self) -> _Diagnosis:
+        """Log in as a diagnosis: what guards the endpoint, each request (redacted), and the verdict."""
     @property
     def session_cache(self) -> str | None:
         """The session cache file, when one is used."""

@@ -158,6 +158,28 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    m = _manager(args)
+    d = m._session.diagnose()
+    err = d["error"]
+    if args.output == "json":
+        print(json.dumps({k: v for k, v in d.items() if k != "error"}
+                         | {"error": None if err is None else type(err).__name__}, indent=2))
+    else:
+        print(f"kfp-auth diagnose {d['url']}")
+        print(f"  TLS:        {d['tls']}")
+        print(f"  gateway:    {d['gateway']}")
+        print(f"  connectors: {', '.join(d['connectors']) or 'none seen'}")
+        print(f"  approval:   {d['approval']}")
+        print("  requests:")
+        for i, st in enumerate(d["steps"], 1):
+            status = st["status"] if st["status"] is not None else "---"
+            print(f"    {i:2}  {st['method']:<4} {st['url']}  ->  {status}  ({st['elapsed_ms']} ms)")
+        print(f"  verdict:    {d['verdict']}")
+    if err is not None:
+        raise SystemExit(_exit_code(err))
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         allow_abbrev=False,
@@ -178,6 +200,14 @@ def parser() -> argparse.ArgumentParser:
     login.add_argument("-o", "--output", choices=["plain", "json", "export"], default="plain",
                        help="plain: the header value; json: an object; export: shell export lines")
     login.set_defaults(func=cmd_login)
+
+    diag = sub.add_parser("diagnose", allow_abbrev=False, help="say what guards a URL and why a login fails",
+                          description="Log in step by step and report the gateway (oauth2-proxy, "
+                                      "oidc-authservice, none), Dex's connectors, the approval screen, TLS, "
+                                      "each request (query values hidden) and the verdict. Exits like `login`.")
+    _login_options(diag)
+    diag.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    diag.set_defaults(func=cmd_diagnose)
 
     ctx = sub.add_parser("context", allow_abbrev=False, help="log in and write the session into kfp's context file",
                          description="Log in and put the session into kfp's own context file, so the "
