@@ -85,6 +85,10 @@ pub enum Error {
     #[error("session cache {path}: {reason}")]
     SessionCache { path: String, reason: String },
 
+    /// A bearer token (or its file) that cannot be used.
+    #[error("{what}; {hint}")]
+    Token { what: String, hint: String },
+
     /// A login that failed, with the requests it made (redacted), for debugging.
     #[error("{source}")]
     Failed { source: Box<Error>, history: Vec<Step> },

@@ -15,6 +15,7 @@ pub mod page;
 pub mod redact;
 pub mod runtime;
 pub mod session;
+pub mod token;
 
 #[cfg(feature = "python")]
 mod python;

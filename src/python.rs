@@ -62,6 +62,12 @@ create_exception!(
 );
 create_exception!(
     kfp_auth,
+    TokenError,
+    KFPAuthError,
+    "A bearer token, or its file, cannot be used."
+);
+create_exception!(
+    kfp_auth,
     SessionCacheError,
     KFPAuthError,
     "The session cache file cannot be used safely."
@@ -82,6 +88,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Connect { .. } | Error::Http { .. } => ConnectError::new_err(msg),
         Error::Timeout { .. } => LoginTimeoutError::new_err(msg),
         Error::SessionCache { .. } => SessionCacheError::new_err(msg),
+        Error::Token { .. } => TokenError::new_err(msg),
         Error::Failed { .. } => KFPAuthError::new_err(msg),
     };
     // Attributes are a convenience; a failure to set one must not hide the error.
@@ -211,6 +218,35 @@ fn warn_all(py: Python<'_>, auth: &Authenticator) -> PyResult<()> {
         PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(), &msg, 1)?;
     }
     Ok(())
+}
+
+fn claims_to_py(py: Python<'_>, c: crate::token::Claims) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let unix = |t: Option<std::time::SystemTime>| {
+        t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64())
+    };
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("subject", c.subject)?;
+    d.set_item("issuer", c.issuer)?;
+    d.set_item("audience", c.audience)?;
+    d.set_item("expires", unix(c.expires))?;
+    d.set_item("issued", unix(c.issued))?;
+    Ok(d)
+}
+
+/// The claims of a JWT (subject, issuer, audience, expires, issued), decoded without verification.
+#[pyfunction]
+fn inspect_token<'py>(py: Python<'py>, token: &str) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let c = crate::token::claims(token).map_err(|e| to_py(py, e))?;
+    claims_to_py(py, c)
+}
+
+/// The claims of the JWT in a token file, which must exist, be readable, and hold a JWT.
+#[pyfunction]
+fn inspect_token_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let token = crate::token::read_token_file(&path).map_err(|e| to_py(py, e))?;
+    let c = crate::token::inspect(&token).map_err(|e| to_py(py, e))?;
+    claims_to_py(py, c)
 }
 
 /// The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`.
@@ -421,6 +457,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_login_response, m)?)?;
     m.add_function(wrap_pyfunction!(redact_url, m)?)?;
     m.add_function(wrap_pyfunction!(default_session_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect_token, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect_token_file, m)?)?;
+    m.add("TOKEN_PATH_ENV", crate::token::TOKEN_PATH_ENV)?;
+    m.add("DEFAULT_TOKEN_PATH", crate::token::DEFAULT_TOKEN_PATH)?;
+    m.add("TokenError", py.get_type::<TokenError>())?;
     m.add("SessionCacheError", py.get_type::<SessionCacheError>())?;
     m.add("KFPAuthError", py.get_type::<KFPAuthError>())?;
     m.add("InvalidCredentialsError", py.get_type::<InvalidCredentialsError>())?;

@@ -18,15 +18,29 @@ __all__ = [
     "TLSError",
     "ConnectError",
     "LoginTimeoutError",
+    "TokenError",
+    "inspect_token",
+    "inspect_token_file",
+    "TOKEN_PATH_ENV",
+    "DEFAULT_TOKEN_PATH",
 ]
 
 __version__: str
+TOKEN_PATH_ENV: str
+DEFAULT_TOKEN_PATH: str
 
 class _LoginStep(TypedDict):
     method: str
     url: str
     status: int | None
     elapsed_ms: int
+
+class _Claims(TypedDict):
+    subject: str | None
+    issuer: str | None
+    audience: list[str]
+    expires: float | None
+    issued: float | None
 
 class _Diagnosis(TypedDict):
     url: str
@@ -64,6 +78,9 @@ class ConnectError(KFPAuthError):
 
 class LoginTimeoutError(KFPAuthError):
     """A login request took longer than `timeout`."""
+
+class TokenError(KFPAuthError):
+    """A bearer token, or its file, cannot be used."""
 
 class SessionCacheError(KFPAuthError):
     """The session cache file cannot be used safely."""
@@ -126,3 +143,9 @@ def redact_url(url: str) -> str:
 
 def default_session_cache() -> str | None:
     """The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`."""
+
+def inspect_token(token: str) -> _Claims:
+    """The claims of a JWT (subject, issuer, audience, expires, issued), decoded without verification."""
+
+def inspect_token_file(path: str | os.PathLike[str]) -> _Claims:
+    """The claims of the JWT in a token file, which must exist, be readable, and hold a JWT."""

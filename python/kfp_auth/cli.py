@@ -13,6 +13,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -180,6 +181,38 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
         raise SystemExit(_exit_code(err))
 
 
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "not given"
+    left = ts - time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+    span = f"{int(abs(left)) // 3600}h{int(abs(left)) // 60 % 60:02d}m"
+    return f"{stamp} ({'in ' + span if left >= 0 else 'EXPIRED ' + span + ' ago'})"
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    try:
+        if args.stdin:
+            claims = _native.inspect_token(sys.stdin.read().strip())
+            source = "standard input"
+        else:
+            path = args.file or os.environ.get(_native.TOKEN_PATH_ENV) or _native.DEFAULT_TOKEN_PATH
+            claims = _native.inspect_token_file(path)
+            source = str(path)
+    except _native.KFPAuthError as e:
+        _fail(EXIT_USAGE, str(e))
+    if args.output == "json":
+        print(json.dumps({"source": source, **claims}))
+        return
+    print(f"token from {source} (decoded, not verified; the token itself is not shown)")
+    print(f"  subject:  {claims['subject'] or 'not given'}")
+    print(f"  audience: {', '.join(claims['audience']) or 'not given'}")
+    print(f"  issuer:   {claims['issuer'] or 'not given'}")
+    print(f"  expires:  {_when(claims['expires'])}")
+    if claims["expires"] is not None and claims["expires"] < time.time():
+        raise SystemExit(EXIT_CREDENTIALS)
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         allow_abbrev=False,
@@ -208,6 +241,17 @@ def parser() -> argparse.ArgumentParser:
     _login_options(diag)
     diag.add_argument("-o", "--output", choices=["text", "json"], default="text")
     diag.set_defaults(func=cmd_diagnose)
+
+    tok = sub.add_parser("token", allow_abbrev=False, help="show who a bearer token is for and until when",
+                         description="Decode a JWT bearer token (a ServiceAccount token or one from "
+                                     "`kubectl create token`) and show its subject, audience, issuer and expiry. "
+                                     "The token is never printed. Exits 3 when it has expired.")
+    src = tok.add_mutually_exclusive_group()
+    src.add_argument("--file", type=Path, metavar="PATH",
+                     help=f"the token file (default ${_native.TOKEN_PATH_ENV}, else {_native.DEFAULT_TOKEN_PATH})")
+    src.add_argument("--stdin", action="store_true", help="read the token from standard input")
+    tok.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    tok.set_defaults(func=cmd_token)
 
     ctx = sub.add_parser("context", allow_abbrev=False, help="log in and write the session into kfp's context file",
                          description="Log in and put the session into kfp's own context file, so the "
