@@ -212,3 +212,12 @@ def test_diagnose_kubeflow_19_and_unsecured_and_unreachable(tmp_path: Path, stan
 
     code, d = diagnose(["--url", f"http://127.0.0.1:{stack.free_port()}/pipeline"], tmp_path)
     assert code == 4 and d["error"] == "ConnectError" and [s["status"] for s in d["steps"]] == [None]
+
+
+def test_other_failures_exit_1_and_context_fails_like_login(own_kubeflow: Stack, tmp_path: Path) -> None:
+    r = run(["context", "--url", own_kubeflow.api_url, "-u", FAST_USER], tmp_path, password="wrong")
+    assert r.returncode == 3
+    assert not (tmp_path / ".config" / "kfp" / "context.json").exists()
+    own_kubeflow.procs["dex"].stop()
+    r = run(["login", "--url", own_kubeflow.api_url, "-u", FAST_USER], tmp_path)
+    assert r.returncode == 1 and "HTTP 502" in r.stderr and "is Dex running?" in r.stderr
