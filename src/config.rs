@@ -22,6 +22,8 @@ pub struct Options {
     /// Go from Dex's `/auth` straight to `/auth/<connector>` (one round trip
     /// fewer); `diagnose` turns it off to read the connector selection page.
     pub connector_shortcut: bool,
+    /// Keep each server's certificate, for `diagnose` to describe.
+    pub tls_info: bool,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
             max_redirects: 10,
             max_body_bytes: 1 << 20,
             connector_shortcut: true,
+            tls_info: false,
         }
     }
 }

@@ -32,14 +32,28 @@ pub async fn diagnose(cfg: &LoginConfig) -> Diagnosis {
         connector: cfg.connector.clone(),
         options: Options {
             connector_shortcut: false,
+            tls_info: true,
             ..cfg.options.clone()
         },
     };
-    let tls = tls_setup(&cfg.options, cfg.api_url.scheme() == "https");
+    let mut tls = tls_setup(&cfg.options, cfg.api_url.scheme() == "https");
     let (result, seen) = match Transport::new(&cfg.options) {
         Ok(t) => flow::login_observed(&cfg, &t).await,
         Err(e) => (Err(e), Observations::default()),
     };
+    for (origin, cert) in &seen.certificates {
+        tls.push_str(&format!("\n    {origin} presents {cert}"));
+    }
+    if let Err(e) = &result
+        && matches!(e.root(), Error::Tls { .. })
+        && let Some(cert) = rejected_certificate(&cfg).await
+    {
+        tls.push_str(&format!(
+            "\n    REJECTED: {}\n    {} presents {cert}",
+            e.root(),
+            redact::origin(&cfg.api_url)
+        ));
+    }
     let (steps, verdict) = match result {
         Ok(s) => {
             let names: Vec<String> = s
@@ -77,6 +91,22 @@ pub async fn diagnose(cfg: &LoginConfig) -> Diagnosis {
         steps,
         verdict,
     }
+}
+
+/// The certificate a server presents, fetched without verifying it, to say what was rejected.
+async fn rejected_certificate(cfg: &LoginConfig) -> Option<String> {
+    let options = Options {
+        skip_tls_verify: true,
+        tls_info: true,
+        ..cfg.options.clone()
+    };
+    let t = Transport::new(&options).ok()?;
+    let mut jar = cookie_store::CookieStore::default();
+    let reply = t
+        .send(reqwest::Method::GET, &cfg.api_url, None, &mut jar, &mut Vec::new())
+        .await
+        .ok()?;
+    reply.peer_certificate
 }
 
 fn tls_setup(o: &Options, https: bool) -> String {

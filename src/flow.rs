@@ -103,6 +103,8 @@ pub struct Observations {
     pub connectors: Vec<String>,
     /// No login was asked for.
     pub unsecured: bool,
+    /// Each https origin reached, with its certificate described (`Options::tls_info`).
+    pub certificates: Vec<(String, String)>,
 }
 
 /// Where Dex lives: its origin and path prefix (`/dex` in Kubeflow).
@@ -158,6 +160,12 @@ impl<'a> Flow<'a> {
         let mut selection_fallback: Option<Url> = None;
         loop {
             let reply = self.send(&next).await?;
+            if let Some(cert) = &reply.peer_certificate {
+                let origin = redact::origin(&reply.url);
+                if !self.seen.certificates.iter().any(|(o, _)| *o == origin) {
+                    self.seen.certificates.push((origin, cert.clone()));
+                }
+            }
 
             // After the credentials, the first answer from outside Dex is the
             // gateway's callback. It is done once it has set a session cookie for
@@ -553,6 +561,7 @@ mod tests {
             content_type: Some(content_type.into()),
             body: body.as_bytes().to_vec(),
             set_cookies: Vec::new(),
+            peer_certificate: None,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// The names of the cookies this response set.
     pub set_cookies: Vec<String>,
+    /// The server's certificate, described, when `Options::tls_info` asked for it.
+    pub peer_certificate: Option<String>,
 }
 
 /// Redacted: URLs without query values, no body, no Location (it may carry a code).
@@ -86,6 +88,7 @@ impl Transport {
             .connect_timeout(opts.timeout)
             .tls_danger_accept_invalid_certs(opts.skip_tls_verify)
             .tls_danger_accept_invalid_hostnames(opts.skip_tls_verify)
+            .tls_info(opts.tls_info)
             .build()
             .map_err(|e| Error::Http {
                 method: "-",
@@ -183,6 +186,11 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let status = resp.status();
+        let peer_certificate = resp
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|i| i.peer_certificate())
+            .map(describe_certificate);
 
         let limit = self.opts.max_body_bytes;
         if resp.content_length().is_some_and(|n| n > limit as u64) {
@@ -208,6 +216,7 @@ impl Transport {
             content_type,
             body,
             set_cookies,
+            peer_certificate,
         })
     }
 
@@ -400,4 +409,52 @@ fn describe_tls(e: &rustls::Error) -> String {
         _ => "the TLS handshake failed",
     };
     format!("{what} ({e})")
+}
+
+/// A certificate in a line: subject, issuer, names, and validity.
+pub fn describe_certificate(der: &[u8]) -> String {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return "a certificate that could not be parsed".into();
+    };
+    let names: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .map(|n| match n {
+                    GeneralName::DNSName(d) => format!("DNS:{d}"),
+                    GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => format!("IP:{}", std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
+                        16 => format!(
+                            "IP:{}",
+                            std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).unwrap_or([0; 16]))
+                        ),
+                        _ => "IP:?".into(),
+                    },
+                    other => format!("{other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let until = cert.validity().not_after;
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let left = until.timestamp() - now;
+    let state = if left < 0 {
+        format!("EXPIRED {}h ago", -left / 3600)
+    } else {
+        format!("{}h left", left / 3600)
+    };
+    format!(
+        "subject {}, issuer {}, names [{}], valid until {} ({state})",
+        cert.subject(),
+        cert.issuer(),
+        names.join(", "),
+        until
+    )
 }

@@ -291,6 +291,7 @@ impl DexSession {
             max_redirects,
             max_body_bytes,
             connector_shortcut: true,
+            tls_info: false,
         };
         let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)
             .map_err(|e| to_py(py, e))?;
@@ -448,10 +449,15 @@ fn is_login_response(status: u16, content_type: Option<&str>, location: Option<&
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    // Rust's `log` records go to Python's `kfp_auth` logger. Levels are read
-    // from Python on each record (no level cache), so logging configured after
-    // import takes effect; records are rare (a few per login).
-    let _ = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?.install();
+    // Our `log` records go to Python's `kfp_auth` logger. Levels are read from
+    // Python on each record (no level cache), so logging configured after
+    // import takes effect; records are rare (a few per login). Other crates'
+    // records are dropped: they are not redacted (hyper and reqwest can log
+    // URLs with their query values).
+    let _ = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
+        .filter(log::LevelFilter::Off)
+        .filter_target("kfp_auth".to_owned(), log::LevelFilter::Trace)
+        .install();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<DexSession>()?;
     m.add_function(wrap_pyfunction!(is_login_response, m)?)?;

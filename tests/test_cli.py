@@ -221,3 +221,18 @@ def test_other_failures_exit_1_and_context_fails_like_login(own_kubeflow: Stack,
     own_kubeflow.procs["dex"].stop()
     r = run(["login", "--url", own_kubeflow.api_url, "-u", FAST_USER], tmp_path)
     assert r.returncode == 1 and "HTTP 502" in r.stderr and "is Dex running?" in r.stderr
+
+
+def test_diagnose_tls_shows_the_certificate_and_why_it_was_rejected(tmp_path: Path) -> None:
+    ca, cert, key = stack.ca_signed_cert(tmp_path)
+    proc, url = stack.start_kfp_api(tmp_path, require_auth=False, tls=(cert, key))
+    try:
+        r = run(["diagnose", "--url", url + "/pipeline"], tmp_path)
+        assert r.returncode == 5
+        assert "REJECTED: TLS failed" in r.stdout and "does not trust" in r.stdout
+        assert "presents subject CN=127.0.0.1, issuer CN=kfp-auth test CA, names [IP:127.0.0.1]" in r.stdout
+        assert r.stderr == ""  # nothing from other crates' logs
+        r = run(["diagnose", "--url", url + "/pipeline", "--ca-cert", str(ca)], tmp_path)
+        assert r.returncode == 0 and f"verified against {ca}" in r.stdout and "h left)" in r.stdout
+    finally:
+        proc.stop()

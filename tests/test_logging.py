@@ -36,3 +36,20 @@ def test_nothing_is_logged_above_the_configured_level(kubeflow: Stack, caplog: p
     caplog.set_level(logging.WARNING, logger="kfp_auth")
     KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD).get_session_cookies()
     assert not [r for r in caplog.records if r.name.startswith("kfp_auth")]
+
+
+def test_only_kfp_auth_records_reach_python(caplog: pytest.LogCaptureFixture, tmp_path) -> None:
+    """Other crates' records (hyper, reqwest, rustls) are not redacted, so they are dropped."""
+    import stack
+
+    caplog.set_level(logging.DEBUG)
+    proc, url = stack.start_kfp_api(tmp_path, require_auth=False, tls=stack.self_signed_cert(tmp_path))
+    try:
+        with pytest.raises(kfp_auth.TLSError):
+            KFPClientManager(url + "/pipeline?x=secret-query", "u", "p").get_session_cookies()
+    finally:
+        proc.stop()
+    names = {r.name for r in caplog.records}
+    assert "kfp_auth" in names
+    assert not [n for n in names if not n.startswith(("kfp_auth", "urllib3"))], names
+    assert not [r for r in caplog.records if "secret-query" in r.getMessage()]
