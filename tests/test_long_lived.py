@@ -155,19 +155,22 @@ def test_expiring_cookie_is_renewed_before_use(short_cookies: Stack) -> None:
 
 @pytest.fixture
 def no_api_routes(tmp_path) -> Iterator[Stack]:
-    # A gateway without api_routes redirects API calls to the login, and urllib3
-    # follows: kfp would get Dex's login page with a 200 where it expects JSON.
     with start_kubeflow_stack(tmp_path / "stack", skip_provider_button=True, api_routes=False) as s:
         yield s
 
 
-def test_login_page_where_json_was_expected(no_api_routes: Stack) -> None:
+def test_gateway_without_api_routes(no_api_routes: Stack) -> None:
+    """Kubeflow 1.9's gateway with no api_routes and skip_provider_button: oauth2-proxy
+    still answers kfp's `Accept: application/json` requests with 401 rather than a
+    redirect. (A login page where JSON was expected, which oidc-authservice's redirect
+    gives, is recognised by detect.rs and its unit tests.)"""
     m = manager(no_api_routes)
     client = m.create_kfp_client()
     client.create_experiment(name="html", namespace=FAST_NAMESPACE)
     no_api_routes.restart_gateway(new_cookie_secret=True)
     assert client.list_experiments(namespace=FAST_NAMESPACE).experiments[0].display_name == "html"
     assert m.logins == 2
+    assert len(rejected_api_calls(no_api_routes)) == 1
 
 
 def test_async_logins_share_one_event_loop(kubeflow: Stack) -> None:
@@ -224,3 +227,25 @@ def test_async_errors_are_the_same_types(kubeflow: Stack) -> None:
     m = KFPClientManager(kubeflow.api_url, FAST_USER, "wrong")
     with pytest.raises(kfp_auth.InvalidCredentialsError):
         asyncio.run(m.get_session_cookies_async())
+
+
+def test_a_new_client_after_a_session_loss_logs_in_again(restartable: Stack) -> None:
+    """kfp's constructor makes its own first request: it must go through the hook too."""
+    m = manager(restartable)
+    m.create_kfp_client()
+    restartable.restart_gateway(new_cookie_secret=True)
+    client = m.create_kfp_client()  # the held session is void; kfp's healthz check meets the 401
+    client.list_experiments(namespace=FAST_NAMESPACE)
+    assert m.logins == 2
+    assert len(rejected_api_calls(restartable)) == 1
+
+
+def test_a_session_that_never_works_gives_a_clear_error(tmp_path) -> None:
+    """When even a fresh session is refused, the error says so, rather than a bare 401
+    (which kfp's wait_for_run_completion misreads) or kfp's 25 s of healthz retries."""
+    # A KFP API that refuses every request with its own 401 (as when no user identity reaches it).
+    with start_kubeflow_stack(tmp_path / "stack", refuse_all=True) as s:
+        m = manager(s)
+        with pytest.raises(kfp_auth.UnexpectedResponseError, match="still answers GET .*healthz with a login"):
+            m.create_kfp_client()
+        assert m.logins == 2  # the first login, and exactly one re-login

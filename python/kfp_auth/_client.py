@@ -90,14 +90,26 @@ def _relogin_subclass(rest_cls: type) -> type:
                 ):
                     raise
             # The gateway wants a login: one fresh login (shared with any other
-            # caller that saw the same stale session), then one retry.
+            # caller that saw the same stale session), then one retry. The
+            # gateway refused the first attempt, so the API never saw it: a
+            # retry is safe for a POST too.
             self._kfp_auth_use(headers, session.refresh(cookies))
-            resp = super().request(method, url, *args, headers=headers, **kwargs)
+            still = (
+                f"the gateway still answers {method} {urlsplit(url).path} with a login right after a "
+                "fresh login: it does not accept the session (check its cookie settings, or run "
+                "`kfp-auth diagnose`)"
+            )
+            try:
+                resp = super().request(method, url, *args, headers=headers, **kwargs)
+            except api_exception as e:
+                # Not a bare 401: kfp's wait_for_run_completion would take it for an expired GCP token.
+                if e.status != 0 and is_login_response(
+                    e.status, _header(e.headers, "Content-Type"), _header(e.headers, "Location"), _body(e.body)
+                ):
+                    raise UnexpectedResponseError(still) from None
+                raise
             if self._kfp_auth_is_login(resp.status, resp, kwargs):
-                raise UnexpectedResponseError(
-                    f"the gateway still answers {method} {urlsplit(url).path} with a login page right "
-                    "after a fresh login: it does not accept the session (check its cookie settings)"
-                )
+                raise UnexpectedResponseError(still)
             return resp
 
         def _kfp_auth_use(self, headers: dict[str, Any], cookies: str) -> str:
@@ -130,6 +142,34 @@ def _api_clients(client: Any) -> list[Any]:
     return list(found.values())
 
 
+@functools.lru_cache(maxsize=None)
+def _hooking_subclass(client_cls: type) -> type:
+    """A stand-in class for construction only: kfp's constructor makes its first
+    request (a healthz check) before returning, and with a session the gateway
+    no longer accepts, that request must already go through the re-login hook."""
+
+    class Hooking(client_cls):  # type: ignore[misc]
+        def __init__(self, *args: Any, kfp_auth_session: DexSession, **kwargs: Any) -> None:
+            self._kfp_auth_session = kfp_auth_session
+            super().__init__(*args, **kwargs)
+
+        def get_kfp_healthz(self, *args: Any, **kwargs: Any) -> Any:
+            _install_relogin(self, self._kfp_auth_session)
+            return super().get_kfp_healthz(*args, **kwargs)
+
+    return Hooking
+
+
+def _install_relogin(client: Any, session: DexSession) -> None:
+    for api_client in _api_clients(client):
+        rest = api_client.rest_client
+        rest_cls: type = type(rest)
+        if not hasattr(rest_cls, "_kfp_auth_use"):
+            rest.__class__ = _relogin_subclass(rest_cls)
+        rest._kfp_auth_session = session
+        rest._kfp_auth_api_client = api_client
+
+
 def build_client(host: str, session: DexSession, skip_tls_verify: bool, ssl_ca_cert: str | None) -> Any:
     kfp = import_kfp()
     client_cls = kfp.Client
@@ -141,11 +181,10 @@ def build_client(host: str, session: DexSession, skip_tls_verify: bool, ssl_ca_c
             kwargs["verify_ssl"] = False
         else:
             client_cls = _unverified_subclass(client_cls)
-    client = client_cls(**kwargs)
-    for api_client in _api_clients(client):
-        rest = api_client.rest_client
-        rest_cls: type = type(rest)
-        rest.__class__ = _relogin_subclass(rest_cls)
-        rest._kfp_auth_session = session
-        rest._kfp_auth_api_client = api_client
+    # Construct through the stand-in, then hand back the plain class: the
+    # object is a kfp.Client in every respect, with the hook in its REST layer.
+    client = _hooking_subclass(client_cls)(kfp_auth_session=session, **kwargs)
+    client.__class__ = client_cls
+    del client._kfp_auth_session
+    _install_relogin(client, session)  # when kfp made no healthz request
     return client

@@ -269,7 +269,8 @@ def ca_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, 
 
 
 def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
-                  tls: tuple[Path, Path] | None = None, run_seconds: float = 5.0) -> tuple[Proc, str]:
+                  tls: tuple[Path, Path] | None = None, run_seconds: float = 5.0,
+                  refuse_all: bool = False) -> tuple[Proc, str]:
     port = free_port()
     argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
             "--run-seconds", str(run_seconds),
@@ -278,6 +279,8 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
         argv.append("--require-auth")
     if tls:
         argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    if refuse_all:
+        argv.append("--refuse-all")
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     proc = Proc(name, argv, url + "/_test/ready", workdir / f"{name}.log")
     proc.start()
@@ -286,7 +289,7 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
 
 def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, prompt: str | None = "none",
                          skip_approval: bool = True, cookie_expire: str = "24h", api_routes: bool = True,
-                         run_seconds: float = 5.0) -> Stack:
+                         run_seconds: float = 5.0, refuse_all: bool = False) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants."""
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -298,7 +301,7 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
     procs: dict[str, Proc] = {}
     stack = None
     try:
-        kfp, kfp_url = start_kfp_api(workdir, require_auth=True, run_seconds=run_seconds)
+        kfp, kfp_url = start_kfp_api(workdir, require_auth=True, run_seconds=run_seconds, refuse_all=refuse_all)
         procs["kfp-api"] = kfp
 
         cfg = workdir / "dex.yaml"

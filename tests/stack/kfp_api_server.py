@@ -40,6 +40,7 @@ class State:
                  run_seconds: float = 5.0):
         self.require_auth = require_auth
         self.run_seconds = run_seconds
+        self.refuse_all = False
         self.runs: dict[str, dict] = {}
         self.grants = grants
         self.log_path = log_path
@@ -92,6 +93,9 @@ class Handler(BaseHTTPRequestHandler):
 
         if url.path == "/_test/ready":
             return self._send(200, {"ready": True})
+        if self.state.refuse_all:
+            return self._send(401, {"error": "Request header error: there is no user identity header.",
+                                    "code": 16, "message": "there is no user identity header", "details": []})
         if self.state.require_auth and not user:
             return self._send(401, {"error": "request did not pass the gateway's authentication", "code": 16})
 
@@ -199,6 +203,8 @@ def main() -> None:
     p.add_argument("--grant", action="append", default=[], metavar="EMAIL=NAMESPACE")
     p.add_argument("--log")
     p.add_argument("--run-seconds", type=float, default=5.0)
+    p.add_argument("--refuse-all", action="store_true",
+                   help="answer every API request 401, as KFP does when no user identity reaches it")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="and this key (PEM)")
     a = p.parse_args()
@@ -207,6 +213,7 @@ def main() -> None:
         email, _, ns = g.partition("=")
         grants.setdefault(email, set()).add(ns)
     Handler.state = State(a.require_auth, grants, a.log, a.run_seconds)
+    Handler.state.refuse_all = a.refuse_all
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer((a.host, a.port), Handler)
     if a.tls_cert:
