@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,11 +20,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 const VERSION: u32 = 1;
+/// Temporary files of a write in progress start so; any left (a writer killed
+/// before its rename) are removed by the next writer, under the lock.
+const TMP_PREFIX: &str = ".kfp-auth-sessions.";
 
 /// One cached session.
 pub struct Entry {
     pub cookies: SecretString,
     pub refresh_at: Option<SystemTime>,
+    /// When it was saved.
+    pub saved: SystemTime,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -98,6 +103,17 @@ impl SessionCache {
                 .create(dir)
                 .map_err(|e| self.err(format!("cannot create its folder: {e}")))?;
         }
+        let uid = rustix::process::getuid().as_raw();
+        let dmeta = fs::metadata(dir).map_err(|e| self.err(format!("cannot read its folder: {e}")))?;
+        // Others who can write the folder could swap the file for their own.
+        if dmeta.uid() != uid || dmeta.permissions().mode() & 0o022 != 0 {
+            return Err(self.err(format!(
+                "its folder {} is not private (owner uid {}, mode {:o}); use a folder only you can write",
+                dir.display(),
+                dmeta.uid(),
+                dmeta.permissions().mode() & 0o777
+            )));
+        }
         let lock_path = self.path.with_extension("json.lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -108,9 +124,18 @@ impl SessionCache {
             .map_err(|e| self.err(format!("cannot open its lock file: {e}")))?;
         lock.lock().map_err(|e| self.err(format!("cannot lock it: {e}")))?;
 
-        let (data, warning) = match fs::metadata(&self.path) {
+        let (data, warning) = match fs::symlink_metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (FileData::default(), None),
             Err(e) => return Err(self.err(format!("cannot read it: {e}"))),
+            Ok(meta) if !meta.file_type().is_file() => {
+                return Err(self.err("is not a regular file (a link or a folder); refusing to use it"));
+            }
+            Ok(meta) if meta.uid() != uid => {
+                return Err(self.err(format!(
+                    "belongs to another user (uid {}); refusing to use it",
+                    meta.uid()
+                )));
+            }
             Ok(meta) => {
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
@@ -155,6 +180,14 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
+/// Unlock explicitly: a child forked while the lock was held shares the open
+/// file, so closing ours alone would leave the lock held until the child exits.
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let _ = self._lock.unlock();
+    }
+}
+
 impl Locked {
     /// The cached session for `key`, if it is still valid.
     pub fn get(&self, key: &str) -> Option<Entry> {
@@ -167,6 +200,7 @@ impl Locked {
         (now < refresh_at).then(|| Entry {
             cookies: SecretString::from(e.cookies.clone()),
             refresh_at: Some(refresh_at),
+            saved: UNIX_EPOCH + Duration::from_secs(e.saved_at),
         })
     }
 
@@ -178,7 +212,7 @@ impl Locked {
             StoredEntry {
                 cookies: entry.cookies.expose_secret().to_owned(),
                 refresh_at: entry.refresh_at.map(unix),
-                saved_at: unix(now),
+                saved_at: unix(entry.saved),
             },
         );
         let now_s = unix(now);
@@ -192,15 +226,37 @@ impl Locked {
     fn write(&self) -> Result<()> {
         let cache = &self.cache;
         let dir = cache.path.parent().expect("checked in lock()");
-        // NamedTempFile is created 0600 in the same folder, so the rename is atomic.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| cache.err(format!("cannot write it: {e}")))?;
+        remove_stale_temp_files(dir);
+        // Created 0600 in the same folder, so the rename is atomic.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempfile_in(dir)
+            .map_err(|e| cache.err(format!("cannot write it: {e}")))?;
         let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&self.data).expect("plain data serializes"));
         tmp.write_all(&bytes)
             .and_then(|()| tmp.as_file().sync_all())
             .map_err(|e| cache.err(format!("cannot write it: {e}")))?;
+        // Debug builds only: lets the tests kill a writer between write and rename.
+        #[cfg(debug_assertions)]
+        if let Some(ms) = std::env::var("KFP_AUTH_TEST_PAUSE_BEFORE_RENAME_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         tmp.persist(&cache.path)
             .map_err(|e| cache.err(format!("cannot replace it: {}", e.error)))?;
         Ok(())
+    }
+}
+
+/// Temporary files a killed writer left; we hold the lock, so none is in use.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            let _ = fs::remove_file(e.path());
+        }
     }
 }
 
@@ -212,6 +268,7 @@ mod tests {
         Entry {
             cookies: SecretString::from(cookies.to_owned()),
             refresh_at: Some(SystemTime::now() + Duration::from_secs(secs)),
+            saved: SystemTime::now(),
         }
     }
 
@@ -245,6 +302,27 @@ mod tests {
         l.put("k", &entry("a=1", 60)).unwrap();
         drop(l);
         assert!(cache.lock().unwrap().warning.is_none());
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_unsafe_places_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let stale = dir.path().join(format!("{TMP_PREFIX}abc"));
+        fs::write(&stale, "cookies").unwrap();
+        let cache = SessionCache::new(dir.path().join("sessions.json"));
+        cache.lock().unwrap().put("k", &entry("a=1", 60)).unwrap();
+        assert!(!stale.exists());
+
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = cache.lock().err().unwrap().to_string();
+        assert!(err.contains("is not private"), "{err}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(cache.path(), &link).unwrap();
+        let err = SessionCache::new(link).lock().err().unwrap().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! errors sorted into the error enum without leaking URLs' query values.
 
 use std::error::Error as StdError;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use cookie_store::{CookieExpiration, CookieStore, RawCookie};
@@ -75,7 +76,43 @@ pub struct Transport {
     opts: Options,
 }
 
+/// Clients shared in this process, by the options that shape them. Building
+/// one loads the system's CA roots (tens of ms), so managers with the same TLS
+/// settings share one, with its connection pool. A forked child starts afresh:
+/// the parent's pooled connections belong to the parent's runtime.
+static SHARED: Mutex<(u32, Vec<SharedTransport>)> = Mutex::new((0, Vec::new()));
+
+/// A shared client and the key of the options it was made for.
+type SharedTransport = (String, Arc<Transport>);
+
 impl Transport {
+    /// Check what `new` would fail on, cheaply (the CA bundle).
+    pub fn check(opts: &Options) -> Result<()> {
+        if let Some(path) = &opts.ca_bundle {
+            read_ca_bundle(path)?;
+        }
+        Ok(())
+    }
+
+    /// This process's client for `opts`, made on first use.
+    pub fn shared(opts: &Options) -> Result<Arc<Transport>> {
+        let key = format!(
+            "{}|{:?}|{:?}|{}|{}",
+            opts.skip_tls_verify, opts.ca_bundle, opts.timeout, opts.tls_info, opts.max_body_bytes
+        );
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if shared.0 != pid {
+            *shared = (pid, Vec::new());
+        }
+        if let Some((_, t)) = shared.1.iter().find(|(k, _)| *k == key) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(Transport::new(opts)?);
+        shared.1.push((key, t.clone()));
+        Ok(t)
+    }
+
     pub fn new(opts: &Options) -> Result<Self> {
         let mut builder = reqwest::Client::builder();
         if let Some(path) = &opts.ca_bundle {

@@ -1,6 +1,6 @@
 //! A login that lasts: the session is kept and reused while it is valid, a
 //! fresh login happens once however many callers need one at the same time,
-//! and a forked child gets its own HTTP client.
+//! and a forked child gets its own HTTP client and login lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,6 +23,8 @@ struct Current {
     cookies: Arc<SecretString>,
     /// When to log in again before using it; `None` when the gateway gave no expiry.
     refresh_at: Option<SystemTime>,
+    /// When this session was obtained (by a login here, or saved by another process).
+    obtained: SystemTime,
 }
 
 impl Current {
@@ -33,11 +35,11 @@ impl Current {
 
 pub struct Authenticator {
     cfg: LoginConfig,
-    transport: Mutex<(u32, Arc<Transport>)>,
-    /// Read on every request without waiting; written only under `login_lock`.
+    /// Read on every request without waiting; written only under the login lock.
     current: RwLock<Option<Current>>,
     /// Held for the whole of a login, so concurrent callers wait for one login.
-    login_lock: tokio::sync::Mutex<()>,
+    /// Per process: a child forked during a login must not inherit it held.
+    login_lock: Mutex<(u32, Arc<tokio::sync::Mutex<()>>)>,
     logins: AtomicU64,
     /// The opt-in session cache on disk, shared with other processes.
     disk: Option<SessionCache>,
@@ -49,20 +51,20 @@ pub struct Authenticator {
 enum FromDisk {
     /// Any valid one.
     Any,
-    /// Any valid one but this, which the gateway rejected.
-    Except(String),
+    /// Any valid one but this, which the gateway rejected, saved after this time.
+    NewerThan(String, SystemTime),
     /// None: a fresh login was asked for.
     No,
 }
 
 impl Authenticator {
+    /// Cheap: the HTTP client is made (or shared) at the first login, off the caller's thread.
     pub fn new(cfg: LoginConfig) -> Result<Self> {
-        let transport = Transport::new(&cfg.options)?;
+        Transport::check(&cfg.options)?;
         Ok(Authenticator {
             cfg,
-            transport: Mutex::new((std::process::id(), Arc::new(transport))),
             current: RwLock::new(None),
-            login_lock: tokio::sync::Mutex::new(()),
+            login_lock: Mutex::new((std::process::id(), Arc::default())),
             logins: AtomicU64::new(0),
             disk: None,
             warnings: Mutex::new(Vec::new()),
@@ -95,7 +97,7 @@ impl Authenticator {
 
     /// The session's cookies if one is held and still valid; never touches the network.
     pub fn cached(&self) -> Option<Arc<SecretString>> {
-        let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let cur = self.current_read();
         cur.as_ref()
             .filter(|c| c.valid(SystemTime::now()))
             .map(|c| c.cookies.clone())
@@ -106,7 +108,8 @@ impl Authenticator {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let _guard = self.login_lock.lock().await;
+        let lock = self.login_lock();
+        let _guard = lock.lock().await;
         // Whoever held the lock before us may have just logged in.
         if let Some(c) = self.cached() {
             return Ok(c);
@@ -116,20 +119,41 @@ impl Authenticator {
 
     /// Log in now, whatever is held.
     pub async fn login(&self) -> Result<Arc<SecretString>> {
-        let _guard = self.login_lock.lock().await;
+        let lock = self.login_lock();
+        let _guard = lock.lock().await;
         self.renew(FromDisk::No).await
     }
 
     /// The session `stale` was rejected by the gateway: log in again, unless
     /// another caller already replaced it, in which case that session is returned.
     pub async fn refresh(&self, stale: &str) -> Result<Arc<SecretString>> {
-        let _guard = self.login_lock.lock().await;
+        let lock = self.login_lock();
+        let _guard = lock.lock().await;
         if let Some(c) = self.cached()
             && c.expose_secret() != stale
         {
             return Ok(c);
         }
-        self.renew(FromDisk::Except(stale.to_owned())).await
+        // A session another process saved is worth trying only if it is newer
+        // than the rejected one: an older one was voided by the same event.
+        let held_since = self
+            .current_read()
+            .as_ref()
+            .map_or(SystemTime::UNIX_EPOCH, |c| c.obtained);
+        self.renew(FromDisk::NewerThan(stale.to_owned(), held_since)).await
+    }
+
+    fn login_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        let mut slot = self.login_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if slot.0 != pid {
+            *slot = (pid, Arc::default());
+        }
+        slot.1.clone()
+    }
+
+    fn current_read(&self) -> std::sync::RwLockReadGuard<'_, Option<Current>> {
+        self.current.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forget the session, so the next use logs in.
@@ -154,13 +178,13 @@ impl Authenticator {
         if let Some(entry) = locked.get(&key) {
             let usable = match &from_disk {
                 FromDisk::Any => true,
-                FromDisk::Except(stale) => entry.cookies.expose_secret() != stale,
+                FromDisk::NewerThan(stale, since) => entry.cookies.expose_secret() != stale && entry.saved > *since,
                 FromDisk::No => false,
             };
             if usable {
                 log::debug!(target: "kfp_auth", "reusing the session cached in {}", self.disk.as_ref().map(|d| d.path().display().to_string()).unwrap_or_default());
                 let cookies = Arc::new(entry.cookies);
-                self.set_current(cookies.clone(), entry.refresh_at);
+                self.set_current(cookies.clone(), entry.refresh_at, entry.saved);
                 return Ok(cookies);
             }
         }
@@ -168,6 +192,7 @@ impl Authenticator {
         let entry = Entry {
             cookies: SecretString::from(cookies.expose_secret().to_owned()),
             refresh_at,
+            saved: SystemTime::now(),
         };
         tokio::task::spawn_blocking(move || locked.put(&key, &entry))
             .await
@@ -205,28 +230,28 @@ impl Authenticator {
             session.history.len(),
             if session.unsecured { " (unsecured: no login needed)" } else { "" }
         );
-        let refresh_at = session.expires.map(|exp| {
-            let lifetime = exp.duration_since(started).unwrap_or_default();
-            exp - (lifetime / 4).min(MAX_REFRESH_MARGIN)
+        // An expiry already past at login means our clock and the gateway's
+        // disagree: treat it as unknown rather than log in on every call.
+        let refresh_at = session.expires.and_then(|exp| {
+            let lifetime = exp.duration_since(started).ok().filter(|l| !l.is_zero())?;
+            Some(exp - (lifetime / 4).min(MAX_REFRESH_MARGIN))
         });
         let cookies = Arc::new(session.cookies);
-        self.set_current(cookies.clone(), refresh_at);
+        self.set_current(cookies.clone(), refresh_at, started);
         Ok((cookies, refresh_at))
     }
 
-    fn set_current(&self, cookies: Arc<SecretString>, refresh_at: Option<SystemTime>) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current { cookies, refresh_at });
+    fn set_current(&self, cookies: Arc<SecretString>, refresh_at: Option<SystemTime>, obtained: SystemTime) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current {
+            cookies,
+            refresh_at,
+            obtained,
+        });
     }
 
-    /// The HTTP client of this process: its pooled connections belong to the
-    /// runtime of the process that made it, so a forked child makes its own.
+    /// The HTTP client of this process for these options (see `Transport::shared`).
     fn transport(&self) -> Result<Arc<Transport>> {
-        let mut slot = self.transport.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = std::process::id();
-        if slot.0 != pid {
-            *slot = (pid, Arc::new(Transport::new(&self.cfg.options)?));
-        }
-        Ok(slot.1.clone())
+        Transport::shared(&self.cfg.options)
     }
 }
 

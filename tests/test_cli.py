@@ -236,3 +236,20 @@ def test_diagnose_tls_shows_the_certificate_and_why_it_was_rejected(tmp_path: Pa
         assert r.returncode == 0 and f"verified against {ca}" in r.stdout and "h left)" in r.stdout
     finally:
         proc.stop()
+
+
+def test_help_for_every_subcommand(tmp_path: Path) -> None:
+    for sub in ("login", "context", "diagnose", "token"):
+        r = run([sub, "--help"], tmp_path)
+        assert r.returncode == 0 and f"usage: kfp-auth {sub}" in r.stdout
+
+
+def test_context_and_diagnose_exit_codes(kubeflow: Stack, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{stack.free_port()}/pipeline"
+    assert run(["context", "--url", dead], tmp_path).returncode == 4
+    assert run(["diagnose", "--url", kubeflow.api_url, "-u", FAST_USER, "-c", "nope"], tmp_path).returncode == 3
+    cache = tmp_path / ".cache" / "kfp-auth" / "sessions.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{}")
+    cache.chmod(0o644)
+    assert run(["context", "--url", kubeflow.api_url, "-u", FAST_USER, "--session-cache"], tmp_path).returncode == 6

@@ -166,3 +166,35 @@ def test_errors_carry_the_redacted_request_history(silent_server: str) -> None:
     with pytest.raises(kfp_auth.ConnectError) as ei2:
         KFPClientManager(f"http://127.0.0.1:{free_port()}/p", "u", SECRET).get_session_cookies()
     assert [s["status"] for s in ei2.value.history] == [None]
+
+
+def test_a_child_forked_during_a_login_does_not_inherit_it(silent_server: str) -> None:
+    """The child must not wait on a login lock held by a parent thread it does not have."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, threading, time
+import kfp_auth
+m = kfp_auth.KFPClientManager({silent_server!r}, 'u', 'p', timeout=2)
+
+def login_in_a_thread():
+    try:
+        m.get_session_cookies()
+    except kfp_auth.KFPAuthError:
+        pass
+
+threading.Thread(target=login_in_a_thread, daemon=True).start()
+time.sleep(0.5)  # the thread's login is in flight, holding the login lock
+pid = os.fork()
+if pid == 0:
+    try:
+        m.get_session_cookies()
+    except kfp_auth.LoginTimeoutError:
+        os._exit(0)  # its own login ran, and timed out as it should
+    os._exit(3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "child 0", r.stderr[-2000:]

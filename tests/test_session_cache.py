@@ -20,10 +20,15 @@ import kfp_auth
 from kfp_auth import KFPClientManager
 
 CHILD = """
-import hashlib, sys
+import hashlib, os, sys, time
 from kfp_auth import KFPClientManager
-url, user, password, cache, mode = sys.argv[1:6]
+url, user, password, cache, mode, start_when = sys.argv[1:7]
 m = KFPClientManager(url, user, password, session_cache=cache)
+while start_when and not os.path.exists(start_when):
+    time.sleep(0.005)
+if mode == "force":
+    m.get_session_cookies(force_login=True)
+    sys.exit(0)
 if mode == "loop":
     print("ready", flush=True)
     while True:
@@ -34,9 +39,13 @@ print(m.logins, cookies.split("=", 1)[0], hashlib.sha256(cookies.encode()).hexdi
 
 
 def child(s: Stack, cache: Path, mode: str = "once", user: str = FAST_USER, password: str = FAST_PASSWORD,
-          ) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", CHILD, s.api_url, user, password, str(cache), mode],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+          start_when: Path | None = None, pause_ms: int | None = None) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    if pause_ms is not None:
+        env["KFP_AUTH_TEST_PAUSE_BEFORE_RENAME_MS"] = str(pause_ms)
+    return subprocess.Popen([sys.executable, "-c", CHILD, s.api_url, user, password, str(cache), mode,
+                             str(start_when or "")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
 
 
 def finish(p: subprocess.Popen[str]) -> list[str]:
@@ -67,29 +76,55 @@ def test_a_second_process_reuses_the_session(kubeflow: Stack, tmp_path: Path) ->
 
 def test_two_processes_at_once_log_in_once(kubeflow: Stack, tmp_path: Path) -> None:
     cache = tmp_path / "sessions.json"
-    before = kubeflow.logins_at_dex(FAST_USER)
-    a, b = child(kubeflow, cache), child(kubeflow, cache)
+    go = tmp_path / "go"
+    before = kubeflow.logins_at_dex(USER)
+    # Both wait for the same signal, then log in as the cost-12 user (~0.25 s at Dex): they overlap.
+    a, b = (child(kubeflow, cache, user=USER, password=PASSWORD, start_when=go) for _ in range(2))
+    time.sleep(1.0)  # both are up and waiting
+    go.touch()
     ra, rb = finish(a), finish(b)
-    assert sorted([ra[0], rb[0]]) == ["0", "1"]  # one logged in, the other waited and reused it
+    assert sorted([ra[0], rb[0]]) == ["0", "1"]  # one logged in, the other waited for it and reused it
     assert ra[2] == rb[2]
-    assert kubeflow.logins_at_dex(FAST_USER) == before + 1
+    assert kubeflow.logins_at_dex(USER) == before + 1
 
 
-def test_kill_9_in_the_middle_of_writes_never_corrupts_the_file(kubeflow: Stack, tmp_path: Path) -> None:
+def test_kill_9_between_write_and_rename_leaves_the_file_whole(kubeflow: Stack, tmp_path: Path) -> None:
+    """The extension is a debug build, whose cache writer can be told to pause before its rename."""
+    cache = tmp_path / "sessions.json"
+    finish(child(kubeflow, cache))  # a first, complete file
+    whole = cache.read_text()
+    p = child(kubeflow, cache, mode="force", pause_ms=5000)
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob(".kfp-auth-sessions.*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".kfp-auth-sessions.*")), "the writer never reached its pause"
+    p.send_signal(signal.SIGKILL)
+    p.wait(10)
+    for f in (p.stdout, p.stderr):
+        assert f is not None
+        f.close()
+    assert cache.read_text() == whole  # the old file, untouched
+    # The next writer removes the half-done temporary file, and the result is whole.
+    m = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD, session_cache=cache)
+    m.get_session_cookies(force_login=True)
+    assert not list(tmp_path.glob(".kfp-auth-sessions.*"))
+    assert json.loads(cache.read_text())["version"] == 1
+
+
+def test_kill_9_at_random_points_never_corrupts_the_file(kubeflow: Stack, tmp_path: Path) -> None:
     cache = tmp_path / "sessions.json"
     rng = random.Random(7)
     for _ in range(6):
         p = child(kubeflow, cache, mode="loop")
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.05, 0.6))  # somewhere among logins and their writes
+        time.sleep(rng.uniform(0.05, 0.6))
         p.send_signal(signal.SIGKILL)
         p.wait(10)
-        assert p.stdout is not None
-        p.stdout.close()
-        assert p.stderr is not None
-        p.stderr.close()
+        for f in (p.stdout, p.stderr):
+            assert f is not None
+            f.close()
         if cache.exists():
-            json.loads(cache.read_text())  # whole, never half-written
+            json.loads(cache.read_text())
             assert mode_of(cache) == 0o600
     # A new process uses what the killed ones left, without a warning.
     assert cache.exists()
@@ -133,7 +168,7 @@ def test_expired_entries_are_ignored(kubeflow: Stack, tmp_path: Path) -> None:
     assert m.logins == 1
 
 
-def test_a_session_rejected_by_the_gateway_is_not_taken_from_the_cache_again(
+def test_a_session_rejected_by_the_gateway_is_replaced_in_the_cache_for_other_processes(
         own_kubeflow: Stack, tmp_path: Path) -> None:
     cache = tmp_path / "sessions.json"
     m = KFPClientManager(own_kubeflow.api_url, FAST_USER, FAST_PASSWORD, session_cache=cache)
