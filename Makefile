@@ -6,7 +6,7 @@ VENV   := .venv
 KFP18  := .cache/venv-kfp18
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack lint typecheck test-rust test-python bench-sessions clean
+.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python bench-sessions clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
@@ -35,6 +35,10 @@ develop: venv
 stack:
 	bash scripts/build-stack.sh
 
+# Debian packages the tests use (redis-server for oauth2-proxy's session store).
+system-deps:
+	bash scripts/install-system-deps.sh
+
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
@@ -48,7 +52,7 @@ typecheck: develop
 test-rust:
 	cargo test
 
-test-python: develop stack
+test-python: develop stack system-deps
 	$(VENV)/bin/python -m pytest
 
 # Figures for long-lived sessions (a report; see bench/sessions.py).

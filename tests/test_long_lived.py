@@ -249,3 +249,30 @@ def test_a_session_that_never_works_gives_a_clear_error(tmp_path) -> None:
         with pytest.raises(kfp_auth.UnexpectedResponseError, match="still answers GET .*healthz with a login"):
             m.create_kfp_client()
         assert m.logins == 2  # the first login, and exactly one re-login
+
+
+@pytest.fixture
+def server_side_sessions(tmp_path) -> Iterator[Stack]:
+    # oauth2-proxy keeps sessions in a real redis-server (Debian's), so they can be deleted.
+    with start_kubeflow_stack(tmp_path / "stack", redis=True) as s:
+        yield s
+
+
+def test_client_logs_in_again_after_its_session_is_deleted_server_side(server_side_sessions: Stack) -> None:
+    import urllib.request
+
+    s = server_side_sessions
+    m = manager(s)
+    client = m.create_kfp_client()
+    client.create_experiment(name="redis", namespace=FAST_NAMESPACE)
+    # Sign the session out at the gateway, which deletes it from redis. The client keeps the old ticket.
+    req = urllib.request.Request(s.gateway_url + "/oauth2/sign_out", headers={"Cookie": m.get_session_cookies()})
+    opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,),
+                                              {"redirect_request": lambda *a, **k: None}))
+    try:
+        opener.open(req, timeout=10)
+    except urllib.error.HTTPError as e:
+        assert e.code == 302
+    assert client.list_experiments(namespace=FAST_NAMESPACE).experiments[0].display_name == "redis"
+    assert m.logins == 2
+    assert len(rejected_api_calls(s)) == 1

@@ -81,9 +81,18 @@ def versions() -> dict[str, str]:
 class Proc:
     name: str
     argv: list[str]
-    health_url: str
+    health_url: str  # an http(s) URL that answers 200, or tcp://host:port that accepts
     log_path: Path
     popen: subprocess.Popen | None = None
+
+    def _healthy(self) -> bool:
+        if self.health_url.startswith("tcp://"):
+            host, port = self.health_url[6:].rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=2):
+                return True
+        # Test certificates are self-signed: readiness does not verify them.
+        with urllib.request.urlopen(self.health_url, timeout=2, context=ssl._create_unverified_context()) as r:
+            return r.status == 200
 
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")
@@ -94,13 +103,10 @@ class Proc:
             if self.popen.poll() is not None:
                 raise StackError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
             try:
-                # Test certificates are self-signed: readiness does not verify them.
-                with urllib.request.urlopen(self.health_url, timeout=2,
-                                            context=ssl._create_unverified_context()) as r:
-                    if r.status == 200:
-                        if on_start:
-                            on_start(f"started {self.name} (pid {self.popen.pid}), healthy at {self.health_url}")
-                        return
+                if self._healthy():
+                    if on_start:
+                        on_start(f"started {self.name} (pid {self.popen.pid}), healthy at {self.health_url}")
+                    return
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
             time.sleep(0.05)
@@ -197,7 +203,8 @@ def dex_config(issuer: str, port: int, *, skip_approval: bool = True) -> dict:
 
 def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, cookie_secret: str,
                       *, skip_provider_button: bool = False, prompt: str | None = "none",
-                      cookie_expire: str = "24h", api_routes: bool = True) -> list[str]:
+                      cookie_expire: str = "24h", api_routes: bool = True,
+                      redis_port: int | None = None) -> list[str]:
     """oauth2-proxy as Kubeflow 1.10 configures it (common/oauth2-proxy/base/oauth2_proxy.cfg),
     as a reverse proxy standing in for Istio: /dex/ to Dex, everything else to the KFP API."""
     args = [
@@ -234,6 +241,9 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
         args.append(f"--prompt={prompt}")
     if api_routes:
         args += ["--api-route=/api/", "--api-route=/apis/", "--api-route=^/ml_metadata"]
+    if redis_port is not None:
+        # Sessions kept server-side: the cookie holds a ticket, and a session can be deleted.
+        args += ["--session-store-type=redis", f"--redis-connection-url=redis://127.0.0.1:{redis_port}"]
     return args
 
 
@@ -289,7 +299,7 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
 
 def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, prompt: str | None = "none",
                          skip_approval: bool = True, cookie_expire: str = "24h", api_routes: bool = True,
-                         run_seconds: float = 5.0, refuse_all: bool = False) -> Stack:
+                         run_seconds: float = 5.0, refuse_all: bool = False, redis: bool = False) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants."""
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -310,13 +320,22 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
         dex.start()
         procs["dex"] = dex
 
+        redis_port = None
+        if redis:
+            redis_port = free_port()
+            r = Proc("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], f"tcp://127.0.0.1:{redis_port}", workdir / "redis.log")
+            r.start()
+            procs["redis"] = r
+
         cookie_secret = new_secret()
         proxy = Proc(
             "oauth2-proxy",
             [str(bins["oauth2-proxy"]), *oauth2_proxy_args(gw_port, dex_port, int(kfp_url.rsplit(":", 1)[1]),
                                                            issuer, cookie_secret,
                                                            skip_provider_button=skip_provider_button, prompt=prompt,
-                                                           cookie_expire=cookie_expire, api_routes=api_routes)],
+                                                           cookie_expire=cookie_expire, api_routes=api_routes,
+                                                           redis_port=redis_port)],
             f"{gateway}/ping",
             workdir / "oauth2-proxy.log",
         )
