@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from kfp_auth import _native
 from kfp_auth._manager import KFPClientManager
@@ -151,7 +151,12 @@ def cmd_context(args: argparse.Namespace) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Never echoes arguments it does not know: one may be a password typed in the wrong place."""
+    """Never echoes arguments it does not know: one may be a password typed in the wrong place.
+    Takes no abbreviations, so `--password` cannot stand for `--password-file`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):
@@ -215,7 +220,6 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
-        allow_abbrev=False,
         prog="kfp-auth",
         description="Log in to a Kubeflow Pipelines API through Dex (oauth2-proxy or oidc-authservice), "
                     "or find that it needs no login.",
@@ -226,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"kfp-auth {_native.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    login = sub.add_parser("login", allow_abbrev=False, help="log in and print the session's Cookie header",
+    login = sub.add_parser("login", help="log in and print the session's Cookie header",
                            description="Log in and print the session: the Cookie header value "
                                        "(empty when the endpoint needs no login).")
     _login_options(login)
@@ -234,7 +238,7 @@ def parser() -> argparse.ArgumentParser:
                        help="plain: the header value; json: an object; export: shell export lines")
     login.set_defaults(func=cmd_login)
 
-    diag = sub.add_parser("diagnose", allow_abbrev=False, help="say what guards a URL and why a login fails",
+    diag = sub.add_parser("diagnose", help="say what guards a URL and why a login fails",
                           description="Log in step by step and report the gateway (oauth2-proxy, "
                                       "oidc-authservice, none), Dex's connectors, the approval screen, TLS, "
                                       "each request (query values hidden) and the verdict. Exits like `login`.")
@@ -242,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
     diag.add_argument("-o", "--output", choices=["text", "json"], default="text")
     diag.set_defaults(func=cmd_diagnose)
 
-    tok = sub.add_parser("token", allow_abbrev=False, help="show who a bearer token is for and until when",
+    tok = sub.add_parser("token", help="show who a bearer token is for and until when",
                          description="Decode a JWT bearer token (a ServiceAccount token or one from "
                                      "`kubectl create token`) and show its subject, audience, issuer and expiry. "
                                      "The token is never printed. Exits 3 when it has expired.")
@@ -253,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
     tok.add_argument("-o", "--output", choices=["text", "json"], default="text")
     tok.set_defaults(func=cmd_token)
 
-    ctx = sub.add_parser("context", allow_abbrev=False, help="log in and write the session into kfp's context file",
+    ctx = sub.add_parser("context", help="log in and write the session into kfp's context file",
                          description="Log in and put the session into kfp's own context file, so the "
                                      "stock `kfp` CLI and a bare kfp.Client(host=...) use it. Other keys "
                                      "in the file are kept.")
