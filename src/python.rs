@@ -193,12 +193,13 @@ fn runtime_err(e: std::io::Error) -> PyErr {
 
 /// Turn a core future into a Python awaitable on our runtime. Cancelling the
 /// awaiting task drops the Rust future, which aborts its requests.
-fn into_awaitable<'py>(
-    py: Python<'py>,
-    auth: Arc<Authenticator>,
-    fut: impl Future<Output = crate::Result<Arc<SecretString>>> + Send + 'static,
-) -> PyResult<Bound<'py, PyAny>> {
+fn into_awaitable<'py, F, Fut>(py: Python<'py>, auth: Arc<Authenticator>, call: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: FnOnce(Arc<Authenticator>) -> Fut,
+    Fut: Future<Output = crate::Result<Arc<SecretString>>> + Send + 'static,
+{
     runtime().map_err(runtime_err)?;
+    let fut = call(auth.clone());
     generic::future_into_py::<KfpRuntime, _, String>(py, async move {
         let result = fut.await;
         Python::attach(|py| {
@@ -262,6 +263,19 @@ pub struct DexSession {
     auth: Arc<Authenticator>,
 }
 
+impl DexSession {
+    /// Run a session call with the GIL released, raise its warnings, and hand out the cookies.
+    fn blocking<F, Fut>(&self, py: Python<'_>, call: F) -> PyResult<String>
+    where
+        F: FnOnce(Arc<Authenticator>) -> Fut,
+        Fut: Future<Output = crate::Result<Arc<SecretString>>> + Send,
+    {
+        let c = block_on(py, call(self.auth.clone()));
+        warn_all(py, &self.auth)?;
+        Ok(c?.expose_secret().to_owned())
+    }
+}
+
 #[pymethods]
 impl DexSession {
     #[new]
@@ -308,26 +322,18 @@ impl DexSession {
         if let Some(c) = self.auth.cached() {
             return Ok(c.expose_secret().to_owned());
         }
-        let auth = self.auth.clone();
-        let c = block_on(py, async move { auth.cookies().await });
-        warn_all(py, &self.auth)?;
-        Ok(c?.expose_secret().to_owned())
+        self.blocking(py, |auth| async move { auth.cookies().await })
     }
 
     /// Log in now, whatever session is held, and return the new cookies.
     fn login(&self, py: Python<'_>) -> PyResult<String> {
-        let auth = self.auth.clone();
-        let c = block_on(py, async move { auth.login().await });
-        warn_all(py, &self.auth)?;
-        Ok(c?.expose_secret().to_owned())
+        self.blocking(py, |auth| async move { auth.login().await })
     }
 
     /// The gateway rejected `stale`: log in again unless another caller already did.
     fn refresh(&self, py: Python<'_>, stale: &str) -> PyResult<String> {
-        let (auth, stale) = (self.auth.clone(), stale.to_owned());
-        let c = block_on(py, async move { auth.refresh(&stale).await });
-        warn_all(py, &self.auth)?;
-        Ok(c?.expose_secret().to_owned())
+        let stale = stale.to_owned();
+        self.blocking(py, |auth| async move { auth.refresh(&stale).await })
     }
 
     /// Forget the session, so the next use logs in.
@@ -336,18 +342,16 @@ impl DexSession {
     }
 
     fn cookies_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let auth = self.auth.clone();
-        into_awaitable(py, self.auth.clone(), async move { auth.cookies().await })
+        into_awaitable(py, self.auth.clone(), |auth| async move { auth.cookies().await })
     }
 
     fn login_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let auth = self.auth.clone();
-        into_awaitable(py, self.auth.clone(), async move { auth.login().await })
+        into_awaitable(py, self.auth.clone(), |auth| async move { auth.login().await })
     }
 
     fn refresh_async<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyAny>> {
-        let (auth, stale) = (self.auth.clone(), stale.to_owned());
-        into_awaitable(py, self.auth.clone(), async move { auth.refresh(&stale).await })
+        let stale = stale.to_owned();
+        into_awaitable(py, self.auth.clone(), |auth| async move { auth.refresh(&stale).await })
     }
 
     /// The session cache file, when one is used.
