@@ -4,6 +4,7 @@ in front of our own small KFP API test server (kfp_api_server.py).
 
     client ──► oauth2-proxy :gw ──/dex/*──► Dex :dex   (skip-auth route ^/dex/)
                                 └──/*─────► KFP API test server :kfp
+    (with ldap=True, Dex also offers an LDAP connector to a real OpenLDAP slapd: ldap.py)
 
 Every process starts on a free loopback port with a config in a temp folder,
 is waited for on its health endpoint, and is stopped by ``Stack.stop``. A
@@ -182,9 +183,11 @@ def new_secret() -> str:
     return secrets.token_urlsafe(24)[:32]
 
 
-def dex_config(issuer: str, port: int, *, skip_approval: bool = True) -> dict:
-    """Dex as Kubeflow configures it (common/dex/base/config-map.yaml), on loopback with memory storage."""
+def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors: list[dict] | None = None) -> dict:
+    """Dex as Kubeflow configures it (common/dex/base/config-map.yaml), on loopback with memory storage.
+    With `connectors`, Dex offers them beside `local` (the password DB) on its connector selection page."""
     return {
+        **({"connectors": connectors} if connectors else {}),
         "issuer": issuer,
         "storage": {"type": "memory"},
         "web": {"http": f"127.0.0.1:{port}"},
@@ -285,6 +288,9 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
     argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
             "--run-seconds", str(run_seconds),
             "--grant", f"{USER}={NAMESPACE}", "--grant", f"{FAST_USER}={FAST_NAMESPACE}"]
+    from .ldap import LDAP_EMAIL, LDAP_NAMESPACE  # here: ldap.py imports this module
+
+    argv += ["--grant", f"{LDAP_EMAIL}={LDAP_NAMESPACE}"]  # the identity oauth2-proxy forwards is the mail
     if require_auth:
         argv.append("--require-auth")
     if tls:
@@ -299,8 +305,10 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
 
 def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, prompt: str | None = "none",
                          skip_approval: bool = True, cookie_expire: str = "24h", api_routes: bool = True,
-                         run_seconds: float = 5.0, refuse_all: bool = False, redis: bool = False) -> Stack:
-    """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants."""
+                         run_seconds: float = 5.0, refuse_all: bool = False, redis: bool = False,
+                         ldap: bool = False) -> Stack:
+    """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants.
+    `ldap=True` adds a real slapd and Dex's LDAP connector `ldap` beside `local`."""
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     gw_port, dex_port = free_port(), free_port()
@@ -311,11 +319,18 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
     procs: dict[str, Proc] = {}
     stack = None
     try:
+        connectors: list[dict] = []
+        if ldap:
+            from .ldap import dex_ldap_connector, start_slapd  # here: ldap.py imports this module
+
+            procs["slapd"], ldap_port = start_slapd(workdir)
+            connectors.append(dex_ldap_connector(ldap_port))
         kfp, kfp_url = start_kfp_api(workdir, require_auth=True, run_seconds=run_seconds, refuse_all=refuse_all)
         procs["kfp-api"] = kfp
 
         cfg = workdir / "dex.yaml"
-        cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval), indent=2))
+        cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval, connectors=connectors),
+                                  indent=2))
         dex = Proc("dex", [str(bins["dex"]), "serve", str(cfg)], f"{issuer}/healthz", workdir / "dex.log")
         dex.start()
         procs["dex"] = dex
