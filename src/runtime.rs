@@ -30,3 +30,20 @@ pub fn runtime() -> std::io::Result<&'static Runtime> {
     *slot = Some((pid, rt));
     Ok(rt)
 }
+
+/// An async lock that a forked child does not inherit held: a child forked
+/// while the parent held it gets a fresh one (the holder does not exist there).
+#[derive(Default)]
+pub struct ProcessLock(std::sync::Mutex<(u32, std::sync::Arc<tokio::sync::Mutex<()>>)>);
+
+impl ProcessLock {
+    /// This process's lock; hold the returned mutex's guard across the work.
+    pub fn get(&self) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if slot.0 != pid {
+            *slot = (pid, std::sync::Arc::default());
+        }
+        slot.1.clone()
+    }
+}

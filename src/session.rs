@@ -13,6 +13,7 @@ use crate::config::LoginConfig;
 use crate::error::{Error, Result};
 use crate::flow;
 use crate::http::Transport;
+use crate::runtime::ProcessLock;
 
 /// How long before a cookie's expiry the session counts as stale: 60 s, or a
 /// quarter of its lifetime for short-lived sessions.
@@ -38,8 +39,7 @@ pub struct Authenticator {
     /// Read on every request without waiting; written only under the login lock.
     current: RwLock<Option<Current>>,
     /// Held for the whole of a login, so concurrent callers wait for one login.
-    /// Per process: a child forked during a login must not inherit it held.
-    login_lock: Mutex<(u32, Arc<tokio::sync::Mutex<()>>)>,
+    login_lock: ProcessLock,
     logins: AtomicU64,
     /// The opt-in session cache on disk, shared with other processes.
     disk: Option<SessionCache>,
@@ -64,7 +64,7 @@ impl Authenticator {
         Ok(Authenticator {
             cfg,
             current: RwLock::new(None),
-            login_lock: Mutex::new((std::process::id(), Arc::default())),
+            login_lock: ProcessLock::default(),
             logins: AtomicU64::new(0),
             disk: None,
             warnings: Mutex::new(Vec::new()),
@@ -144,12 +144,7 @@ impl Authenticator {
     }
 
     fn login_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
-        let mut slot = self.login_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = std::process::id();
-        if slot.0 != pid {
-            *slot = (pid, Arc::default());
-        }
-        slot.1.clone()
+        self.login_lock.get()
     }
 
     fn current_read(&self) -> std::sync::RwLockReadGuard<'_, Option<Current>> {
@@ -230,12 +225,7 @@ impl Authenticator {
             session.history.len(),
             if session.unsecured { " (unsecured: no login needed)" } else { "" }
         );
-        // An expiry already past at login means our clock and the gateway's
-        // disagree: treat it as unknown rather than log in on every call.
-        let refresh_at = session.expires.and_then(|exp| {
-            let lifetime = exp.duration_since(started).ok().filter(|l| !l.is_zero())?;
-            Some(exp - (lifetime / 4).min(MAX_REFRESH_MARGIN))
-        });
+        let refresh_at = session.expires.and_then(|exp| refresh_at(started, exp));
         let cookies = Arc::new(session.cookies);
         self.set_current(cookies.clone(), refresh_at, started);
         Ok((cookies, refresh_at))
@@ -253,6 +243,15 @@ impl Authenticator {
     fn transport(&self) -> Result<Arc<Transport>> {
         Transport::shared(&self.cfg.options)
     }
+}
+
+/// When to renew a credential obtained at `started` that expires at `expires`:
+/// 60 s before, or a quarter of its lifetime before for short-lived ones. An
+/// expiry already past means our clock and the server's disagree: `None`
+/// (unknown) rather than renewing on every call.
+pub(crate) fn refresh_at(started: SystemTime, expires: SystemTime) -> Option<SystemTime> {
+    let lifetime = expires.duration_since(started).ok().filter(|l| !l.is_zero())?;
+    Some(expires - (lifetime / 4).min(MAX_REFRESH_MARGIN))
 }
 
 fn join_error(e: tokio::task::JoinError) -> Error {
