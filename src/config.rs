@@ -24,6 +24,9 @@ pub struct Options {
     pub connector_shortcut: bool,
     /// Keep each server's certificate, for `diagnose` to describe.
     pub tls_info: bool,
+    /// A proxy for every request. When unset, `HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `ALL_PROXY` and `NO_PROXY` (or their lowercase forms) apply, as in `requests`.
+    pub proxy: Option<Url>,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             max_body_bytes: 1 << 20,
             connector_shortcut: true,
             tls_info: false,
+            proxy: None,
         }
     }
 }
@@ -81,29 +85,55 @@ impl LoginConfig {
 
 /// An absolute http(s) URL with a host and no user info; the fragment is dropped.
 pub fn parse_api_url(raw: &str) -> Result<Url> {
+    parse_http_url("api_url", raw)
+}
+
+/// `parse_api_url` for the argument `name`.
+pub fn parse_http_url(name: &'static str, raw: &str) -> Result<Url> {
     // The parse error is safe to show; the input itself may hold user info, so it is not echoed.
     let mut url = Url::parse(raw.trim()).map_err(|e| {
         Error::invalid(
-            "api_url",
+            name,
             format!("not an absolute URL ({e}); expected e.g. http://localhost:8080/pipeline"),
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::invalid(
-            "api_url",
+            name,
             format!("scheme `{}` is not http or https", url.scheme()),
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::invalid("api_url", "has no host"));
+        return Err(Error::invalid(name, "has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::invalid(
-            "api_url",
+            name,
             "must not contain user:password@; pass the credentials as dex_username and dex_password",
         ));
     }
     url.set_fragment(None);
+    Ok(url)
+}
+
+/// A proxy URL: http, https or socks5(h), with a host. User info is allowed
+/// (proxies take credentials) and is never shown.
+pub fn parse_proxy_url(raw: &str) -> Result<Url> {
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        Error::invalid(
+            "proxy",
+            format!("not an absolute URL ({e}); expected e.g. http://proxy:3128"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
+        return Err(Error::invalid(
+            "proxy",
+            format!("scheme `{}` is not http, https, socks5 or socks5h", url.scheme()),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid("proxy", "has no host"));
+    }
     Ok(url)
 }
 

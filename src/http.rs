@@ -76,6 +76,18 @@ pub struct Transport {
     opts: Options,
 }
 
+/// The variables reqwest reads its proxies from (as `requests` does).
+const PROXY_ENV: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// Clients shared in this process, by the options that shape them. Building
 /// one loads the system's CA roots (tens of ms), so managers with the same TLS
 /// settings share one, with its connection pool. A forked child starts afresh:
@@ -96,9 +108,18 @@ impl Transport {
 
     /// This process's client for `opts`, made on first use.
     pub fn shared(opts: &Options) -> Result<Arc<Transport>> {
+        // The proxy settings from the environment are read when a client is
+        // built, so they are part of the key: changing them takes effect.
+        let env_proxies: Vec<String> = PROXY_ENV.iter().map(|v| std::env::var(v).unwrap_or_default()).collect();
         let key = format!(
-            "{}|{:?}|{:?}|{}|{}",
-            opts.skip_tls_verify, opts.ca_bundle, opts.timeout, opts.tls_info, opts.max_body_bytes
+            "{}|{:?}|{:?}|{}|{}|{}|{:?}",
+            opts.skip_tls_verify,
+            opts.ca_bundle,
+            opts.timeout,
+            opts.tls_info,
+            opts.max_body_bytes,
+            opts.proxy.as_ref().map_or("", |p| p.as_str()),
+            env_proxies
         );
         let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
         let pid = std::process::id();
@@ -117,6 +138,10 @@ impl Transport {
         let mut builder = reqwest::Client::builder();
         if let Some(path) = &opts.ca_bundle {
             builder = builder.tls_certs_merge(read_ca_bundle(path)?);
+        }
+        if let Some(proxy) = &opts.proxy {
+            let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| Error::invalid("proxy", chain(&e)))?;
+            builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_env()));
         }
         let client = builder
             .redirect(redirect::Policy::none())
