@@ -33,6 +33,55 @@ pub fn is_login_response(status: u16, content_type: Option<&str>, location: Opti
     }
 }
 
+/// What an RBAC denial from the KFP API says: who was denied what, where.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Denial {
+    pub user: Option<String>,
+    pub namespace: Option<String>,
+    pub verb: Option<String>,
+    pub resource: Option<String>,
+    /// The API's own message.
+    pub message: String,
+}
+
+/// Read a KFP API 403 denial, e.g. `User 'u' is not authorized with reason: …
+/// (request: &ResourceAttributes{Namespace:ns,Verb:list,…,Resource:runs,…})`.
+/// `None` when the answer is not such a denial.
+pub fn rbac_denial(status: u16, body: &[u8]) -> Option<Denial> {
+    if status != 403 {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = ["error", "message"]
+        .iter()
+        .filter_map(|k| json.get(k)?.as_str())
+        .find(|m| m.contains("is not authorized"))?
+        .to_owned();
+    let user = message
+        .split_once("User '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(u, _)| u.to_owned());
+    let attrs = message
+        .split_once("ResourceAttributes{")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map_or("", |(a, _)| a);
+    let attr = |name: &str| {
+        attrs
+            .split(',')
+            .filter_map(|kv| kv.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    Some(Denial {
+        user,
+        namespace: attr("Namespace"),
+        verb: attr("Verb"),
+        resource: attr("Resource"),
+        message,
+    })
+}
+
 fn looks_like_json_object(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
@@ -43,6 +92,26 @@ mod tests {
 
     const JSON: Option<&str> = Some("application/json");
     const HTML: Option<&str> = Some("text/html; charset=utf-8");
+
+    #[test]
+    fn reads_who_was_denied_what_where() {
+        let body = br#"{"error":"Failed to authorize with API: User 'a@b.c' is not authorized with reason: (request: &ResourceAttributes{Namespace:team-x,Verb:list,Group:pipelines.kubeflow.org,Version:v1beta1,Resource:runs,Subresource:,Name:,})","code":7}"#;
+        let d = rbac_denial(403, body).unwrap();
+        assert_eq!(d.user.as_deref(), Some("a@b.c"));
+        assert_eq!(d.namespace.as_deref(), Some("team-x"));
+        assert_eq!(d.verb.as_deref(), Some("list"));
+        assert_eq!(d.resource.as_deref(), Some("runs"));
+        // Without the attributes, the denial is still recognised.
+        let d = rbac_denial(403, br#"{"message":"User 'u' is not authorized"}"#).unwrap();
+        assert_eq!((d.user.as_deref(), d.namespace), (Some("u"), None));
+        for (status, body) in [
+            (401, &body[..]),
+            (403, b"{}".as_slice()),
+            (403, b"<html>is not authorized</html>".as_slice()),
+        ] {
+            assert!(rbac_denial(status, body).is_none());
+        }
+    }
 
     #[test]
     fn gateway_refusals_need_a_login() {

@@ -4,6 +4,7 @@
 //! Everything here is plain Rust; the Python bindings live behind the `python`
 //! feature in [`python`].
 
+pub mod bearer;
 pub mod cache;
 pub mod config;
 pub mod detect;

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3_async_runtimes::{TaskLocals, generic};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::bearer::{Bearer, GrantConfig, Source};
 use crate::cache::SessionCache;
 use crate::config::{LoginConfig, Options};
 use crate::error::Error;
@@ -65,6 +66,12 @@ create_exception!(
     TokenError,
     KFPAuthError,
     "A bearer token, or its file, cannot be used."
+);
+create_exception!(
+    kfp_auth,
+    PermissionDeniedError,
+    KFPAuthError,
+    "The KFP API denied this user the request (an RBAC denial): a login does not change it."
 );
 create_exception!(
     kfp_auth,
@@ -191,19 +198,19 @@ fn runtime_err(e: std::io::Error) -> PyErr {
     KFPAuthError::new_err(format!("could not start the I/O runtime: {e}"))
 }
 
-/// Turn a core future into a Python awaitable on our runtime. Cancelling the
-/// awaiting task drops the Rust future, which aborts its requests.
-fn into_awaitable<'py, F, Fut>(py: Python<'py>, auth: Arc<Authenticator>, call: F) -> PyResult<Bound<'py, PyAny>>
+/// Turn a core future into a Python awaitable on our runtime, resolving to the
+/// secret's text; `after` runs first with the GIL held (to raise warnings).
+/// Cancelling the awaiting task drops the Rust future, which aborts its requests.
+fn into_awaitable<'py, Fut, After>(py: Python<'py>, fut: Fut, after: After) -> PyResult<Bound<'py, PyAny>>
 where
-    F: FnOnce(Arc<Authenticator>) -> Fut,
     Fut: Future<Output = crate::Result<Arc<SecretString>>> + Send + 'static,
+    After: FnOnce(Python<'_>) -> PyResult<()> + Send + 'static,
 {
     runtime().map_err(runtime_err)?;
-    let fut = call(auth.clone());
     generic::future_into_py::<KfpRuntime, _, String>(py, async move {
         let result = fut.await;
         Python::attach(|py| {
-            warn_all(py, &auth)?;
+            after(py)?;
             match result {
                 Ok(c) => Ok(c.expose_secret().to_owned()),
                 Err(e) => Err(to_py(py, e)),
@@ -250,6 +257,31 @@ fn inspect_token_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Boun
     claims_to_py(py, c)
 }
 
+/// The transport options every session takes, checked.
+fn options(
+    py: Python<'_>,
+    skip_tls_verify: bool,
+    ssl_ca_cert: Option<std::path::PathBuf>,
+    timeout: f64,
+    proxy: Option<&str>,
+) -> PyResult<Options> {
+    let timeout = Duration::try_from_secs_f64(timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| PyValueError::new_err("invalid `timeout`: must be a positive number of seconds"))?;
+    let proxy = proxy
+        .map(crate::config::parse_proxy_url)
+        .transpose()
+        .map_err(|e| to_py(py, e))?;
+    Ok(Options {
+        skip_tls_verify,
+        ca_bundle: ssl_ca_cert,
+        timeout,
+        proxy,
+        ..Options::default()
+    })
+}
+
 /// The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`.
 #[pyfunction]
 fn default_session_cache() -> Option<String> {
@@ -264,6 +296,15 @@ pub struct DexSession {
 }
 
 impl DexSession {
+    fn awaitable<'py, F, Fut>(&self, py: Python<'py>, call: F) -> PyResult<Bound<'py, PyAny>>
+    where
+        F: FnOnce(Arc<Authenticator>) -> Fut,
+        Fut: Future<Output = crate::Result<Arc<SecretString>>> + Send + 'static,
+    {
+        let auth = self.auth.clone();
+        into_awaitable(py, call(auth.clone()), move |py| warn_all(py, &auth))
+    }
+
     /// Run a session call with the GIL released, raise its warnings, and hand out the cookies.
     fn blocking<F, Fut>(&self, py: Python<'_>, call: F) -> PyResult<String>
     where
@@ -279,7 +320,7 @@ impl DexSession {
 #[pymethods]
 impl DexSession {
     #[new]
-    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None))]
+    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None, proxy = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -293,19 +334,12 @@ impl DexSession {
         max_redirects: usize,
         max_body_bytes: usize,
         session_cache: Option<std::path::PathBuf>,
+        proxy: Option<&str>,
     ) -> PyResult<Self> {
-        let timeout = Duration::try_from_secs_f64(timeout)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| PyValueError::new_err("invalid `timeout`: must be a positive number of seconds"))?;
         let options = Options {
-            skip_tls_verify,
-            ca_bundle: ssl_ca_cert,
-            timeout,
             max_redirects,
             max_body_bytes,
-            connector_shortcut: true,
-            tls_info: false,
+            ..options(py, skip_tls_verify, ssl_ca_cert, timeout, proxy)?
         };
         let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)
             .map_err(|e| to_py(py, e))?;
@@ -342,16 +376,16 @@ impl DexSession {
     }
 
     fn cookies_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        into_awaitable(py, self.auth.clone(), |auth| async move { auth.cookies().await })
+        self.awaitable(py, |auth| async move { auth.cookies().await })
     }
 
     fn login_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        into_awaitable(py, self.auth.clone(), |auth| async move { auth.login().await })
+        self.awaitable(py, |auth| async move { auth.login().await })
     }
 
     fn refresh_async<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyAny>> {
         let stale = stale.to_owned();
-        into_awaitable(py, self.auth.clone(), |auth| async move { auth.refresh(&stale).await })
+        self.awaitable(py, |auth| async move { auth.refresh(&stale).await })
     }
 
     /// The session cache file, when one is used.
@@ -437,6 +471,184 @@ impl DexSession {
     }
 }
 
+/// A bearer token that stays usable: a fixed token, a token file re-read when
+/// rotated, or Dex's password grant renewed before expiry. Never prints it.
+#[pyclass(module = "kfp_auth._native", frozen)]
+pub struct BearerSession {
+    bearer: Arc<Bearer>,
+}
+
+#[pymethods]
+impl BearerSession {
+    /// A token given as a string (e.g. from `kubectl create token`).
+    #[staticmethod]
+    fn from_token(py: Python<'_>, token: &str) -> PyResult<Self> {
+        let bearer = Bearer::fixed(SecretString::from(token)).map_err(|e| to_py(py, e))?;
+        Ok(BearerSession {
+            bearer: Arc::new(bearer),
+        })
+    }
+
+    /// A token file, re-read when it changes; `None` reads `$KF_PIPELINES_SA_TOKEN_PATH`
+    /// or `/var/run/secrets/kubeflow/pipelines/token`.
+    #[staticmethod]
+    #[pyo3(signature = (path = None))]
+    fn from_file(py: Python<'_>, path: Option<std::path::PathBuf>) -> PyResult<Self> {
+        let path = path.unwrap_or_else(crate::token::default_token_path);
+        let bearer = py.detach(|| Bearer::file(path)).map_err(|e| to_py(py, e))?;
+        Ok(BearerSession {
+            bearer: Arc::new(bearer),
+        })
+    }
+
+    /// Dex's password grant at `dex_url` + `/token` (`dex_url` defaults to `/dex`
+    /// on `api_url`'s origin, where Kubeflow's gateway serves Dex).
+    #[staticmethod]
+    #[pyo3(signature = (api_url, username, password, client_id, client_secret, *, dex_url = None, scopes = "openid email profile groups", skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_dex_password_grant(
+        py: Python<'_>,
+        api_url: &str,
+        username: &str,
+        password: &str,
+        client_id: &str,
+        client_secret: &str,
+        dex_url: Option<&str>,
+        scopes: &str,
+        skip_tls_verify: bool,
+        ssl_ca_cert: Option<std::path::PathBuf>,
+        timeout: f64,
+        proxy: Option<&str>,
+    ) -> PyResult<Self> {
+        let api = crate::config::parse_api_url(api_url).map_err(|e| to_py(py, e))?;
+        let mut dex = match dex_url {
+            Some(u) => crate::config::parse_http_url("dex_url", u).map_err(|e| to_py(py, e))?,
+            None => api
+                .join("/dex")
+                .map_err(|e| PyValueError::new_err(format!("invalid `api_url`: {e}")))?,
+        };
+        dex.set_query(None);
+        let path = format!("{}/token", dex.path().trim_end_matches('/'));
+        dex.set_path(&path);
+        if client_id.is_empty() {
+            return Err(PyValueError::new_err("invalid `dex_client_id`: is empty"));
+        }
+        let cfg = GrantConfig {
+            token_url: dex,
+            client_id: client_id.to_owned(),
+            client_secret: SecretString::from(client_secret),
+            username: username.to_owned(),
+            password: SecretString::from(password),
+            scopes: scopes.to_owned(),
+            options: options(py, skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
+        };
+        let bearer = Bearer::grant(cfg).map_err(|e| to_py(py, e))?;
+        Ok(BearerSession {
+            bearer: Arc::new(bearer),
+        })
+    }
+
+    /// The token to send now: re-read if the file changed, re-granted if about to expire.
+    fn token(&self, py: Python<'_>) -> PyResult<String> {
+        if let Some(t) = self.bearer.cached() {
+            return Ok(t.map_err(|e| to_py(py, e))?.expose_secret().to_owned());
+        }
+        let bearer = self.bearer.clone();
+        Ok(block_on(py, async move { bearer.token().await })?
+            .expose_secret()
+            .to_owned())
+    }
+
+    /// The server refused `stale`: a new token, or `TokenError` when none can be had.
+    fn refresh(&self, py: Python<'_>, stale: &str) -> PyResult<String> {
+        let (bearer, stale) = (self.bearer.clone(), stale.to_owned());
+        Ok(block_on(py, async move { bearer.refresh(&stale).await })?
+            .expose_secret()
+            .to_owned())
+    }
+
+    /// A new token now, whatever is held (a new grant, or a re-read of the file).
+    fn renew(&self, py: Python<'_>) -> PyResult<String> {
+        let bearer = self.bearer.clone();
+        Ok(block_on(py, async move { bearer.renew().await })?
+            .expose_secret()
+            .to_owned())
+    }
+
+    fn token_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let bearer = self.bearer.clone();
+        into_awaitable(py, async move { bearer.token().await }, |_| Ok(()))
+    }
+
+    fn refresh_async<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyAny>> {
+        let (bearer, stale) = (self.bearer.clone(), stale.to_owned());
+        into_awaitable(py, async move { bearer.refresh(&stale).await }, |_| Ok(()))
+    }
+
+    /// The current token's claims (subject, issuer, audience, expires, issued),
+    /// decoded without verification; `None` before a grant, or for a non-JWT token.
+    fn claims<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        self.bearer.claims().map(|c| claims_to_py(py, c)).transpose()
+    }
+
+    /// `"token"`, `"file"` or `"dex-password-grant"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.bearer.source() {
+            Source::Fixed(_) => "token",
+            Source::File(_) => "file",
+            Source::Grant(_) => "dex-password-grant",
+        }
+    }
+
+    /// The token file, for a file source.
+    #[getter]
+    fn path(&self) -> Option<String> {
+        match self.bearer.source() {
+            Source::File(f) => Some(f.path().display().to_string()),
+            _ => None,
+        }
+    }
+
+    /// Where the token comes from, in words.
+    #[getter]
+    fn source(&self) -> String {
+        self.bearer.describe()
+    }
+
+    /// Reads of the token file, or grants made.
+    #[getter]
+    fn fetches(&self) -> u64 {
+        self.bearer.fetches()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("BearerSession(kind={:?}, source={:?})", self.kind(), self.source())
+    }
+}
+
+/// What an RBAC denial from the KFP API says (user, namespace, verb, resource,
+/// message), or `None` when the answer is not one.
+#[pyfunction]
+fn rbac_denial<'py>(py: Python<'py>, status: u16, body: &[u8]) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+    let Some(d) = crate::detect::rbac_denial(status, body) else {
+        return Ok(None);
+    };
+    let out = pyo3::types::PyDict::new(py);
+    out.set_item("user", d.user)?;
+    out.set_item("namespace", d.namespace)?;
+    out.set_item("verb", d.verb)?;
+    out.set_item("resource", d.resource)?;
+    out.set_item("message", d.message)?;
+    Ok(Some(out))
+}
+
+/// Raise `ValueError` when `url` is not a usable `api_url` (what every session checks first).
+#[pyfunction]
+fn check_api_url(py: Python<'_>, url: &str) -> PyResult<()> {
+    crate::config::parse_api_url(url).map(drop).map_err(|e| to_py(py, e))
+}
+
 /// `url` as it may be shown: origin and path, query values hidden, user info dropped.
 #[pyfunction]
 fn redact_url(url: &str) -> String {
@@ -464,6 +676,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .install();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<DexSession>()?;
+    m.add_class::<BearerSession>()?;
+    m.add_function(wrap_pyfunction!(rbac_denial, m)?)?;
+    m.add_function(wrap_pyfunction!(check_api_url, m)?)?;
     m.add_function(wrap_pyfunction!(is_login_response, m)?)?;
     m.add_function(wrap_pyfunction!(redact_url, m)?)?;
     m.add_function(wrap_pyfunction!(default_session_cache, m)?)?;
@@ -473,6 +688,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_TOKEN_PATH", crate::token::DEFAULT_TOKEN_PATH)?;
     m.add("TokenError", py.get_type::<TokenError>())?;
     m.add("SessionCacheError", py.get_type::<SessionCacheError>())?;
+    m.add("PermissionDeniedError", py.get_type::<PermissionDeniedError>())?;
     m.add("KFPAuthError", py.get_type::<KFPAuthError>())?;
     m.add("InvalidCredentialsError", py.get_type::<InvalidCredentialsError>())?;
     m.add("UnknownConnectorError", py.get_type::<UnknownConnectorError>())?;

@@ -17,6 +17,13 @@ use crate::error::{Error, Result};
 pub const TOKEN_PATH_ENV: &str = "KF_PIPELINES_SA_TOKEN_PATH";
 pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubeflow/pipelines/token";
 
+/// The token file kfp reads in a pod: `$KF_PIPELINES_SA_TOKEN_PATH`, or the default.
+pub fn default_token_path() -> std::path::PathBuf {
+    std::env::var_os(TOKEN_PATH_ENV)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| DEFAULT_TOKEN_PATH.into(), Into::into)
+}
+
 /// The claims worth showing; others are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
@@ -43,7 +50,8 @@ enum Audience {
     Many(Vec<String>),
 }
 
-fn token_error(what: impl Into<String>) -> Error {
+/// A token file problem, with the hint that names the variable and default path.
+pub(crate) fn file_error(what: impl Into<String>) -> Error {
     Error::Token {
         what: what.into(),
         hint: format!(
@@ -57,15 +65,15 @@ fn token_error(what: impl Into<String>) -> Error {
 /// empty and non-JWT files are errors that name the path.
 pub fn read_token_file(path: &Path) -> Result<SecretString> {
     let raw =
-        std::fs::read(path).map_err(|e| token_error(format!("cannot read the token file {}: {e}", path.display())))?;
+        std::fs::read(path).map_err(|e| file_error(format!("cannot read the token file {}: {e}", path.display())))?;
     let text = zeroize::Zeroizing::new(
-        String::from_utf8(raw).map_err(|_| token_error(format!("the token file {} is not text", path.display())))?,
+        String::from_utf8(raw).map_err(|_| file_error(format!("the token file {} is not text", path.display())))?,
     );
     let token = text.trim();
     if token.is_empty() {
-        return Err(token_error(format!("the token file {} is empty", path.display())));
+        return Err(file_error(format!("the token file {} is empty", path.display())));
     }
-    claims(token).map_err(|_| token_error(format!("the token file {} does not hold a JWT", path.display())))?;
+    claims(token).map_err(|_| file_error(format!("the token file {} does not hold a JWT", path.display())))?;
     Ok(SecretString::from(token))
 }
 

@@ -5,13 +5,15 @@ Kubeflow docs. The login itself runs in the Rust core (``kfp_auth._native``).
 Importing this package does not import ``kfp``.
 """
 
-from kfp_auth._manager import KFPClientManager
+from kfp_auth._manager import IN_CLUSTER_URL, KFPClientManager
 from kfp_auth._native import (
+    BearerSession,
     ConnectError,
     DexSession,
     InvalidCredentialsError,
     KFPAuthError,
     LoginTimeoutError,
+    PermissionDeniedError,
     SessionCacheError,
     TLSError,
     TokenError,
@@ -21,12 +23,15 @@ from kfp_auth._native import (
 )
 
 __all__ = [
+    "BearerSession",
     "ConnectError",
     "DexSession",
     "InvalidCredentialsError",
     "KFPAuthError",
+    "IN_CLUSTER_URL",
     "KFPClientManager",
     "LoginTimeoutError",
+    "PermissionDeniedError",
     "SessionCacheError",
     "TLSError",
     "TokenError",

@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from kfp_auth._client import build_client
-from kfp_auth._native import DexSession, default_session_cache, redact_url
+from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client, proxy_for
+from kfp_auth._native import BearerSession, DexSession, check_api_url, default_session_cache, redact_url
 
 if TYPE_CHECKING:
     import kfp
 
+log = logging.getLogger("kfp_auth")
+
+#: Where the KFP API is reached from inside the cluster (``kfp.Client``'s in-cluster default).
+IN_CLUSTER_URL = "http://ml-pipeline-ui.kubeflow.svc.cluster.local"
+
 
 class KFPClientManager:
-    """Creates ``kfp.Client`` instances logged in through Dex.
+    """Creates ``kfp.Client`` instances logged in to a Kubeflow Pipelines API.
 
     Same constructor, methods and results as the class in the Kubeflow docs
-    ("Connect the SDK to the API"); the differences are listed in the README.
-    The manager keeps its session and reuses it while it is valid, and the
-    clients it makes log in again by themselves when the gateway asks. The
-    password is handed to the Rust core at construction and is not kept on
-    this object.
+    ("Connect the SDK to the API"), plus keyword-only options; the differences
+    are listed in the README. Credentials are used in this order: an explicit
+    ``existing_token``, a ``token_path``, Dex credentials (a browser-style login,
+    or Dex's password grant when ``dex_client_id`` is given), then none
+    (standalone or port-forwarded KFP). The manager keeps its session or token
+    and reuses it while it is valid, and the clients it makes renew it by
+    themselves when the gateway asks. Secrets are handed to the Rust core at
+    construction and are not kept on this object.
     """
 
     def __init__(
         self,
         api_url: str,
-        dex_username: str,
-        dex_password: str,
+        dex_username: str | None = None,
+        dex_password: str | None = None,
         dex_auth_type: str = "local",
         skip_tls_verify: bool = False,
         *,
@@ -35,6 +45,12 @@ class KFPClientManager:
         timeout: float = 30.0,
         max_redirects: int = 10,
         session_cache: bool | str | os.PathLike[str] = False,
+        existing_token: str | None = None,
+        token_path: str | os.PathLike[str] | None = None,
+        dex_client_id: str | None = None,
+        dex_client_secret: str | None = None,
+        dex_url: str | None = None,
+        proxy: str | None = None,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
@@ -49,31 +65,119 @@ class KFPClientManager:
         :param session_cache: keep the session in a file so other processes reuse it: ``True``
             for ``~/.cache/kfp-auth/sessions.json`` (``$XDG_CACHE_HOME`` is honoured), or a path.
             The file holds session cookies, never the password, and must be private (mode 0600).
-        :raises ValueError: when ``api_url`` or ``dex_auth_type`` is malformed
+            It applies to Dex logins only.
+        :param existing_token: a bearer token to send (e.g. from ``kubectl create token``)
+        :param token_path: a file holding a bearer token, read again when it is rotated
+        :param dex_client_id: with ``dex_client_secret``, log in with Dex's password grant
+            (Dex needs ``oauth2.passwordConnector``) and send its ID token as a bearer token
+        :param dex_client_secret: the secret of ``dex_client_id``
+        :param dex_url: where Dex is, for the password grant (default: ``/dex`` on
+            ``api_url``'s host, where Kubeflow's gateway serves it)
+        :param proxy: a proxy for the login and the client; by default ``HTTPS_PROXY``,
+            ``HTTP_PROXY`` and ``NO_PROXY`` apply, as in ``requests``
+        :raises ValueError: when an argument is malformed or credentials are incomplete
         """
-        self._session = DexSession(
-            api_url,
-            dex_username,
-            dex_password,
-            dex_auth_type,
-            skip_tls_verify=skip_tls_verify,
-            ssl_ca_cert=ssl_ca_cert,
-            timeout=timeout,
-            max_redirects=max_redirects,
-            session_cache=_cache_path(session_cache),
-        )
         self._api_url = api_url
         self._skip_tls_verify = skip_tls_verify
         self._ssl_ca_cert = None if ssl_ca_cert is None else os.fspath(ssl_ca_cert)
+        self._proxy = proxy
         self._dex_username = dex_username
         self._dex_auth_type = dex_auth_type
+        self._session: DexSession | None = None
+        self._bearer: BearerSession | None = None
+        tls: dict[str, Any] = {
+            "skip_tls_verify": skip_tls_verify,
+            "ssl_ca_cert": ssl_ca_cert,
+            "timeout": timeout,
+            "proxy": proxy,
+        }
+        if (dex_client_id is None) != (dex_client_secret is None):
+            raise ValueError("the password grant needs both dex_client_id and dex_client_secret")
+        have_dex = dex_username is not None or dex_password is not None
+        if existing_token is not None:
+            self._bearer = BearerSession.from_token(existing_token)
+        elif token_path is not None:
+            self._bearer = BearerSession.from_file(token_path)
+        elif have_dex:
+            if dex_username is None or dex_password is None:
+                missing = "dex_password" if dex_password is None else "dex_username"
+                raise ValueError(f"{missing} is missing: a Dex login needs both dex_username and dex_password")
+            if dex_client_id is not None and dex_client_secret is not None:
+                self._bearer = BearerSession.from_dex_password_grant(
+                    api_url, dex_username, dex_password, dex_client_id, dex_client_secret, dex_url=dex_url, **tls
+                )
+            else:
+                self._session = DexSession(
+                    api_url,
+                    dex_username,
+                    dex_password,
+                    dex_auth_type,
+                    max_redirects=max_redirects,
+                    session_cache=_cache_path(session_cache),
+                    **tls,
+                )
+        elif dex_client_id is not None:
+            raise ValueError("the password grant needs dex_username and dex_password")
+        else:
+            check_api_url(api_url)  # as the other modes do at construction
+        self._auth: Auth = (
+            CookieAuth(self._session)
+            if self._session is not None
+            else BearerAuth(self._bearer)
+            if self._bearer is not None
+            else NoAuth(api_url)
+        )
+        if self._bearer is not None and have_dex and self._bearer.kind != "dex-password-grant":
+            log.debug("kfp-auth: using %s; the Dex credentials given are not used", self._bearer.source)
+
+    @classmethod
+    def in_cluster(
+        cls,
+        api_url: str = IN_CLUSTER_URL,
+        *,
+        token_path: str | os.PathLike[str] | None = None,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
+        skip_tls_verify: bool = False,
+        proxy: str | None = None,
+    ) -> KFPClientManager:
+        """A manager for code running in a pod, with no credentials of its own: it sends the
+        projected ServiceAccount token at ``token_path`` (default ``$KF_PIPELINES_SA_TOKEN_PATH``,
+        else ``/var/run/secrets/kubeflow/pipelines/token``), read again when the kubelet rotates it.
+
+        :raises TokenError: when the token file is missing, empty, unreadable or not a JWT
+        """
+        if token_path is None:
+            token_path = BearerSession.from_file().path
+        return cls(
+            api_url,
+            token_path=token_path,
+            ssl_ca_cert=ssl_ca_cert,
+            skip_tls_verify=skip_tls_verify,
+            proxy=proxy,
+        )
+
+    @property
+    def bearer(self) -> BearerSession | None:
+        """The bearer token source (``None`` for Dex logins with cookies and for no credentials)."""
+        return self._bearer
+
+    @property
+    def auth_kind(self) -> str:
+        """How this manager authenticates: ``"dex-login"``, ``"token"``, ``"file"``,
+        ``"dex-password-grant"`` or ``"none"``."""
+        if self._session is not None:
+            return "dex-login"
+        return "none" if self._bearer is None else self._bearer.kind
 
     def get_session_cookies(self, *, force_login: bool = False) -> str:
         """The session cookies for the API, as ``"k1=v1; k2=v2"``.
 
         Logs in only when no valid session is held, or when ``force_login``.
-        Returns ``""`` when the endpoint is unsecured (standalone or port-forwarded KFP).
+        Returns ``""`` when the endpoint is unsecured (standalone or port-forwarded KFP),
+        and when the manager uses a bearer token or no credentials (no cookies then).
         """
+        if self._session is None:
+            return ""
         return self._session.login() if force_login else self._session.cookies()
 
     # The name the documented class uses.
@@ -81,39 +185,83 @@ class KFPClientManager:
 
     async def get_session_cookies_async(self, *, force_login: bool = False) -> str:
         """``get_session_cookies`` for asyncio: the login never blocks the event loop."""
+        if self._session is None:
+            return ""
         if force_login:
             return await self._session.login_async()
         return await self._session.cookies_async()
 
-    def create_kfp_client(self, *, force_login: bool = False) -> kfp.Client:
-        """A Kubeflow Pipelines client on this manager's session.
+    def get_bearer_token(self, *, force_refresh: bool = False) -> str | None:
+        """The bearer token the clients send (``None`` for cookie sessions and no credentials).
 
-        The client logs in again by itself, once per rejected request, when the
-        gateway no longer accepts the session (expiry, gateway restart).
+        A token file is read again when it changed; a password-grant token is renewed
+        shortly before it expires, or now with ``force_refresh``.
+        """
+        if self._bearer is None:
+            return None
+        return self._bearer.renew() if force_refresh else self._bearer.token()
+
+    async def get_bearer_token_async(self) -> str | None:
+        """``get_bearer_token`` for asyncio."""
+        return None if self._bearer is None else await self._bearer.token_async()
+
+    def token_claims(self) -> dict[str, Any] | None:
+        """The bearer token's claims (``subject``, ``issuer``, ``audience``, ``expires``,
+        ``issued``; times in Unix seconds), decoded and never verified; ``None`` without a JWT."""
+        if self._bearer is None:
+            return None
+        claims = self._bearer.claims()
+        return None if claims is None else dict(claims)
+
+    def create_kfp_client(self, *, force_login: bool = False) -> kfp.Client:
+        """A Kubeflow Pipelines client on this manager's credentials.
+
+        The client renews them by itself, once per rejected request, when the
+        gateway no longer accepts them (session expiry, gateway restart, token rotation).
         """
         if force_login:
-            self._session.login()
-        return build_client(self._api_url, self._session, self._skip_tls_verify, self._ssl_ca_cert)
+            if self._session is not None:
+                self._session.login()
+            elif self._bearer is not None:
+                self._bearer.renew()
+        # kfp appends its paths to the host, so a query string in api_url (kept for
+        # the login's redirect back) would break every URL: the client gets none.
+        return build_client(
+            urlsplit(self._api_url)._replace(query="", fragment="").geturl(),
+            self._auth,
+            skip_tls_verify=self._skip_tls_verify,
+            ssl_ca_cert=self._ssl_ca_cert,
+            proxy=proxy_for(self._api_url, self._proxy),
+        )
 
     # The name the documented class uses.
     _create_kfp_client = create_kfp_client
 
     @property
     def logins(self) -> int:
-        """How many logins this manager has made."""
-        return self._session.logins
+        """How many Dex logins (or password grants) this manager has made."""
+        if self._session is not None:
+            return self._session.logins
+        if self._bearer is not None and self._bearer.kind == "dex-password-grant":
+            return self._bearer.fetches
+        return 0
 
     def __reduce__(self) -> str | tuple[Any, ...]:
-        # Pickles end up in files, caches and other processes: refusing keeps the password out of them.
+        # Pickles end up in files, caches and other processes: refusing keeps secrets out of them.
         raise TypeError(
-            "a KFPClientManager is not picklable: it holds a password, which kfp-auth never writes "
+            "a KFPClientManager is not picklable: it holds credentials, which kfp-auth never writes "
             "into a pickle. Build a new KFPClientManager in the other process (with "
             "session_cache=True it reuses the session instead of logging in again)"
         )
 
     def __repr__(self) -> str:
+        url = redact_url(self._api_url)
+        if self._bearer is not None:
+            return f"KFPClientManager(api_url={url!r}, auth={self._bearer.source!r})"
+        if self._session is None:
+            return f"KFPClientManager(api_url={url!r}, auth='none')"
         return (
-            f"KFPClientManager(api_url={redact_url(self._api_url)!r}, dex_username={self._dex_username!r}, "
+            f"KFPClientManager(api_url={url!r}, dex_username={self._dex_username!r}, "
             f"dex_password='********', dex_auth_type={self._dex_auth_type!r}, "
             f"skip_tls_verify={self._skip_tls_verify!r})"
         )

@@ -7,6 +7,10 @@ from typing import TypedDict, final
 __all__ = [
     "__version__",
     "DexSession",
+    "BearerSession",
+    "rbac_denial",
+    "check_api_url",
+    "PermissionDeniedError",
     "is_login_response",
     "redact_url",
     "default_session_cache",
@@ -82,6 +86,9 @@ class LoginTimeoutError(KFPAuthError):
 class TokenError(KFPAuthError):
     """A bearer token, or its file, cannot be used."""
 
+class PermissionDeniedError(KFPAuthError):
+    """The KFP API denied this user the request (an RBAC denial): a login does not change it."""
+
 class SessionCacheError(KFPAuthError):
     """The session cache file cannot be used safely."""
 
@@ -102,6 +109,7 @@ class DexSession:
         max_redirects: int = 10,
         max_body_bytes: int = 1048576,
         session_cache: str | os.PathLike[str] | None = None,
+        proxy: str | None = None,
     ) -> DexSession: ...
     def cookies(self) -> str:
         """The session's `Cookie` header value (`""` when unsecured), logging in only when needed."""
@@ -134,6 +142,68 @@ class DexSession:
     def ssl_ca_cert(self) -> str | None: ...
     @property
     def timeout(self) -> float: ...
+
+class _Denial(TypedDict):
+    user: str | None
+    namespace: str | None
+    verb: str | None
+    resource: str | None
+    message: str
+
+@final
+class BearerSession:
+    """A bearer token that stays usable: fixed, from a rotated file, or from Dex's password grant."""
+
+    @staticmethod
+    def from_token(token: str) -> BearerSession:
+        """A token given as a string (e.g. from `kubectl create token`)."""
+    @staticmethod
+    def from_file(path: str | os.PathLike[str] | None = None) -> BearerSession:
+        """A token file, re-read when it changes; `None` reads `$KF_PIPELINES_SA_TOKEN_PATH` or the default."""
+    @staticmethod
+    def from_dex_password_grant(
+        api_url: str,
+        username: str,
+        password: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        dex_url: str | None = None,
+        scopes: str = "openid email profile groups",
+        skip_tls_verify: bool = False,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+        proxy: str | None = None,
+    ) -> BearerSession:
+        """Dex's password grant at `dex_url` + `/token` (default: `/dex` on `api_url`'s origin)."""
+    def token(self) -> str:
+        """The token to send now: re-read if the file changed, re-granted if about to expire."""
+    def refresh(self, stale: str) -> str:
+        """The server refused `stale`: a new token, or `TokenError` when none can be had."""
+    def renew(self) -> str:
+        """A new token now, whatever is held (a new grant, or a re-read of the file)."""
+    def token_async(self) -> Awaitable[str]: ...
+    def refresh_async(self, stale: str) -> Awaitable[str]: ...
+    def claims(self) -> _Claims | None:
+        """The current token's claims, decoded without verification."""
+    @property
+    def kind(self) -> str:
+        """`"token"`, `"file"` or `"dex-password-grant"`."""
+    @property
+    def path(self) -> str | None:
+        """The token file, for a file source."""
+    @property
+    def source(self) -> str:
+        """Where the token comes from, in words."""
+    @property
+    def fetches(self) -> int:
+        """Reads of the token file, or grants made."""
+
+def rbac_denial(status: int, body: bytes) -> _Denial | None:
+    """What an RBAC denial from the KFP API says, or `None` when the answer is not one."""
+
+def check_api_url(url: str) -> None:
+    """Raise `ValueError` when `url` is not a usable `api_url`."""
 
 def is_login_response(status: int, content_type: str | None, location: str | None, body: bytes) -> bool:
     """Whether a KFP API response is the gateway asking for a login."""

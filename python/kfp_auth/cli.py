@@ -27,6 +27,7 @@ ENV_URL = "KF_PIPELINES_ENDPOINT"  # kfp's own name for the API endpoint
 ENV_USER = "KFP_AUTH_USERNAME"
 ENV_PASSWORD = "KFP_AUTH_PASSWORD"
 ENV_CONNECTOR = "KFP_AUTH_CONNECTOR"
+ENV_CLIENT_SECRET = "KFP_AUTH_CLIENT_SECRET"
 
 # Where kfp keeps its context (kfp.Client._LOCAL_KFP_CONTEXT).
 KFP_CONTEXT = Path("~/.config/kfp/context.json")
@@ -67,6 +68,10 @@ def _login_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=30.0, help="seconds each request may take (default 30)")
     g.add_argument("--session-cache", action="store_true",
                    help="reuse a valid session from, and save it to, ~/.cache/kfp-auth/sessions.json")
+    g.add_argument("--dex-client-id", metavar="ID",
+                   help="log in with Dex's password grant as this OAuth2 client and use its ID token as a "
+                        f"bearer token; the client secret is read from ${ENV_CLIENT_SECRET}")
+    g.add_argument("--dex-url", metavar="URL", help="Dex's URL for the password grant (default: /dex on --url's host)")
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -89,11 +94,17 @@ def _password(args: argparse.Namespace) -> str:
 def _manager(args: argparse.Namespace) -> KFPClientManager:
     if not args.url:
         _fail(EXIT_USAGE, f"no API URL: pass --url or set {ENV_URL}")
+    grant: dict[str, Any] = {}
+    if args.dex_client_id:
+        secret = os.environ.get(ENV_CLIENT_SECRET)
+        if secret is None:
+            _fail(EXIT_USAGE, f"--dex-client-id needs the client secret in ${ENV_CLIENT_SECRET}")
+        grant = {"dex_client_id": args.dex_client_id, "dex_client_secret": secret, "dex_url": args.dex_url}
     try:
         return KFPClientManager(args.url, args.username, _password(args), args.connector,
                                 skip_tls_verify=args.skip_tls_verify, ssl_ca_cert=args.ca_cert,
-                                timeout=args.timeout, session_cache=args.session_cache)
-    except ValueError as e:
+                                timeout=args.timeout, session_cache=args.session_cache, **grant)
+    except (ValueError, _native.TokenError) as e:
         _fail(EXIT_USAGE, str(e))
 
 
@@ -104,8 +115,26 @@ def _cookies(m: KFPClientManager) -> str:
         _fail(_exit_code(e), str(e))
 
 
+def _token(m: KFPClientManager) -> str:
+    try:
+        return m.get_bearer_token() or ""
+    except _native.KFPAuthError as e:
+        _fail(_exit_code(e), str(e))
+
+
 def cmd_login(args: argparse.Namespace) -> None:
     m = _manager(args)
+    if m.auth_kind == "dex-password-grant":
+        token = _token(m)
+        claims = m.token_claims() or {}
+        if args.output == "json":
+            print(json.dumps({"api_url": args.url, "bearer_token": token, "expires": claims.get("expires")}))
+        elif args.output == "export":
+            print(f"export {ENV_URL}={shlex.quote(args.url)}")
+            print(f"export KFP_AUTH_TOKEN={shlex.quote(token)}")
+        else:
+            print(token)
+        return
     cookies = _cookies(m)
     if args.output == "json":
         print(json.dumps({"api_url": args.url, "cookie": cookies, "unsecured": cookies == ""}))
@@ -131,8 +160,15 @@ def write_private_json(path: Path, data: dict[str, object]) -> None:
         raise
 
 
-def cmd_context(args: argparse.Namespace) -> None:
+def _cookie_session(args: argparse.Namespace) -> KFPClientManager:
     m = _manager(args)
+    if m.auth_kind != "dex-login":
+        _fail(EXIT_USAGE, f"`{args.command}` works on Dex logins (cookies); drop --dex-client-id")
+    return m
+
+
+def cmd_context(args: argparse.Namespace) -> None:
+    m = _cookie_session(args)
     cookies = _cookies(m)
     path = Path(os.path.expanduser(str(args.context_file)))
     try:
@@ -165,8 +201,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
-    m = _manager(args)
-    d = m._session.diagnose()
+    session = _cookie_session(args)._session
+    assert session is not None  # a Dex login, checked above
+    d = session.diagnose()
     err = d["error"]
     if args.output == "json":
         print(json.dumps({k: v for k, v in d.items() if k != "error"}
@@ -230,12 +267,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"kfp-auth {_native.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    login = sub.add_parser("login", help="log in and print the session's Cookie header",
+    login = sub.add_parser("login", help="log in and print the session's Cookie header or bearer token",
                            description="Log in and print the session: the Cookie header value "
-                                       "(empty when the endpoint needs no login).")
+                                       "(empty when the endpoint needs no login), or with --dex-client-id "
+                                       "the bearer token from Dex's password grant.")
     _login_options(login)
     login.add_argument("-o", "--output", choices=["plain", "json", "export"], default="plain",
-                       help="plain: the header value; json: an object; export: shell export lines")
+                       help="plain: the header value or token; json: an object; export: shell export lines")
     login.set_defaults(func=cmd_login)
 
     diag = sub.add_parser("diagnose", help="say what guards a URL and why a login fails",

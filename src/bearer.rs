@@ -1,0 +1,480 @@
+//! Bearer tokens that last as long as the program: a fixed token, a token file
+//! re-read when it is rotated, or Dex's password grant renewed before its ID
+//! token expires. Callers ask for the token before each request (cheap when
+//! nothing changed) and call `refresh` with the token the server refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use cookie_store::CookieStore;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::Options;
+use crate::error::{Error, Result};
+use crate::http::Transport;
+use crate::runtime::ProcessLock;
+use crate::session::refresh_at;
+use crate::token::{self, Claims};
+
+/// Where the token comes from.
+pub enum Source {
+    /// Given as a string: it never changes.
+    Fixed(Arc<SecretString>),
+    /// A file, re-read when it changes on disk.
+    File(TokenFile),
+    /// Dex's password grant.
+    Grant(Box<PasswordGrant>),
+}
+
+pub struct Bearer {
+    source: Source,
+}
+
+impl Bearer {
+    /// A token given as a string, e.g. from `kubectl create token`. It need
+    /// not be a JWT (claims are then unknown), but it must fit in a header.
+    pub fn fixed(token: SecretString) -> Result<Self> {
+        let t = token.expose_secret().trim();
+        if t.is_empty() {
+            return Err(Error::invalid("existing_token", "is empty"));
+        }
+        if t.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
+            return Err(Error::invalid(
+                "existing_token",
+                "holds whitespace, control or non-ASCII characters, so it cannot be sent in a header; \
+                 pass the token alone",
+            ));
+        }
+        Ok(Bearer {
+            source: Source::Fixed(Arc::new(SecretString::from(t))),
+        })
+    }
+
+    /// A token file, read now (so a missing or broken file fails at once) and
+    /// again whenever it changes.
+    pub fn file(path: PathBuf) -> Result<Self> {
+        let file = TokenFile::new(path);
+        file.token()?;
+        Ok(Bearer {
+            source: Source::File(file),
+        })
+    }
+
+    /// Dex's password grant; the first grant happens on first use.
+    pub fn grant(cfg: GrantConfig) -> Result<Self> {
+        Transport::check(&cfg.options)?;
+        Ok(Bearer {
+            source: Source::Grant(Box::new(PasswordGrant::new(cfg))),
+        })
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The token to send now.
+    pub async fn token(&self) -> Result<Arc<SecretString>> {
+        match &self.source {
+            Source::Fixed(t) => Ok(t.clone()),
+            Source::File(f) => f.token(),
+            Source::Grant(g) => g.token().await,
+        }
+    }
+
+    /// The token without any network traffic, if one is at hand: always for
+    /// fixed tokens and files, and for a grant while its token is valid.
+    pub fn cached(&self) -> Option<Result<Arc<SecretString>>> {
+        match &self.source {
+            Source::Fixed(t) => Some(Ok(t.clone())),
+            Source::File(f) => Some(f.token()),
+            Source::Grant(g) => g.cached().map(Ok),
+        }
+    }
+
+    /// The server refused `stale`: a new token, unless none can be had (a
+    /// fixed token, or a file that still holds the refused token), which is
+    /// an error saying so.
+    pub async fn refresh(&self, stale: &str) -> Result<Arc<SecretString>> {
+        let fresh = match &self.source {
+            Source::Fixed(t) => t.clone(),
+            Source::File(f) => f.reread()?,
+            Source::Grant(g) => g.refresh(stale).await?,
+        };
+        if fresh.expose_secret() == stale {
+            return Err(self.refused(&fresh));
+        }
+        Ok(fresh)
+    }
+
+    /// Force a new token now (a new grant, or a re-read of the file).
+    pub async fn renew(&self) -> Result<Arc<SecretString>> {
+        match &self.source {
+            Source::Fixed(t) => Ok(t.clone()),
+            Source::File(f) => f.reread(),
+            Source::Grant(g) => g.grant_now().await,
+        }
+    }
+
+    fn refused(&self, token: &SecretString) -> Error {
+        let expiry = match token::inspect(token).ok().and_then(|c| c.expires) {
+            Some(exp) if exp <= SystemTime::now() => format!(" It expired at {}.", httpdate(exp)),
+            Some(exp) => format!(" It is valid until {} by its own claims.", httpdate(exp)),
+            None => String::new(),
+        };
+        let what = format!(
+            "the API refused the bearer token from {} (HTTP 401).{expiry}",
+            self.describe()
+        );
+        let hint = match &self.source {
+            Source::Fixed(_) => "Pass a new token (e.g. from `kubectl create token`), or a token file that is rotated",
+            Source::File(_) => {
+                "The file still holds the refused token: check that it is being rotated, and its audience"
+            }
+            Source::Grant(_) => "Dex issued a token the gateway does not accept: check its issuer and audience",
+        };
+        Error::Token {
+            what,
+            hint: hint.to_owned(),
+        }
+    }
+
+    /// The claims of the current token, when it is a JWT and one is at hand.
+    pub fn claims(&self) -> Option<Claims> {
+        let token = self.cached()?.ok()?;
+        token::inspect(&token).ok()
+    }
+
+    /// Where the token comes from, safe to show.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Fixed(_) => "the token given (existing_token)".to_owned(),
+            Source::File(f) => format!("the token file {}", f.path.display()),
+            Source::Grant(g) => format!(
+                "Dex's password grant at {} for {}",
+                crate::redact::url(&g.cfg.token_url),
+                g.cfg.username
+            ),
+        }
+    }
+
+    /// Reads of the token file, or grants made: how often the source was consulted for real.
+    pub fn fetches(&self) -> u64 {
+        match &self.source {
+            Source::Fixed(_) => 0,
+            Source::File(f) => f.reads.load(Ordering::Relaxed),
+            Source::Grant(g) => g.grants.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn httpdate(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t)
+}
+
+/// What identifies a version of the file: the kubelet rotates a projected
+/// token by swapping a symlink to a new file (a new inode); a rewrite in place
+/// changes the size or the modification time. Anything missed this way is
+/// caught by the server's 401, which forces a re-read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+pub struct TokenFile {
+    path: PathBuf,
+    held: Mutex<Option<(Stamp, Arc<SecretString>)>>,
+    reads: AtomicU64,
+}
+
+impl TokenFile {
+    pub fn new(path: PathBuf) -> Self {
+        TokenFile {
+            path,
+            held: Mutex::new(None),
+            reads: AtomicU64::new(0),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The token, read again only when the file changed since the last read.
+    pub fn token(&self) -> Result<Arc<SecretString>> {
+        let stamp = self.stamp()?;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, t)) = held.as_ref()
+            && *s == stamp
+        {
+            return Ok(t.clone());
+        }
+        let token = self.read()?;
+        *held = Some((stamp, token.clone()));
+        Ok(token)
+    }
+
+    /// Read the file whatever its stamp says.
+    pub fn reread(&self) -> Result<Arc<SecretString>> {
+        let stamp = self.stamp()?;
+        let token = self.read()?;
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some((stamp, token.clone()));
+        Ok(token)
+    }
+
+    fn read(&self) -> Result<Arc<SecretString>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        log::debug!(target: "kfp_auth", "reading the token file {}", self.path.display());
+        Ok(Arc::new(token::read_token_file(&self.path)?))
+    }
+
+    fn stamp(&self) -> Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        // Following symlinks: the kubelet's `token` is a link into `..data/`.
+        let m = std::fs::metadata(&self.path)
+            .map_err(|e| token::file_error(format!("cannot read the token file {}: {e}", self.path.display())))?;
+        Ok(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+}
+
+/// Dex's password grant (`grant_type=password` at its token endpoint), which
+/// Dex allows only when `oauth2.passwordConnector` is set in its config.
+#[derive(Debug)]
+pub struct GrantConfig {
+    /// Dex's token endpoint, e.g. `https://kubeflow.example.com/dex/token`.
+    pub token_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub username: String,
+    pub password: SecretString,
+    /// Space-separated; `openid` is required by Dex.
+    pub scopes: String,
+    pub options: Options,
+}
+
+struct Held {
+    token: Arc<SecretString>,
+    refresh_at: Option<SystemTime>,
+}
+
+pub struct PasswordGrant {
+    cfg: GrantConfig,
+    held: RwLock<Option<Held>>,
+    lock: ProcessLock,
+    grants: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    id_token: Option<String>,
+    expires_in: Option<f64>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl PasswordGrant {
+    fn new(cfg: GrantConfig) -> Self {
+        PasswordGrant {
+            cfg,
+            held: RwLock::new(None),
+            lock: ProcessLock::default(),
+            grants: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &GrantConfig {
+        &self.cfg
+    }
+
+    fn cached(&self) -> Option<Arc<SecretString>> {
+        let held = self.held.read().unwrap_or_else(|p| p.into_inner());
+        held.as_ref()
+            .filter(|h| h.refresh_at.is_none_or(|t| SystemTime::now() < t))
+            .map(|h| h.token.clone())
+    }
+
+    async fn token(&self) -> Result<Arc<SecretString>> {
+        if let Some(t) = self.cached() {
+            return Ok(t);
+        }
+        let lock = self.lock.get();
+        let _guard = lock.lock().await;
+        if let Some(t) = self.cached() {
+            return Ok(t);
+        }
+        self.grant().await
+    }
+
+    async fn refresh(&self, stale: &str) -> Result<Arc<SecretString>> {
+        let lock = self.lock.get();
+        let _guard = lock.lock().await;
+        // Another caller may have replaced the refused token already.
+        if let Some(t) = self.cached()
+            && t.expose_secret() != stale
+        {
+            return Ok(t);
+        }
+        self.grant().await
+    }
+
+    async fn grant_now(&self) -> Result<Arc<SecretString>> {
+        let lock = self.lock.get();
+        let _guard = lock.lock().await;
+        self.grant().await
+    }
+
+    /// One grant; called with the lock held.
+    async fn grant(&self) -> Result<Arc<SecretString>> {
+        self.grants.fetch_add(1, Ordering::Relaxed);
+        let transport = Transport::shared(&self.cfg.options)?;
+        let started = SystemTime::now();
+        let password = self.cfg.password.expose_secret();
+        let secret = self.cfg.client_secret.expose_secret();
+        // Client credentials go in the form (client_secret_post), which Dex
+        // accepts like Basic auth; the form body is zeroised after sending.
+        let form = [
+            ("grant_type", "password"),
+            ("username", self.cfg.username.as_str()),
+            ("password", password),
+            ("scope", self.cfg.scopes.as_str()),
+            ("client_id", self.cfg.client_id.as_str()),
+            ("client_secret", secret),
+        ];
+        let mut history = Vec::new();
+        let mut jar = CookieStore::default();
+        let reply = transport
+            .send(Method::POST, &self.cfg.token_url, Some(&form), &mut jar, &mut history)
+            .await?;
+        let url = crate::redact::url(&self.cfg.token_url);
+        let status = reply.status.as_u16();
+        let parsed: Option<TokenReply> = serde_json::from_slice(&reply.body).ok().filter(|_| reply.is_json());
+        let unexpected = |detail: String| Error::UnexpectedResponse {
+            method: "POST",
+            url: url.clone(),
+            status,
+            detail,
+        };
+        let Some(body) = parsed else {
+            return Err(unexpected(format!(
+                "not Dex's token endpoint (no JSON answer); if Dex is not at {} pass its URL as dex_url=",
+                url.trim_end_matches("/token")
+            )));
+        };
+        let token = match (body.id_token, body.error.as_deref()) {
+            (Some(t), None) if status == 200 => t,
+            (_, Some("access_denied")) => {
+                return Err(Error::InvalidCredentials {
+                    connector: "password grant".into(),
+                    status,
+                    url,
+                });
+            }
+            (_, Some("unsupported_grant_type")) => {
+                return Err(unexpected(
+                    "Dex does not allow the password grant: set `oauth2.passwordConnector` (e.g. to `local`) \
+                     in Dex's config; Kubeflow does not set it"
+                        .into(),
+                ));
+            }
+            (_, Some("invalid_client")) => {
+                return Err(unexpected(
+                    "Dex rejected the client: check dex_client_id and dex_client_secret".into(),
+                ));
+            }
+            (_, error) => {
+                return Err(unexpected(format!(
+                    "Dex answered {}: {}",
+                    error.unwrap_or("no ID token"),
+                    body.error_description.as_deref().unwrap_or("-")
+                )));
+            }
+        };
+        let token = Arc::new(SecretString::from(token));
+        let expires = token::inspect(&token).ok().and_then(|c| c.expires).or_else(|| {
+            body.expires_in
+                .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+                .map(|d| started + d)
+        });
+        log::info!(
+            target: "kfp_auth",
+            "Dex's password grant at {url} gave a token for {}",
+            self.cfg.username
+        );
+        *self.held.write().unwrap_or_else(|p| p.into_inner()) = Some(Held {
+            token: token.clone(),
+            refresh_at: expires.and_then(|e| refresh_at(started, e)),
+        });
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn jwt(sub: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}"}}"#))
+        )
+    }
+
+    #[test]
+    fn a_token_file_is_read_again_only_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, jwt("a")).unwrap();
+        let f = TokenFile::new(p.clone());
+        assert_eq!(f.token().unwrap().expose_secret(), jwt("a"));
+        assert_eq!(f.token().unwrap().expose_secret(), jwt("a"));
+        assert_eq!(f.reads.load(Ordering::Relaxed), 1);
+        // The kubelet's way: a new file, renamed over (a new inode).
+        let next = dir.path().join("token.new");
+        std::fs::write(&next, jwt("bb")).unwrap();
+        std::fs::rename(&next, &p).unwrap();
+        assert_eq!(f.token().unwrap().expose_secret(), jwt("bb"));
+        assert_eq!(f.reads.load(Ordering::Relaxed), 2);
+        // A forced re-read happens whatever the stamp says.
+        f.reread().unwrap();
+        assert_eq!(f.reads.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_fixed_token_must_fit_in_a_header() {
+        assert!(Bearer::fixed(SecretString::from(" abc.def.ghi\n")).is_ok());
+        for bad in ["", "  ", "a b", "a\nb", "é"] {
+            let e = Bearer::fixed(SecretString::from(bad)).err().unwrap().to_string();
+            assert!(e.contains("existing_token"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refusing_a_token_that_cannot_change_is_an_error_naming_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, jwt("a")).unwrap();
+        let b = Bearer::file(p.clone()).unwrap();
+        let t = b.token().await.unwrap();
+        let e = b.refresh(t.expose_secret()).await.unwrap_err().to_string();
+        assert!(e.contains(&p.display().to_string()) && e.contains("401"), "{e}");
+        assert!(!e.contains(&jwt("a")), "{e}");
+        // A rotated file gives the new token.
+        std::fs::write(&p, jwt("b")).unwrap();
+        assert_eq!(b.refresh(t.expose_secret()).await.unwrap().expose_secret(), jwt("b"));
+    }
+}
