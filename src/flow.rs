@@ -52,7 +52,16 @@ pub async fn login_observed(cfg: &LoginConfig, transport: &Transport) -> (Result
 
 impl Flow<'_> {
     async fn finish_run(&mut self) -> Result<Session> {
-        match self.run().await {
+        let mut result = self.run().await;
+        // oauth2-proxy lost this login's CSRF cookie (it expired, or the gateway
+        // restarted with a new cookie secret mid-login): one fresh start, as a
+        // user would press "try again".
+        if result.is_err() && self.csrf_failed && !self.restarted {
+            log::info!(target: "kfp_auth", "the gateway lost the login's CSRF cookie; starting the login again once");
+            self.restart();
+            result = self.run().await;
+        }
+        match result {
             Ok((cookies, expires)) => Ok(Session {
                 unsecured: cookies.expose_secret().is_empty(),
                 cookies,
@@ -129,6 +138,10 @@ struct Flow<'a> {
     submitted: bool,
     shortcut_tried: bool,
     requests: usize,
+    /// The gateway's callback failed on its CSRF cookie.
+    csrf_failed: bool,
+    /// The login was started again once (after a CSRF failure).
+    restarted: bool,
     /// What a diagnosis reports; gathered on every login, it costs nothing.
     pub(crate) seen: Observations,
 }
@@ -147,8 +160,24 @@ impl<'a> Flow<'a> {
             submitted: false,
             shortcut_tried: false,
             requests: 0,
+            csrf_failed: false,
+            restarted: false,
             seen: Observations::default(),
         }
+    }
+
+    /// Start over with no cookies; the history and the request bound go on.
+    fn restart(&mut self) {
+        let fresh = Flow::new(self.cfg, self.transport);
+        self.jar = fresh.jar;
+        self.dex = None;
+        self.login_started = false;
+        self.before_login = fresh.before_login;
+        self.session_cookie_names.clear();
+        self.submitted = false;
+        self.shortcut_tried = false;
+        self.csrf_failed = false;
+        self.restarted = true;
     }
 
     /// The cookies for `api_url` (empty when unsecured) and their expiry.
@@ -159,6 +188,8 @@ impl<'a> Flow<'a> {
         // read it if the shortcut fails, to list the connectors Dex offers.
         let mut selection_fallback: Option<Url> = None;
         loop {
+            #[cfg(debug_assertions)]
+            self.test_pause_before_callback(&next).await;
             let reply = self.send(&next).await?;
             if let Some(cert) = &reply.peer_certificate {
                 let origin = redact::origin(&reply.url);
@@ -214,6 +245,22 @@ impl<'a> Flow<'a> {
                 Some(n) => next = n,
                 None => return Ok((SecretString::from(String::new()), None)),
             }
+        }
+    }
+
+    /// Debug builds only: lets the tests restart the gateway between the
+    /// password post and the callback of a first login attempt.
+    #[cfg(debug_assertions)]
+    async fn test_pause_before_callback(&self, next: &Next) {
+        let Next::Get(u) = next else { return };
+        if !self.submitted || self.restarted || self.is_dex(u) {
+            return;
+        }
+        if let Some(ms) = std::env::var("KFP_AUTH_TEST_PAUSE_BEFORE_CALLBACK_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
     }
 
@@ -358,12 +405,20 @@ impl<'a> Flow<'a> {
     }
 
     /// Why the gateway's callback did not give a session.
-    fn callback_failed(&self, reply: &Reply) -> Error {
+    fn callback_failed(&mut self, reply: &Reply) -> Error {
         let status = reply.status;
         let detail = if status == StatusCode::FORBIDDEN && reply.text().contains("CSRF") {
-            "oauth2-proxy found no valid CSRF cookie for this login (it expired, or the \
-             gateway's cookie settings keep it from being sent back); try again"
-                .to_owned()
+            self.csrf_failed = true;
+            format!(
+                "oauth2-proxy found no valid CSRF cookie for this login{} (it expired before the login \
+                 finished, the gateway restarted with a new cookie secret, or its cookie settings keep \
+                 the cookie from being sent back: check cookie_csrf_expire, cookie_secret and cookie_secure)",
+                if self.restarted {
+                    ", also after starting the login again"
+                } else {
+                    ""
+                }
+            )
         } else if reply.is_redirect() || status.is_success() {
             format!(
                 "the gateway's callback set no cookie that would be sent to {} \
