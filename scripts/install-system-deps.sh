@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: redis-server (oauth2-proxy's server-side session store),
-# and slapd + ldap-utils (OpenLDAP behind Dex's LDAP connector; tests/stack/ldap.py).
+# slapd + ldap-utils (OpenLDAP behind Dex's LDAP connector; tests/stack/ldap.py),
+# and squid + tinyproxy (real forward proxies, for HTTP(S)_PROXY and NO_PROXY).
 # Installed only when missing; needs root (as on this project's machines and in CI).
 set -euo pipefail
 missing=()
@@ -9,6 +10,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 # slapd lives in /usr/sbin, which a non-root PATH may lack.
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapsearch >/dev/null || missing+=(ldap-utils)
+[ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)
+[ -x /usr/sbin/squid ] || missing+=(squid)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-system-deps: need ${missing[*]}; run as root, or: sudo apt-get install ${missing[*]}" >&2

@@ -243,6 +243,30 @@ def _relogin_subclass(rest_cls: type) -> type:
     return ReloginREST
 
 
+class _StopAtLogin:
+    """Wraps the REST client's urllib3 pool manager so that a redirect to a login
+    comes back to the hook instead of being followed: urllib3 would follow a
+    gateway's 302 to Dex, and keep a POST's method and body on the way. Other
+    redirects are followed as before."""
+
+    def __init__(self, inner: Any) -> None:
+        self._kfp_auth_inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kfp_auth_inner, name)
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        inner = self._kfp_auth_inner
+        if "redirect" in kwargs:
+            return inner.request(method, url, *args, **kwargs)
+        resp = inner.request(method, url, *args, redirect=False, **kwargs)
+        location = resp.headers.get("Location")
+        if resp.status in (301, 302, 303, 307, 308) and not is_login_response(resp.status, None, location, b""):
+            resp.drain_conn()
+            return inner.request(method, url, *args, **kwargs)
+        return resp
+
+
 def _api_clients(client: Any) -> list[Any]:
     """The kfp_server_api ApiClient(s) behind a kfp.Client (one in kfp 1.8 and 2.x)."""
     found: dict[int, Any] = {}
@@ -279,6 +303,8 @@ def _install_relogin(client: Any, auth: Auth) -> None:
             rest.__class__ = _relogin_subclass(rest_cls)
         rest._kfp_auth = auth
         rest._kfp_auth_api_client = api_client
+        if not isinstance(rest.pool_manager, _StopAtLogin):
+            rest.pool_manager = _StopAtLogin(rest.pool_manager)
 
 
 @functools.lru_cache(maxsize=None)

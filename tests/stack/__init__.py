@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +46,8 @@ FAST_USER = "fast@example.com"
 FAST_PASSWORD = "password"
 FAST_HASH = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W"
 FAST_NAMESPACE = "kubeflow-fast-example-com"
+# The in-cluster identity a pipeline pod's ServiceAccount token stands for.
+SA_IDENTITY = "system:serviceaccount:kubeflow-user-example-com:default-editor"
 
 
 # Called with a line for each process started; the pytest run prints them.
@@ -140,6 +143,7 @@ class Stack:
     dex_url: str  # Dex directly, as oauth2-proxy's redeem and JWKS calls reach it
     kfp_url: str  # the KFP API test server directly (no auth in front)
     procs: dict[str, Proc] = field(default_factory=dict)
+    ca: Path | None = None  # the CA that signed the gateway's certificate, when it serves HTTPS
 
     @property
     def api_url(self) -> str:
@@ -183,16 +187,21 @@ def new_secret() -> str:
     return secrets.token_urlsafe(24)[:32]
 
 
-def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors: list[dict] | None = None) -> dict:
+def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors: list[dict] | None = None,
+               password_grant: bool = False) -> dict:
     """Dex as Kubeflow configures it (common/dex/base/config-map.yaml), on loopback with memory storage.
-    With `connectors`, Dex offers them beside `local` (the password DB) on its connector selection page."""
+    With `connectors`, Dex offers them beside `local` (the password DB) on its connector selection page.
+    With `password_grant`, Dex also takes `grant_type=password` for `local` (Kubeflow does not set this)."""
+    oauth2: dict = {"skipApprovalScreen": skip_approval}
+    if password_grant:
+        oauth2["passwordConnector"] = "local"
     return {
         **({"connectors": connectors} if connectors else {}),
         "issuer": issuer,
         "storage": {"type": "memory"},
         "web": {"http": f"127.0.0.1:{port}"},
         "logger": {"level": "debug", "format": "text"},
-        "oauth2": {"skipApprovalScreen": skip_approval},
+        "oauth2": oauth2,
         "enablePasswordDB": True,
         "staticPasswords": [
             {"email": USER, "hash": USER_HASH, "username": "user", "userID": "15841185641784"},
@@ -207,11 +216,17 @@ def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors
 def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, cookie_secret: str,
                       *, skip_provider_button: bool = False, prompt: str | None = "none",
                       cookie_expire: str = "24h", api_routes: bool = True,
-                      redis_port: int | None = None) -> list[str]:
+                      redis_port: int | None = None, tls: tuple[Path, Path] | None = None,
+                      cookie_csrf_expire: str | None = None) -> list[str]:
     """oauth2-proxy as Kubeflow 1.10 configures it (common/oauth2-proxy/base/oauth2_proxy.cfg),
     as a reverse proxy standing in for Istio: /dex/ to Dex, everything else to the KFP API."""
+    listen = [f"--http-address=127.0.0.1:{gw_port}"]
+    if tls:
+        # HTTPS on the gateway port; oauth2-proxy's plain listener goes to an unused port.
+        listen = [f"--https-address=127.0.0.1:{gw_port}", f"--http-address=127.0.0.1:{free_port()}",
+                  f"--tls-cert-file={tls[0]}", f"--tls-key-file={tls[1]}"]
     args = [
-        f"--http-address=127.0.0.1:{gw_port}",
+        *listen,
         "--provider=oidc",
         f"--oidc-issuer-url={issuer}",
         "--scope=profile email groups openid",
@@ -239,7 +254,12 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
         "--relative-redirect-url=true",
         f"--client-id={CLIENT_ID}",
         f"--client-secret={CLIENT_SECRET}",
+        # Machine-to-machine bearer tokens: a JWT from Dex (the provider's issuer and
+        # client id as audience) is accepted in place of a session, as in Kubeflow.
+        "--skip-jwt-bearer-tokens=true",
     ]
+    if cookie_csrf_expire is not None:
+        args.append(f"--cookie-csrf-expire={cookie_csrf_expire}")
     if prompt is not None:
         args.append(f"--prompt={prompt}")
     if api_routes:
@@ -283,20 +303,24 @@ def ca_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, 
 
 def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
                   tls: tuple[Path, Path] | None = None, run_seconds: float = 5.0,
-                  refuse_all: bool = False) -> tuple[Proc, str]:
+                  refuse_all: bool = False, token_files: dict[Path, str] | None = None) -> tuple[Proc, str]:
     port = free_port()
     argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
             "--run-seconds", str(run_seconds),
             "--grant", f"{USER}={NAMESPACE}", "--grant", f"{FAST_USER}={FAST_NAMESPACE}"]
-    from .ldap import LDAP_EMAIL, LDAP_NAMESPACE  # here: ldap.py imports this module
+    from .ldap import LDAP_EMAIL, LDAP_NAMESPACE, MANY_GROUPS_EMAIL  # here: ldap.py imports this module
 
-    argv += ["--grant", f"{LDAP_EMAIL}={LDAP_NAMESPACE}"]  # the identity oauth2-proxy forwards is the mail
+    # The identity oauth2-proxy forwards is the mail.
+    argv += ["--grant", f"{LDAP_EMAIL}={LDAP_NAMESPACE}", "--grant", f"{MANY_GROUPS_EMAIL}={LDAP_NAMESPACE}"]
+    argv += ["--grant", f"{SA_IDENTITY}={NAMESPACE}"]
     if require_auth:
         argv.append("--require-auth")
     if tls:
         argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
     if refuse_all:
         argv.append("--refuse-all")
+    for path, identity in (token_files or {}).items():
+        argv += ["--token-file", f"{path}={identity}"]
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     proc = Proc(name, argv, url + "/_test/ready", workdir / f"{name}.log")
     proc.start()
@@ -306,13 +330,20 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
 def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, prompt: str | None = "none",
                          skip_approval: bool = True, cookie_expire: str = "24h", api_routes: bool = True,
                          run_seconds: float = 5.0, refuse_all: bool = False, redis: bool = False,
-                         ldap: bool = False) -> Stack:
+                         ldap: bool = False, tls: bool = False, password_grant: bool = False,
+                         cookie_csrf_expire: str | None = None) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants.
-    `ldap=True` adds a real slapd and Dex's LDAP connector `ldap` beside `local`."""
+    `ldap=True` adds a real slapd and Dex's LDAP connector `ldap` beside `local`.
+    `tls=True` serves the gateway over HTTPS with a certificate from a CA made for this run
+    (`Stack.ca`). `password_grant=True` lets Dex take `grant_type=password`."""
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     gw_port, dex_port = free_port(), free_port()
-    gateway = f"http://127.0.0.1:{gw_port}"
+    gateway = f"{'https' if tls else 'http'}://127.0.0.1:{gw_port}"
+    ca, gw_tls = None, None
+    if tls:
+        ca, cert, key = ca_signed_cert(workdir)
+        gw_tls = (cert, key)
     # Like Kubeflow, Dex's issuer is its own (in-cluster) address, while browsers
     # reach its pages through the gateway under /dex/.
     issuer = f"http://127.0.0.1:{dex_port}/dex"
@@ -329,8 +360,8 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
         procs["kfp-api"] = kfp
 
         cfg = workdir / "dex.yaml"
-        cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval, connectors=connectors),
-                                  indent=2))
+        cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval, connectors=connectors,
+                                             password_grant=password_grant), indent=2))
         dex = Proc("dex", [str(bins["dex"]), "serve", str(cfg)], f"{issuer}/healthz", workdir / "dex.log")
         dex.start()
         procs["dex"] = dex
@@ -350,15 +381,66 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
                                                            issuer, cookie_secret,
                                                            skip_provider_button=skip_provider_button, prompt=prompt,
                                                            cookie_expire=cookie_expire, api_routes=api_routes,
-                                                           redis_port=redis_port)],
+                                                           redis_port=redis_port, tls=gw_tls,
+                                                           cookie_csrf_expire=cookie_csrf_expire)],
             f"{gateway}/ping",
             workdir / "oauth2-proxy.log",
         )
         proxy.start()
         procs["oauth2-proxy"] = proxy
-        stack = Stack(workdir, gateway, f"http://127.0.0.1:{dex_port}/dex", kfp_url, procs)
+        stack = Stack(workdir, gateway, f"http://127.0.0.1:{dex_port}/dex", kfp_url, procs, ca)
         return stack
     finally:
         if stack is None:
             for p in procs.values():
                 p.stop()
+
+
+def start_squid(workdir: Path) -> tuple[Proc, str, Path]:
+    """A real forward proxy (Debian's squid, as corporate networks run) on loopback, caching
+    nothing: (proc, its URL, its access log). The log has a line per request it carried
+    (`CONNECT host:port` for HTTPS, the URL for HTTP). Its files live in a folder of their
+    own that squid's unprivileged user can write."""
+    exe = "/usr/sbin/squid"
+    if not os.access(exe, os.X_OK):
+        raise StackError("squid is not installed: run scripts/install-system-deps.sh")
+    port = free_port()
+    d = Path(tempfile.mkdtemp(prefix="kfp-auth-squid-"))
+    d.chmod(0o777)
+    conf = d / "squid.conf"
+    log = d / "access.log"
+    conf.write_text(f"""\
+http_port 127.0.0.1:{port}
+acl local src 127.0.0.1/32
+http_access allow local
+http_access deny all
+cache deny all
+access_log stdio:{log}
+cache_log stdio:{d}/cache.log
+pid_filename none
+coredump_dir {d}
+shutdown_lifetime 0 seconds
+""")
+    proc = Proc("squid", [exe, "-N", "-f", str(conf)], f"tcp://127.0.0.1:{port}", workdir / "squid.log")
+    proc.start()
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+def start_tinyproxy(workdir: Path) -> tuple[Proc, str, Path]:
+    """A second real forward proxy (Debian's tinyproxy), whose log has a line per request
+    as it arrives, `CONNECT host:port` included (squid logs a tunnel only when it closes).
+    Used for HTTPS only: tinyproxy 1.11 passes on just one of several Set-Cookie headers
+    in plain-HTTP answers, which loses oauth2-proxy's session cookie."""
+    exe = "/usr/bin/tinyproxy"
+    if not os.access(exe, os.X_OK):
+        raise StackError("tinyproxy is not installed: run scripts/install-system-deps.sh")
+    port = free_port()
+    conf = workdir / "tinyproxy.conf"
+    # No LogFile: in the foreground (-d) it logs to stdout, which Proc keeps in tinyproxy.log.
+    # As root it drops to nobody, so it is given nothing to write.
+    conf.write_text(f"Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogLevel Connect\nMaxClients 50\n"
+                    "Timeout 30\n" + ("User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""))
+    log = workdir / "tinyproxy.log"
+    proc = Proc("tinyproxy", [exe, "-d", "-c", str(conf)], f"tcp://127.0.0.1:{port}", log)
+    proc.start()
+    return proc, f"http://127.0.0.1:{port}", log

@@ -16,7 +16,14 @@ With ``--require-auth`` it answers only requests the gateway authenticated
 (oauth2-proxy's ``X-Forwarded-Email`` header); other requests get 401. A user
 reaches only the namespaces granted with ``--grant EMAIL=NAMESPACE``; any other
 namespace gets the 403 that KFP's RBAC check produces. Every request is
-appended as a JSON line to ``--log`` so tests can count them.
+appended as a JSON line to ``--log`` so tests can count them (cookie names and
+who the request was from; never a cookie or token value).
+
+With ``--token-file PATH=IDENTITY`` it also plays the API server's own check of
+in-cluster bearer tokens (a TokenReview in the real one): a request with
+``Authorization: Bearer T`` is from IDENTITY when T is what PATH holds at that
+moment, and gets KFP's 401 otherwise. So a client that keeps sending a token
+after the file was rotated is refused, as an expired token would be.
 """
 
 from __future__ import annotations
@@ -37,8 +44,9 @@ API = re.compile(r"^(?P<prefix>.*?)/apis/(?P<version>v1beta1|v2beta1)/(?P<resour
 
 class State:
     def __init__(self, require_auth: bool, grants: dict[str, set[str]], log_path: str | None,
-                 run_seconds: float = 5.0):
+                 run_seconds: float = 5.0, token_files: dict[str, str] | None = None):
         self.require_auth = require_auth
+        self.token_files = token_files or {}
         self.run_seconds = run_seconds
         self.refuse_all = False
         self.runs: dict[str, dict] = {}
@@ -76,6 +84,21 @@ class Handler(BaseHTTPRequestHandler):
     def _user(self) -> str | None:
         return self.headers.get("X-Forwarded-Email") or self.headers.get("X-Auth-Request-Email")
 
+    def _bearer_user(self) -> tuple[bool, str | None]:
+        """(a bearer token was checked, whose it is) against the --token-file files."""
+        auth = self.headers.get("Authorization", "")
+        if not self.state.token_files or not auth.startswith("Bearer "):
+            return False, None
+        token = auth[len("Bearer "):]
+        for path, identity in self.state.token_files.items():
+            try:
+                with open(path, encoding="utf-8") as f:
+                    if f.read().strip() == token:
+                        return True, identity
+            except OSError:
+                pass
+        return True, None
+
     def _denied(self, user: str, ns: str, verb: str) -> dict:
         msg = (
             f"Failed to authorize with API: User '{user}' is not authorized with reason: "
@@ -87,15 +110,22 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        user = self._user()
+        checked, bearer_user = self._bearer_user()
+        user = bearer_user if checked else self._user()
+        cookie_names = [c.split("=", 1)[0].strip() for c in self.headers.get("Cookie", "").split(";") if "=" in c]
         self.state.log({"method": method, "path": url.path, "user": user,
-                        "cookie": bool(self.headers.get("Cookie"))})
+                        "cookie": bool(cookie_names), "cookie_names": cookie_names,
+                        "bearer": "accepted" if bearer_user else "refused" if checked else None})
 
         if url.path == "/_test/ready":
             return self._send(200, {"ready": True})
         if self.state.refuse_all:
             return self._send(401, {"error": "Request header error: there is no user identity header.",
                                     "code": 16, "message": "there is no user identity header", "details": []})
+        if checked and not bearer_user:
+            return self._send(401, {"error": "Failed to authenticate token review. Review.Status: "
+                                             "{Authenticated:false User:{Username: UID: Groups:[] Extra:map[]}}",
+                                    "code": 16, "message": "Unauthenticated", "details": []})
         if self.state.require_auth and not user:
             return self._send(401, {"error": "request did not pass the gateway's authentication", "code": 16})
 
@@ -205,6 +235,8 @@ def main() -> None:
     p.add_argument("--run-seconds", type=float, default=5.0)
     p.add_argument("--refuse-all", action="store_true",
                    help="answer every API request 401, as KFP does when no user identity reaches it")
+    p.add_argument("--token-file", action="append", default=[], metavar="PATH=IDENTITY",
+                   help="accept `Authorization: Bearer <what PATH holds now>` as IDENTITY")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="and this key (PEM)")
     a = p.parse_args()
@@ -212,7 +244,8 @@ def main() -> None:
     for g in a.grant:
         email, _, ns = g.partition("=")
         grants.setdefault(email, set()).add(ns)
-    Handler.state = State(a.require_auth, grants, a.log, a.run_seconds)
+    token_files = dict(t.rsplit("=", 1) for t in a.token_file)
+    Handler.state = State(a.require_auth, grants, a.log, a.run_seconds, token_files)
     Handler.state.refuse_all = a.refuse_all
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer((a.host, a.port), Handler)

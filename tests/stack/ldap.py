@@ -32,6 +32,12 @@ LDAP_EMAIL = "ldapuser@example.org"
 LDAP_NAMESPACE = "kubeflow-ldapuser"
 LDAP_GROUP = "kubeflow-users"
 
+# A user in many groups, as in large directories: Dex puts every group in the ID
+# token, so oauth2-proxy's session cookie outgrows 4 KB and is split into chunks.
+MANY_GROUPS_USER = "manygroups"
+MANY_GROUPS_EMAIL = "manygroups@example.org"
+MANY_GROUPS = [f"kubeflow-team-with-a-long-descriptive-group-name-{i:03d}" for i in range(80)]
+
 
 def ssha(password: str) -> str:
     """RFC 2307 {SSHA}, which slapd checks binds against (so the seed holds no clear password)."""
@@ -98,7 +104,20 @@ dn: cn={LDAP_GROUP},{GROUPS}
 objectClass: groupOfNames
 cn: {LDAP_GROUP}
 member: uid={LDAP_USER},{PEOPLE}
-"""
+
+dn: uid={MANY_GROUPS_USER},{PEOPLE}
+objectClass: inetOrgPerson
+uid: {MANY_GROUPS_USER}
+cn: Many Groups
+sn: Groups
+mail: {MANY_GROUPS_EMAIL}
+userPassword: {ssha(LDAP_PASSWORD)}
+""" + "".join(f"""
+dn: cn={g},{GROUPS}
+objectClass: groupOfNames
+cn: {g}
+member: uid={MANY_GROUPS_USER},{PEOPLE}
+""" for g in MANY_GROUPS)
 
 
 def start_slapd(workdir: Path) -> tuple[Proc, int]:

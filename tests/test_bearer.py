@@ -1,0 +1,294 @@
+"""Bearer tokens: the in-cluster ServiceAccount token volume, tokens given as strings or
+files, Dex's password grant through the real oauth2-proxy, and the order of precedence."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import stack
+from stack import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    FAST_NAMESPACE,
+    FAST_PASSWORD,
+    FAST_USER,
+    NAMESPACE,
+    SA_IDENTITY,
+    Stack,
+)
+
+import kfp_auth
+from kfp_auth import IN_CLUSTER_URL, KFPClientManager
+
+
+def sa_token(serial: int, *, exp_in: float = 3600) -> str:
+    """A token shaped like a projected ServiceAccount token (the test server compares it, and
+    our code only decodes it: the signature is never checked locally)."""
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+    now = int(time.time())
+    claims = {"aud": ["pipelines.kubeflow.org"], "exp": now + int(exp_in), "iat": now,
+              "iss": "https://kubernetes.default.svc.cluster.local", "sub": SA_IDENTITY, "serial": serial}
+    return f"{enc({'alg': 'RS256', 'kid': 'test'})}.{enc(claims)}.c2lnbmF0dXJl"
+
+
+class TokenVolume:
+    """A projected token volume laid out as the kubelet does it: `token` is a link to
+    `..data/token`, and a rotation writes a new timestamped folder and swaps `..data`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.serial = 0
+        root.mkdir(parents=True)
+        (root / "token").symlink_to("..data/token")
+        self.rotate()
+
+    @property
+    def path(self) -> Path:
+        return self.root / "token"
+
+    def rotate(self) -> str:
+        self.serial += 1
+        token = sa_token(self.serial)
+        d = self.root / f"..2026_11_28_{self.serial:04d}"
+        d.mkdir()
+        (d / "token").write_text(token)
+        link = self.root / "..data_tmp"
+        link.symlink_to(d.name)
+        os.replace(link, self.root / "..data")
+        return token
+
+
+@pytest.fixture
+def in_cluster(tmp_path: Path) -> Iterator[tuple[TokenVolume, str, Path]]:
+    """The KFP API test server checking bearer tokens against what the volume holds now,
+    as the real API server's TokenReview would."""
+    vol = TokenVolume(tmp_path / "token-volume")
+    proc, url = stack.start_kfp_api(tmp_path, require_auth=True, token_files={vol.path: SA_IDENTITY})
+    try:
+        yield vol, url, tmp_path / "kfp-requests.jsonl"
+    finally:
+        proc.stop()
+
+
+def api_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if '"/_test/' not in line]
+
+
+def test_in_cluster_reads_the_env_var_path_and_follows_rotation(
+    in_cluster: tuple[TokenVolume, str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vol, url, log = in_cluster
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(vol.path))
+    m = KFPClientManager.in_cluster(url)
+    assert m.auth_kind == "file" and m.bearer is not None and m.bearer.path == str(vol.path)
+    client = m.create_kfp_client()
+    client.create_experiment(name="in-cluster", namespace=NAMESPACE)
+    for _ in range(5):
+        client.list_experiments(namespace=NAMESPACE)
+    # Many requests, one read: unchanged files are not read again.
+    assert m.bearer.fetches == 1
+    vol.rotate()
+    names = [e.display_name for e in client.list_experiments(namespace=NAMESPACE).experiments]
+    assert names == ["in-cluster"]
+    assert m.bearer.fetches == 2
+    entries = api_log(log)
+    assert entries and all(e["bearer"] == "accepted" and e["user"] == SA_IDENTITY for e in entries)
+    assert m.get_session_cookies() == ""
+
+
+def test_a_rotation_the_stat_misses_is_caught_by_the_401(in_cluster: tuple[TokenVolume, str, Path]) -> None:
+    """A token rewritten in place with the same size and modification time looks
+    unchanged; the API's 401 makes the client read the file again and retry once."""
+    vol, url, log = in_cluster
+    m = KFPClientManager(url, token_path=vol.path)
+    client = m.create_kfp_client()
+    client.list_experiments(namespace=NAMESPACE)
+    real = vol.path.resolve()
+    st = real.stat()
+    new = sa_token(7)  # one digit, as the serial it replaces
+    assert len(new) == st.st_size
+    with open(real, "r+") as f:  # same inode, same size
+        f.write(new)
+    os.utime(real, ns=(st.st_atime_ns, st.st_mtime_ns))
+    before = len(api_log(log))
+    client.list_experiments(namespace=NAMESPACE)
+    assert [e["bearer"] for e in api_log(log)[before:]] == ["refused", "accepted"]
+    assert m.bearer is not None and m.bearer.fetches == 2
+
+
+def test_the_client_gets_the_file_through_kfp_credentials(in_cluster: tuple[TokenVolume, str, Path]) -> None:
+    from kfp.client.token_credentials_base import TokenCredentialsBase
+
+    vol, url, _ = in_cluster
+    client = KFPClientManager(url, token_path=vol.path).create_kfp_client()
+    hook = client._existing_config.refresh_api_key_hook
+    assert isinstance(hook.__self__, TokenCredentialsBase)
+    assert client._existing_config.api_key_prefix["authorization"] == "Bearer"
+
+
+def test_the_in_cluster_host_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vol = TokenVolume(tmp_path / "vol")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(vol.path))
+    m = KFPClientManager.in_cluster()
+    assert IN_CLUSTER_URL == "http://ml-pipeline-ui.kubeflow.svc.cluster.local"
+    assert repr(m) == f"KFPClientManager(api_url='{IN_CLUSTER_URL}/', auth='the token file {vol.path}')"
+    claims = m.token_claims()
+    assert claims is not None and claims["audience"] == ["pipelines.kubeflow.org"]
+    assert claims["subject"] == SA_IDENTITY and claims["expires"] > time.time()
+
+
+@pytest.mark.parametrize("content,what", [
+    (None, "cannot read the token file"), ("", "is empty"), (" \n", "is empty"),
+    ("not-a-jwt", "does not hold a JWT"), (b"\xff\xfe", "is not text"), ("dir", "cannot read the token file"),
+])
+def test_unusable_token_files_name_the_path_and_the_env_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes | None, what: str
+) -> None:
+    p = tmp_path / "token"
+    if content == "dir":
+        p.mkdir()
+    elif isinstance(content, bytes):
+        p.write_bytes(content)
+    elif content is not None:
+        p.write_text(content)
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(p))
+    with pytest.raises(kfp_auth.TokenError) as ei:
+        KFPClientManager.in_cluster("http://127.0.0.1:9")
+    msg = str(ei.value)
+    assert what in msg and str(p) in msg and "KF_PIPELINES_SA_TOKEN_PATH" in msg
+    assert "not-a-jwt" not in msg
+
+
+def test_the_default_path_when_the_env_var_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KF_PIPELINES_SA_TOKEN_PATH", raising=False)
+    with pytest.raises(kfp_auth.TokenError, match="/var/run/secrets/kubeflow/pipelines/token"):
+        KFPClientManager.in_cluster()
+
+
+def test_an_explicit_token_goes_to_kfp_as_existing_token(in_cluster: tuple[TokenVolume, str, Path]) -> None:
+    vol, url, log = in_cluster
+    token = vol.path.read_text()
+    m = KFPClientManager(url, existing_token=token)
+    client = m.create_kfp_client()
+    assert client._existing_config.api_key["authorization"] == token
+    client.list_experiments(namespace=NAMESPACE)
+    assert m.get_bearer_token() == token and m.auth_kind == "token"
+    # A fixed token cannot follow a rotation: the 401 is a TokenError that says so, without the token.
+    vol.rotate()
+    with pytest.raises(kfp_auth.TokenError) as ei:
+        client.list_experiments(namespace=NAMESPACE)
+    assert "existing_token" in str(ei.value) and "401" in str(ei.value)
+    assert token not in str(ei.value) and token not in repr(m)
+
+
+def test_precedence_token_then_file_then_dex_then_none(in_cluster: tuple[TokenVolume, str, Path]) -> None:
+    vol, url, log = in_cluster
+    token = vol.path.read_text()
+    everything = dict(existing_token=token, token_path=vol.path)
+    m = KFPClientManager(url, "someone", "secret", **everything)
+    assert m.auth_kind == "token"
+    m.create_kfp_client().list_experiments(namespace=NAMESPACE)
+    assert m.logins == 0  # no Dex login was tried
+    m = KFPClientManager(url, "someone", "secret", token_path=vol.path)
+    assert m.auth_kind == "file"
+    m.create_kfp_client().list_experiments(namespace=NAMESPACE)
+    assert all(e["bearer"] == "accepted" for e in api_log(log))
+    assert KFPClientManager(url, "someone", "secret").auth_kind == "dex-login"
+    none = KFPClientManager(url)
+    assert none.auth_kind == "none" and none.get_session_cookies() == "" and none.get_bearer_token() is None
+
+
+def test_no_credentials_work_unsecured_and_fail_clearly_when_a_login_is_asked(
+    standalone_kfp: str, kubeflow: Stack
+) -> None:
+    client = KFPClientManager(standalone_kfp + "/pipeline").create_kfp_client()
+    client.create_experiment(name="no-credentials")
+    with pytest.raises(kfp_auth.UnexpectedResponseError, match="given no credentials"):
+        KFPClientManager(kubeflow.api_url).create_kfp_client()
+
+
+@pytest.mark.parametrize("kw,missing", [
+    ({"dex_username": "u"}, "dex_password"),
+    ({"dex_password": "p"}, "dex_username"),
+    ({"dex_client_id": "c"}, "dex_client_secret"),
+    ({"dex_client_id": "c", "dex_client_secret": "s"}, "dex_username"),
+])
+def test_incomplete_credentials_are_value_errors(kw: dict, missing: str) -> None:
+    with pytest.raises(ValueError, match=missing):
+        KFPClientManager("http://127.0.0.1:9/pipeline", **kw)
+
+
+# -- Dex's password grant, through the real oauth2-proxy with --skip-jwt-bearer-tokens --
+
+@pytest.fixture(scope="module")
+def grant_kubeflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack.start_kubeflow_stack(tmp_path_factory.mktemp("grant"), password_grant=True) as s:
+        yield s
+
+
+def grant_manager(s: Stack, **kw: object) -> KFPClientManager:
+    return KFPClientManager(s.api_url, FAST_USER, FAST_PASSWORD, dex_client_id=CLIENT_ID,
+                            dex_client_secret=CLIENT_SECRET, **kw)  # type: ignore[arg-type]
+
+
+def test_password_grant_token_passes_the_real_gateway(grant_kubeflow: Stack) -> None:
+    before = len(grant_kubeflow.kfp_requests())
+    m = grant_manager(grant_kubeflow)
+    assert m.auth_kind == "dex-password-grant"
+    client = m.create_kfp_client()
+    client.create_experiment(name="m2m", namespace=FAST_NAMESPACE)
+    assert [e.display_name for e in client.list_experiments(namespace=FAST_NAMESPACE).experiments] == ["m2m"]
+    assert m.logins == 1
+    api = [q for q in grant_kubeflow.kfp_requests()[before:] if "/apis/" in q["path"]]
+    # oauth2-proxy verified Dex's JWT and forwarded the user; no session cookie was involved.
+    assert api and all(q["user"] == FAST_USER and q["cookie_names"] == [] for q in api)
+    claims = m.token_claims()
+    assert claims is not None and CLIENT_ID in claims["audience"]
+    assert claims["issuer"] == grant_kubeflow.dex_url and claims["expires"] > time.time()
+    # No browser-style login happened: Dex's log has no password-form login for this run.
+    assert "/dex/auth/local/login" not in grant_kubeflow.gateway_log()
+
+
+def test_password_grant_is_renewed_when_dex_changes_its_keys(tmp_path: Path) -> None:
+    """Dex restarted with memory storage signs with new keys; once the gateway has
+    restarted too (and forgotten the old keys), it refuses the old token, and the client
+    gets a new grant and retries once."""
+    with stack.start_kubeflow_stack(tmp_path / "s", password_grant=True) as s:
+        m = grant_manager(s)
+        client = m.create_kfp_client()
+        client.list_experiments(namespace=FAST_NAMESPACE)
+        old = m.get_bearer_token()
+        s.procs["dex"].stop()
+        s.procs["dex"].start()
+        s.restart_gateway(new_cookie_secret=False)
+        client.list_experiments(namespace=FAST_NAMESPACE)
+        assert m.logins == 2 and m.get_bearer_token() != old
+
+
+def test_password_grant_errors(grant_kubeflow: Stack, kubeflow: Stack) -> None:
+    with pytest.raises(kfp_auth.InvalidCredentialsError) as ei:
+        KFPClientManager(grant_kubeflow.api_url, FAST_USER, "wrong", dex_client_id=CLIENT_ID,
+                         dex_client_secret=CLIENT_SECRET).get_bearer_token()
+    assert "wrong" not in str(ei.value)
+    with pytest.raises(kfp_auth.UnexpectedResponseError, match="dex_client_secret"):
+        KFPClientManager(grant_kubeflow.api_url, FAST_USER, FAST_PASSWORD, dex_client_id=CLIENT_ID,
+                         dex_client_secret="not-the-secret").get_bearer_token()
+    # Kubeflow's own Dex config has no passwordConnector.
+    with pytest.raises(kfp_auth.UnexpectedResponseError, match="passwordConnector"):
+        grant_manager(kubeflow).get_bearer_token()
+    with pytest.raises(kfp_auth.UnexpectedResponseError, match="dex_url="):
+        grant_manager(kubeflow, dex_url=kubeflow.gateway_url + "/not-dex").get_bearer_token()
+
+
+def test_password_grant_from_asyncio(grant_kubeflow: Stack) -> None:
+    import asyncio
+
+    m = grant_manager(grant_kubeflow)
+    token = asyncio.run(m.get_bearer_token_async())
+    assert token and token == m.get_bearer_token() and m.logins == 1
