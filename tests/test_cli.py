@@ -55,6 +55,40 @@ def test_login_prints_the_cookie_in_each_format(kubeflow: Stack, tmp_path: Path)
     assert lines[1][1].startswith("KFP_AUTH_COOKIE=oauth2_proxy_kubeflow=")
 
 
+@pytest.fixture(scope="module")
+def grant_kubeflow(tmp_path_factory: pytest.TempPathFactory):
+    with stack.start_kubeflow_stack(tmp_path_factory.mktemp("cli-grant"), password_grant=True) as s:
+        yield s
+
+
+def test_login_prints_a_bearer_token_from_the_password_grant(grant_kubeflow: Stack, tmp_path: Path) -> None:
+    import urllib.request
+
+    secret = {"KFP_AUTH_CLIENT_SECRET": stack.CLIENT_SECRET}
+    grant = ["--dex-client-id", stack.CLIENT_ID]
+    r = run(login_args(grant_kubeflow, *grant), tmp_path, extra_env=secret)
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    assert token.count(".") == 2 and "oauth2_proxy" not in token
+    # The printed token is usable as it is: the real gateway lets it through to the API.
+    req = urllib.request.Request(grant_kubeflow.gateway_url + "/pipeline/apis/v2beta1/healthz",
+                                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200 and json.load(resp)["multi_user"] is True
+
+    out = json.loads(run(login_args(grant_kubeflow, *grant, "-o", "json"), tmp_path, extra_env=secret).stdout)
+    assert out["bearer_token"].count(".") == 2 and out["expires"] > 0
+    r = run(login_args(grant_kubeflow, *grant, "-o", "export"), tmp_path, extra_env=secret)
+    assert shlex.split(r.stdout.splitlines()[1])[1].startswith("KFP_AUTH_TOKEN=")
+
+    r = run(login_args(grant_kubeflow, *grant), tmp_path)
+    assert r.returncode == 2 and "KFP_AUTH_CLIENT_SECRET" in r.stderr
+    r = run(login_args(grant_kubeflow, *grant), tmp_path, password="wrong", extra_env=secret)
+    assert r.returncode == 3 and "wrong" not in r.stderr + r.stdout
+    r = run(["context", "--url", grant_kubeflow.api_url, "-u", FAST_USER, *grant], tmp_path, extra_env=secret)
+    assert r.returncode == 2 and "drop --dex-client-id" in r.stderr
+
+
 def test_url_and_user_from_the_environment(kubeflow: Stack, tmp_path: Path) -> None:
     r = run(["login"], tmp_path, extra_env={"KF_PIPELINES_ENDPOINT": kubeflow.api_url,
                                              "KFP_AUTH_USERNAME": FAST_USER})
