@@ -57,22 +57,22 @@ def test_https_gateway_verified_against_the_runs_ca(https_kubeflow: Stack) -> No
 
 # -- real forward proxies: tinyproxy for HTTPS (it logs each tunnel as it opens), squid for HTTP --
 
-@pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    proc, url, log = stack.start_tinyproxy(tmp_path)
+def _running(start: Callable[[Path], tuple[stack.Proc, str, Path]], workdir: Path) -> Iterator[tuple[str, Path]]:
+    proc, url, log = start(workdir)
     try:
         yield url, log
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def proxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    yield from _running(stack.start_tinyproxy, tmp_path)
 
 
 @pytest.fixture
 def squid(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    proc, url, log = stack.start_squid(tmp_path)
-    try:
-        yield url, log
-    finally:
-        proc.stop()
+    yield from _running(stack.start_squid, tmp_path)
 
 
 def logged(log: Path, parse: Callable[[str], str | None]) -> list[str]:

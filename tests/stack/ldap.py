@@ -92,32 +92,28 @@ dn: {GROUPS}
 objectClass: organizationalUnit
 ou: Groups
 
-dn: uid={LDAP_USER},{PEOPLE}
-objectClass: inetOrgPerson
-uid: {LDAP_USER}
-cn: LDAP User
-sn: User
-mail: {LDAP_EMAIL}
-userPassword: {ssha(LDAP_PASSWORD)}
+""" + _person(LDAP_USER, "LDAP User", LDAP_EMAIL, [LDAP_GROUP]) + _person(
+        MANY_GROUPS_USER, "Many Groups", MANY_GROUPS_EMAIL, MANY_GROUPS
+    )
 
-dn: cn={LDAP_GROUP},{GROUPS}
-objectClass: groupOfNames
-cn: {LDAP_GROUP}
-member: uid={LDAP_USER},{PEOPLE}
 
-dn: uid={MANY_GROUPS_USER},{PEOPLE}
+def _person(uid: str, name: str, mail: str, groups: list[str]) -> str:
+    """An inetOrgPerson with the test password, and a groupOfNames for each of its groups."""
+    entry = f"""
+dn: uid={uid},{PEOPLE}
 objectClass: inetOrgPerson
-uid: {MANY_GROUPS_USER}
-cn: Many Groups
-sn: Groups
-mail: {MANY_GROUPS_EMAIL}
+uid: {uid}
+cn: {name}
+sn: {name.split()[-1]}
+mail: {mail}
 userPassword: {ssha(LDAP_PASSWORD)}
-""" + "".join(f"""
+"""
+    return entry + "".join(f"""
 dn: cn={g},{GROUPS}
 objectClass: groupOfNames
 cn: {g}
-member: uid={MANY_GROUPS_USER},{PEOPLE}
-""" for g in MANY_GROUPS)
+member: uid={uid},{PEOPLE}
+""" for g in groups)
 
 
 def start_slapd(workdir: Path) -> tuple[Proc, int]:
