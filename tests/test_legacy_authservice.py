@@ -149,3 +149,18 @@ def test_bad_password(legacy: Stack) -> None:
         ("GET", "/dex/auth/local/login", 200),
         ("POST", "/dex/auth/local/login", 401),
     ]
+
+
+def test_diagnose_names_oidc_authservice(legacy: Stack, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
+    env |= {"HOME": str(tmp_path), "KFP_AUTH_PASSWORD": FAST_PASSWORD}
+    r = subprocess.run([str(Path(sys.executable).parent / "kfp-auth"), "diagnose", "--url", legacy.api_url,
+                        "-u", FAST_USER], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "gateway:    oidc-authservice (Kubeflow 1.8 and older): callback /authservice/oidc/callback" in r.stdout
+    assert "session cookie authservice_session" in r.stdout and FAST_PASSWORD not in r.stdout
