@@ -26,7 +26,17 @@ pub struct Options {
     pub tls_info: bool,
     /// A proxy for every request. When unset, `HTTPS_PROXY`, `HTTP_PROXY`,
     /// `ALL_PROXY` and `NO_PROXY` (or their lowercase forms) apply, as in `requests`.
-    pub proxy: Option<Url>,
+    pub proxy: Option<ProxyUrl>,
+}
+
+/// A proxy URL, which may carry the proxy's own credentials: `Debug` shows it without them.
+#[derive(Clone)]
+pub struct ProxyUrl(pub Url);
+
+impl std::fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProxyUrl({})", crate::redact::url(&self.0))
+    }
 }
 
 impl Default for Options {
@@ -118,7 +128,7 @@ pub fn parse_http_url(name: &'static str, raw: &str) -> Result<Url> {
 
 /// A proxy URL: http, https or socks5(h), with a host. User info is allowed
 /// (proxies take credentials) and is never shown.
-pub fn parse_proxy_url(raw: &str) -> Result<Url> {
+pub fn parse_proxy_url(raw: &str) -> Result<ProxyUrl> {
     let url = Url::parse(raw.trim()).map_err(|e| {
         Error::invalid(
             "proxy",
@@ -134,7 +144,7 @@ pub fn parse_proxy_url(raw: &str) -> Result<Url> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(Error::invalid("proxy", "has no host"));
     }
-    Ok(url)
+    Ok(ProxyUrl(url))
 }
 
 /// A Dex connector id as it can appear in `/auth/<id>`: Dex takes the id from
@@ -221,6 +231,16 @@ mod tests {
         }
         let err = cfg("http://alice:s3cret@h/pipeline", "local").unwrap_err();
         assert!(!err.to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn a_proxy_password_does_not_show() {
+        let opts = Options {
+            proxy: Some(parse_proxy_url("http://me:s3cret@proxy:3128").unwrap()),
+            ..Options::default()
+        };
+        assert!(!format!("{opts:?}").contains("s3cret"));
+        assert!(parse_proxy_url("ftp://proxy").is_err() && parse_proxy_url("http://").is_err());
     }
 
     #[test]

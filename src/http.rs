@@ -118,7 +118,7 @@ impl Transport {
             opts.timeout,
             opts.tls_info,
             opts.max_body_bytes,
-            opts.proxy.as_ref().map_or("", |p| p.as_str()),
+            opts.proxy.as_ref().map_or("", |p| p.0.as_str()),
             env_proxies
         );
         let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
@@ -139,9 +139,11 @@ impl Transport {
         if let Some(path) = &opts.ca_bundle {
             builder = builder.tls_certs_merge(read_ca_bundle(path)?);
         }
+        // An explicit proxy takes every request, as `requests` does with `proxies=`
+        // (NO_PROXY applies to the proxies from the environment only).
         if let Some(proxy) = &opts.proxy {
-            let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| Error::invalid("proxy", chain(&e)))?;
-            builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_env()));
+            let proxy = reqwest::Proxy::all(proxy.0.as_str()).map_err(|_| Error::invalid("proxy", "not usable"))?;
+            builder = builder.proxy(proxy);
         }
         let client = builder
             .redirect(redirect::Policy::none())
