@@ -376,7 +376,7 @@ impl PasswordGrant {
             (Some(t), None) if status == 200 => t,
             (_, Some("access_denied")) => {
                 return Err(Error::InvalidCredentials {
-                    connector: "password grant".into(),
+                    connector: crate::error::PASSWORD_GRANT.into(),
                     status,
                     url,
                 });

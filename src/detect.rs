@@ -59,7 +59,7 @@ pub fn rbac_denial(status: u16, body: &[u8]) -> Option<Denial> {
         .to_owned();
     let user = message
         .split_once("User '")
-        .and_then(|(_, rest)| rest.split_once('\''))
+        .and_then(|(_, rest)| rest.split_once("' is not authorized"))
         .map(|(u, _)| u.to_owned());
     let attrs = message
         .split_once("ResourceAttributes{")
@@ -102,8 +102,8 @@ mod tests {
         assert_eq!(d.verb.as_deref(), Some("list"));
         assert_eq!(d.resource.as_deref(), Some("runs"));
         // Without the attributes, the denial is still recognised.
-        let d = rbac_denial(403, br#"{"message":"User 'u' is not authorized"}"#).unwrap();
-        assert_eq!((d.user.as_deref(), d.namespace), (Some("u"), None));
+        let d = rbac_denial(403, br#"{"message":"User 'o'brien' is not authorized"}"#).unwrap();
+        assert_eq!((d.user.as_deref(), d.namespace), (Some("o'brien"), None));
         for (status, body) in [
             (401, &body[..]),
             (403, b"{}".as_slice()),

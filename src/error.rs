@@ -7,16 +7,24 @@ use crate::http::Step;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The `connector` of an `InvalidCredentials` from Dex's password grant.
+pub const PASSWORD_GRANT: &str = "password grant";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A constructor argument is malformed; raised before any network traffic.
     #[error("invalid `{name}`: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
 
-    /// Dex showed its password form again: the username or password is wrong.
+    /// Dex showed its password form again (or refused a password grant): the username or password is wrong.
     #[error(
-        "Dex rejected the username or password for connector `{connector}` \
-         (HTTP {status} from POST {url}); check dex_username, dex_password and dex_auth_type"
+        "Dex rejected the username or password {} (HTTP {status} from POST {url}); check {}",
+        if connector == PASSWORD_GRANT { "of the password grant".to_owned() } else { format!("for connector `{connector}`") },
+        if connector == PASSWORD_GRANT {
+            "dex_username and dex_password (Dex checks them with its oauth2.passwordConnector)"
+        } else {
+            "dex_username, dex_password and dex_auth_type"
+        }
     )]
     InvalidCredentials {
         connector: String,

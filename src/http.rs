@@ -88,6 +88,23 @@ const PROXY_ENV: [&str; 8] = [
     "no_proxy",
 ];
 
+/// The proxy the environment gives for `url`, by the rules the login's client
+/// follows (reqwest's, from hyper-util): the proxy URL without credentials, and
+/// its `Proxy-Authorization` value when the variable carried user:password.
+pub fn env_proxy_for(url: &Url) -> Option<(String, Option<secrecy::SecretString>)> {
+    let uri: http::Uri = url.as_str().parse().ok()?;
+    let found = hyper_util::client::proxy::matcher::Matcher::from_env().intercept(&uri)?;
+    let auth = found
+        .basic_auth()
+        .and_then(|v| v.to_str().ok())
+        .map(|v| secrecy::SecretString::from(v.to_owned()));
+    // The Uri keeps user info out of its Display only if it is not there: rebuild without it.
+    let proxy = found.uri();
+    let authority = proxy.authority()?;
+    let host_port = authority.as_str().rsplit('@').next()?;
+    Some((format!("{}://{host_port}", proxy.scheme_str().unwrap_or("http")), auth))
+}
+
 /// Clients shared in this process, by the options that shape them. Building
 /// one loads the system's CA roots (tens of ms), so managers with the same TLS
 /// settings share one, with its connection pool. A forked child starts afresh:

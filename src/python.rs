@@ -527,6 +527,13 @@ impl BearerSession {
                 .join("/dex")
                 .map_err(|e| PyValueError::new_err(format!("invalid `api_url`: {e}")))?,
         };
+        // The password and client secret go to Dex: never in clear when the API itself is https.
+        if api.scheme() == "https" && dex.scheme() != "https" {
+            return Err(PyValueError::new_err(
+                "invalid `dex_url`: it is http while api_url is https; the password and client secret \
+                 would travel unencrypted. Use Dex's https URL",
+            ));
+        }
         dex.set_query(None);
         let path = format!("{}/token", dex.path().trim_end_matches('/'));
         dex.set_path(&path);
@@ -643,10 +650,49 @@ fn rbac_denial<'py>(py: Python<'py>, status: u16, body: &[u8]) -> PyResult<Optio
     Ok(Some(out))
 }
 
-/// Raise `ValueError` when `url` is not a usable `api_url` (what every session checks first).
+/// Raise `ValueError` when `api_url` or a transport setting is unusable: what
+/// every session checks at construction, for the modes that make no session.
 #[pyfunction]
-fn check_api_url(py: Python<'_>, url: &str) -> PyResult<()> {
-    crate::config::parse_api_url(url).map(drop).map_err(|e| to_py(py, e))
+#[pyo3(signature = (api_url, *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+fn check_settings(
+    py: Python<'_>,
+    api_url: &str,
+    skip_tls_verify: bool,
+    ssl_ca_cert: Option<std::path::PathBuf>,
+    timeout: f64,
+    proxy: Option<&str>,
+) -> PyResult<()> {
+    crate::config::parse_api_url(api_url).map_err(|e| to_py(py, e))?;
+    let opts = options(py, skip_tls_verify, ssl_ca_cert, timeout, proxy)?;
+    crate::http::Transport::check(&opts).map_err(|e| to_py(py, e))
+}
+
+/// The proxy for `url`: `proxy` when given, else the environment's, by the rules
+/// the login follows. Returns (proxy URL without credentials, `Proxy-Authorization`
+/// value or `None`), or `None` for a direct connection.
+#[pyfunction]
+#[pyo3(signature = (url, proxy = None))]
+fn proxy_for(py: Python<'_>, url: &str, proxy: Option<&str>) -> PyResult<Option<(String, Option<String>)>> {
+    if let Some(p) = proxy {
+        let p = crate::config::parse_proxy_url(p).map_err(|e| to_py(py, e))?.0;
+        let auth = (!p.username().is_empty()).then(|| {
+            use base64::Engine;
+            let user = percent_encoding::percent_decode_str(p.username()).decode_utf8_lossy();
+            let pass = percent_encoding::percent_decode_str(p.password().unwrap_or("")).decode_utf8_lossy();
+            let raw = zeroize::Zeroizing::new(format!("{user}:{pass}"));
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
+            )
+        });
+        let port = p.port().map(|n| format!(":{n}")).unwrap_or_default();
+        return Ok(Some((
+            format!("{}://{}{port}", p.scheme(), p.host_str().unwrap_or("")),
+            auth,
+        )));
+    }
+    let url = crate::config::parse_api_url(url).map_err(|e| to_py(py, e))?;
+    Ok(crate::http::env_proxy_for(&url).map(|(p, auth)| (p, auth.map(|a| a.expose_secret().to_owned()))))
 }
 
 /// `url` as it may be shown: origin and path, query values hidden, user info dropped.
@@ -678,7 +724,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DexSession>()?;
     m.add_class::<BearerSession>()?;
     m.add_function(wrap_pyfunction!(rbac_denial, m)?)?;
-    m.add_function(wrap_pyfunction!(check_api_url, m)?)?;
+    m.add_function(wrap_pyfunction!(check_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(proxy_for, m)?)?;
     m.add_function(wrap_pyfunction!(is_login_response, m)?)?;
     m.add_function(wrap_pyfunction!(redact_url, m)?)?;
     m.add_function(wrap_pyfunction!(default_session_cache, m)?)?;

@@ -94,7 +94,12 @@ pub fn claims(token: &str) -> Result<Claims> {
             .map_err(|_| not_jwt())?,
     );
     let raw: RawClaims = serde_json::from_slice(&json).map_err(|_| not_jwt())?;
-    let at = |secs: f64| (secs.is_finite() && secs >= 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(secs));
+    // Checked: a claim of 1e300 must not panic (the server may send anything).
+    let at = |secs: f64| {
+        Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| UNIX_EPOCH.checked_add(d))
+    };
     Ok(Claims {
         subject: raw.sub,
         issuer: raw.iss,
@@ -161,6 +166,14 @@ mod tests {
         }
         let e = claims("secret-token-value.x.y").unwrap_err().to_string();
         assert!(!e.contains("secret-token-value"));
+    }
+
+    #[test]
+    fn absurd_times_are_unknown_not_a_panic() {
+        for v in ["1e300", "-5", "9.3e18", "18446744073709551616"] {
+            let c = claims(&jwt(&format!(r#"{{"exp":{v},"iat":{v}}}"#))).unwrap();
+            assert!(c.expires.is_none() || v == "9.3e18", "{v}: {c:?}");
+        }
     }
 
     #[test]

@@ -292,3 +292,47 @@ def test_password_grant_from_asyncio(grant_kubeflow: Stack) -> None:
     m = grant_manager(grant_kubeflow)
     token = asyncio.run(m.get_bearer_token_async())
     assert token and token == m.get_bearer_token() and m.logins == 1
+
+
+def test_a_token_client_sends_no_cookie_from_kfps_context_file(in_cluster: tuple[TokenVolume, str, Path]) -> None:
+    """kfp falls back to the context file's cookie when given none; `kfp-auth context` may
+    have written one for another deployment. A token client sends the token only."""
+    vol, url, log = in_cluster
+    context = Path(os.path.expanduser("~/.config/kfp/context.json"))
+    context.parent.mkdir(parents=True, exist_ok=True)
+    context.write_text(json.dumps({"client_authentication_cookie": "stray_session=not-for-this-api",
+                                   "namespace": NAMESPACE}))
+    try:
+        for m in (KFPClientManager(url, token_path=vol.path), KFPClientManager(url, existing_token=vol.path.read_text())):
+            m.create_kfp_client().list_experiments(namespace=NAMESPACE)
+    finally:
+        context.unlink()
+    assert all(e["cookie_names"] == [] and e["bearer"] == "accepted" for e in api_log(log))
+
+
+@pytest.mark.parametrize("kw,name", [
+    ({"api_url": "not a url"}, "api_url"), ({"api_url": "http://u:p@h/pipeline"}, "api_url"),
+    ({"timeout": -1}, "timeout"), ({"proxy": "ftp://x"}, "proxy"), ({"proxy": "socks5://p:1080"}, "SOCKS"),
+    ({"ssl_ca_cert": "/nonexistent/ca.pem"}, "ssl_ca_cert"),
+])
+def test_token_modes_check_their_settings_at_construction(kw: dict, name: str) -> None:
+    args = {"api_url": "http://127.0.0.1:9/pipeline", "existing_token": sa_token(1), **kw}
+    with pytest.raises(ValueError, match=name) as ei:
+        KFPClientManager(**args)
+    assert "u:p" not in str(ei.value)
+
+
+def test_the_password_grant_refuses_to_send_secrets_in_clear() -> None:
+    with pytest.raises(ValueError, match="unencrypted"):
+        KFPClientManager("https://kubeflow.example.com/pipeline", "u", "p", dex_client_id="c",
+                         dex_client_secret="s", dex_url="http://dex.example.com/dex")
+
+
+def test_absurd_token_times_are_unknown_not_a_crash(tmp_path: Path) -> None:
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+    token = f"{enc({'alg': 'none'})}.{enc({'exp': 1e300, 'iat': -5, 'sub': 'x'})}.sig"
+    assert kfp_auth._native.inspect_token(token)["expires"] is None
+    p = tmp_path / "token"
+    p.write_text(token)
+    claims = KFPClientManager("http://127.0.0.1:9/pipeline", token_path=p).token_claims()
+    assert claims is not None and claims["expires"] is None and claims["issued"] is None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +25,7 @@ from kfp_auth._native import (
     rbac_denial,
     redact_url,
 )
+from kfp_auth._native import proxy_for as _native_proxy_for
 
 
 def import_kfp() -> Any:
@@ -115,6 +115,7 @@ class BearerAuth:
     def apply(self, headers: dict[str, Any], api_client: Any, credential: str | None = None) -> str:
         token = self.session.token() if credential is None else credential
         _set_header(headers, "Authorization", f"Bearer {token}")
+        _set_header(headers, "Cookie", None)  # the token is the credential; no stray session cookie
         return token
 
     def renew(self, stale: str) -> str:
@@ -151,9 +152,23 @@ def _denied_class(api_exception: type) -> type:
         def __str__(self) -> str:
             return str(self.args[0]) if self.args else ""
 
+        def __reduce__(self) -> tuple[Any, ...]:
+            # The class is made at run time: pickle (for process pools) rebuilds it by its ApiException.
+            return _rebuild_denied, (api_exception.__module__, api_exception.__qualname__, self.args,
+                                     dict(vars(self)))
+
     PermissionDenied.__name__ = PermissionDenied.__qualname__ = "PermissionDeniedError"
     PermissionDenied.__module__ = "kfp_auth"
     return PermissionDenied
+
+
+def _rebuild_denied(module: str, qualname: str, args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    api_exception = importlib.import_module(module)
+    for part in qualname.split("."):
+        api_exception = getattr(api_exception, part)
+    err: BaseException = _denied_class(api_exception)(*args)
+    vars(err).update(state)
+    return err
 
 
 def _raise_if_denied(e: Any, method: str, url: str) -> None:
@@ -173,8 +188,11 @@ def _raise_if_denied(e: Any, method: str, url: str) -> None:
     )
     api_exception: type = type(e)
     err = _denied_class(api_exception)(msg)
-    for attr in ("status", "reason", "body", "headers"):
+    for attr in ("status", "reason", "body"):
         setattr(err, attr, getattr(e, attr, None))
+    # The answer's headers, but not a Set-Cookie (a gateway refreshing the session sends one).
+    headers = getattr(e, "headers", None) or {}
+    err.headers = {k: v for k, v in headers.items() if k.lower() != "set-cookie"}
     err.url = redact_url(url)
     err.history = []
     err.user, err.namespace, err.verb, err.resource = (
@@ -243,11 +261,29 @@ def _relogin_subclass(rest_cls: type) -> type:
     return ReloginREST
 
 
+@functools.lru_cache(maxsize=None)
+def _stop_at_login_retry(retry_cls: type) -> type:
+    """urllib3's Retry, except that a redirect to a login is not followed: urllib3
+    would follow a gateway's 302 to Dex, and keep a POST's method and body on the
+    way. The redirect comes back to the hook instead. Other redirects are
+    followed by urllib3 as before."""
+    max_retry_error = importlib.import_module("urllib3.exceptions").MaxRetryError
+
+    class StopAtLogin(retry_cls):  # type: ignore[misc]
+        def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any,
+                      **kwargs: Any) -> Any:
+            location = response.get_redirect_location() if response is not None else None
+            if location and is_login_response(response.status, None, location, b""):
+                # urllib3 hands the response back when a redirect is refused this way.
+                self.raise_on_redirect = False
+                raise max_retry_error(kwargs.get("_pool"), url, None)
+            return super().increment(method, url, response, *args, **kwargs)
+
+    return StopAtLogin
+
+
 class _StopAtLogin:
-    """Wraps the REST client's urllib3 pool manager so that a redirect to a login
-    comes back to the hook instead of being followed: urllib3 would follow a
-    gateway's 302 to Dex, and keep a POST's method and body on the way. Other
-    redirects are followed as before."""
+    """Wraps the REST client's urllib3 pool manager to give each request the Retry above."""
 
     def __init__(self, inner: Any) -> None:
         self._kfp_auth_inner = inner
@@ -256,15 +292,13 @@ class _StopAtLogin:
         return getattr(self._kfp_auth_inner, name)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        inner = self._kfp_auth_inner
-        if "redirect" in kwargs:
-            return inner.request(method, url, *args, **kwargs)
-        resp = inner.request(method, url, *args, redirect=False, **kwargs)
-        location = resp.headers.get("Location")
-        if resp.status in (301, 302, 303, 307, 308) and not is_login_response(resp.status, None, location, b""):
-            resp.drain_conn()
-            return inner.request(method, url, *args, **kwargs)
-        return resp
+        retry_cls = importlib.import_module("urllib3.util.retry").Retry
+        retries = retry_cls.from_int(
+            kwargs.pop("retries", None) or self._kfp_auth_inner.connection_pool_kw.get("retries"),
+        )
+        stop = retries.new()
+        stop.__class__ = _stop_at_login_retry(retry_cls)
+        return self._kfp_auth_inner.request(method, url, *args, retries=stop, **kwargs)
 
 
 def _api_clients(client: Any) -> list[Any]:
@@ -284,9 +318,18 @@ def _hooking_subclass(client_cls: type) -> type:
     no longer accepts, that request must already go through the re-login hook."""
 
     class Hooking(client_cls):  # type: ignore[misc]
-        def __init__(self, *args: Any, kfp_auth: Auth, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, kfp_auth: Auth, kfp_auth_proxy_auth: str | None, **kwargs: Any) -> None:
             self._kfp_auth = kfp_auth
+            self._kfp_auth_proxy_auth = kfp_auth_proxy_auth
             super().__init__(*args, **kwargs)
+
+        def _load_config(self, *args: Any, **kwargs: Any) -> Any:
+            # kfp takes a proxy URL only; its REST layer sends proxy_headers, so the
+            # proxy's credentials go there (urllib3 ignores user:password in the URL).
+            config = super()._load_config(*args, **kwargs)
+            if self._kfp_auth_proxy_auth is not None:
+                config.proxy_headers = {"Proxy-Authorization": self._kfp_auth_proxy_auth}
+            return config
 
         def get_kfp_healthz(self, *args: Any, **kwargs: Any) -> Any:
             _install_relogin(self, self._kfp_auth)
@@ -331,17 +374,17 @@ def _credentials_class() -> type:
     return TokenCredentials
 
 
-def proxy_for(url: str, proxy: str | None) -> str | None:
-    """The proxy for ``url``: the one given, else the environment's (``HTTPS_PROXY``,
-    ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``), as ``requests`` picks it."""
-    if proxy is not None:
-        return proxy
-    parts = urlsplit(url)
-    found = urllib.request.getproxies()
-    chosen = found.get(parts.scheme) or found.get("all")
-    if not chosen or urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return chosen
+def proxy_for(url: str, proxy: str | None) -> tuple[str, str | None] | None:
+    """The proxy for ``url`` and its ``Proxy-Authorization`` value: the one given, else the
+    environment's (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``), by the
+    same rules the login follows, so the client goes the way the login went."""
+    found = _native_proxy_for(url, proxy)
+    if found is not None and not found[0].startswith(("http://", "https://")):
+        raise ValueError(
+            f"the environment gives a {found[0].split(':', 1)[0]} proxy for {redact_url(url)}; kfp-auth "
+            "supports http and https proxies only: set HTTPS_PROXY/HTTP_PROXY, or NO_PROXY for this host"
+        )
+    return found
 
 
 def build_client(
@@ -350,22 +393,21 @@ def build_client(
     *,
     skip_tls_verify: bool,
     ssl_ca_cert: str | None,
-    proxy: str | None,
+    proxy: tuple[str, str | None] | None,
 ) -> Any:
     kfp = import_kfp()
     client_cls = kfp.Client
     kwargs: dict[str, Any] = {"host": host}
-    if isinstance(auth, CookieAuth):
-        kwargs["cookies"] = auth.session.cookies()
-    elif isinstance(auth, BearerAuth):
+    # Never None: kfp would send the context file's cookie (maybe another deployment's).
+    kwargs["cookies"] = auth.session.cookies() if isinstance(auth, CookieAuth) else ""
+    if isinstance(auth, BearerAuth):
         if auth.session.kind == "token":
             kwargs["existing_token"] = auth.session.token()
         else:
             kwargs["credentials"] = _credentials_class()(auth.session)
-    else:
-        kwargs["cookies"] = ""  # no credentials; and not the kfp context file's cookie either
-    if proxy:
-        kwargs["proxy"] = proxy
+    proxy_auth = None
+    if proxy is not None:
+        kwargs["proxy"], proxy_auth = proxy
     if ssl_ca_cert is not None:
         kwargs["ssl_ca_cert"] = ssl_ca_cert
     if skip_tls_verify:
@@ -375,8 +417,8 @@ def build_client(
             client_cls = _unverified_subclass(client_cls)
     # Construct through the stand-in, then hand back the plain class: the
     # object is a kfp.Client in every respect, with the hook in its REST layer.
-    client = _hooking_subclass(client_cls)(kfp_auth=auth, **kwargs)
+    client = _hooking_subclass(client_cls)(kfp_auth=auth, kfp_auth_proxy_auth=proxy_auth, **kwargs)
     client.__class__ = client_cls
-    del client._kfp_auth
+    del client._kfp_auth, client._kfp_auth_proxy_auth
     _install_relogin(client, auth)  # when kfp made no healthz request
     return client

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client, proxy_for
-from kfp_auth._native import BearerSession, DexSession, check_api_url, default_session_cache, redact_url
+from kfp_auth._native import BearerSession, DexSession, check_settings, default_session_cache, redact_url
 
 if TYPE_CHECKING:
     import kfp
 
 log = logging.getLogger("kfp_auth")
 
-#: Where the KFP API is reached from inside the cluster (``kfp.Client``'s in-cluster default).
+#: The KFP API inside the cluster: the UI service, which serves ``/apis/`` with the
+#: same authorization checks as the API server (kfp's own default is ``ml-pipeline:8888``).
 IN_CLUSTER_URL = "http://ml-pipeline-ui.kubeflow.svc.cluster.local"
 
 
@@ -91,6 +92,7 @@ class KFPClientManager:
             "timeout": timeout,
             "proxy": proxy,
         }
+        check_settings(api_url, **tls)  # every mode fails on bad settings at construction
         if (dex_client_id is None) != (dex_client_secret is None):
             raise ValueError("the password grant needs both dex_client_id and dex_client_secret")
         have_dex = dex_username is not None or dex_password is not None
@@ -118,8 +120,6 @@ class KFPClientManager:
                 )
         elif dex_client_id is not None:
             raise ValueError("the password grant needs dex_username and dex_password")
-        else:
-            check_api_url(api_url)  # as the other modes do at construction
         self._auth: Auth = (
             CookieAuth(self._session)
             if self._session is not None

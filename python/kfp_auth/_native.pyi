@@ -9,7 +9,8 @@ __all__ = [
     "DexSession",
     "BearerSession",
     "rbac_denial",
-    "check_api_url",
+    "check_settings",
+    "proxy_for",
     "PermissionDeniedError",
     "is_login_response",
     "redact_url",
@@ -202,8 +203,18 @@ class BearerSession:
 def rbac_denial(status: int, body: bytes) -> _Denial | None:
     """What an RBAC denial from the KFP API says, or `None` when the answer is not one."""
 
-def check_api_url(url: str) -> None:
-    """Raise `ValueError` when `url` is not a usable `api_url`."""
+def check_settings(
+    api_url: str,
+    *,
+    skip_tls_verify: bool = False,
+    ssl_ca_cert: str | os.PathLike[str] | None = None,
+    timeout: float = 30.0,
+    proxy: str | None = None,
+) -> None:
+    """Raise `ValueError` when `api_url` or a transport setting is unusable."""
+
+def proxy_for(url: str, proxy: str | None = None) -> tuple[str, str | None] | None:
+    """The proxy for `url` (URL without credentials, `Proxy-Authorization` value), or `None`."""
 
 def is_login_response(status: int, content_type: str | None, location: str | None, body: bytes) -> bool:
     """Whether a KFP API response is the gateway asking for a login."""
