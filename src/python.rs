@@ -174,8 +174,16 @@ impl generic::Runtime for KfpRuntime {
         runtime().expect("runtime created before spawning").spawn(fut)
     }
 
+    /// pyo3-async-runtimes hands results to asyncio from here: skipped once Python exits
+    /// (the closure, holding Python objects, is leaked rather than dropped without the GIL).
     fn spawn_blocking<F: FnOnce() + Send + 'static>(f: F) -> Self::JoinHandle {
-        runtime().expect("runtime created before spawning").spawn_blocking(f)
+        runtime()
+            .expect("runtime created before spawning")
+            .spawn_blocking(move || {
+                let mut f = Some(f);
+                crate::pyexit::unless_exiting(|| (f.take().expect("run once"))());
+                std::mem::forget(f);
+            })
     }
 }
 
@@ -209,13 +217,15 @@ where
     runtime().map_err(runtime_err)?;
     generic::future_into_py::<KfpRuntime, _, String>(py, async move {
         let result = fut.await;
-        Python::attach(|py| {
+        let done = crate::pyexit::attach(|py| {
             after(py)?;
             match result {
                 Ok(c) => Ok(c.expose_secret().to_owned()),
                 Err(e) => Err(to_py(py, e)),
             }
-        })
+        });
+        // Python is exiting: nobody awaits this any more.
+        done.unwrap_or_else(|| Err(KFPAuthError::new_err("Python is exiting")))
     })
 }
 
@@ -716,10 +726,15 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // import takes effect; records are rare (a few per login). Other crates'
     // records are dropped: they are not redacted (hyper and reqwest can log
     // URLs with their query values).
-    let _ = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
+    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
         .filter(log::LevelFilter::Off)
-        .filter_target("kfp_auth".to_owned(), log::LevelFilter::Trace)
-        .install();
+        .filter_target("kfp_auth".to_owned(), log::LevelFilter::Trace);
+    if log::set_boxed_logger(Box::new(crate::pyexit::Logger(logger))).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+    // Before Python finalizes, our threads stop calling into it (see pyexit.rs).
+    let before_exit = wrap_pyfunction!(crate::pyexit::_before_exit, m)?;
+    py.import("atexit")?.call_method1("register", (before_exit,))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<DexSession>()?;
     m.add_class::<BearerSession>()?;
