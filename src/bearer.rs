@@ -17,7 +17,7 @@ use url::Url;
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::http::Transport;
-use crate::runtime::ProcessLock;
+use crate::runtime::{ProcessLock, SharedFailure};
 use crate::session::refresh_at;
 use crate::token::{self, Claims};
 
@@ -273,6 +273,8 @@ pub struct PasswordGrant {
     cfg: GrantConfig,
     held: RwLock<Option<Held>>,
     lock: ProcessLock,
+    /// A refused grant is the answer for those who waited for it.
+    failures: SharedFailure,
     grants: AtomicU64,
 }
 
@@ -290,6 +292,7 @@ impl PasswordGrant {
             cfg,
             held: RwLock::new(None),
             lock: ProcessLock::default(),
+            failures: SharedFailure::default(),
             grants: AtomicU64::new(0),
         }
     }
@@ -309,22 +312,30 @@ impl PasswordGrant {
         if let Some(t) = self.cached() {
             return Ok(t);
         }
+        let ticket = self.failures.ticket();
         let lock = self.lock.get();
         let _guard = lock.lock().await;
         if let Some(t) = self.cached() {
             return Ok(t);
         }
+        if let Some(e) = self.failures.since(ticket) {
+            return Err(e);
+        }
         self.grant().await
     }
 
     async fn refresh(&self, stale: &str) -> Result<Arc<SecretString>> {
+        let ticket = self.failures.ticket();
         let lock = self.lock.get();
         let _guard = lock.lock().await;
-        // Another caller may have replaced the refused token already.
+        // Another caller may have replaced the refused token already, or failed to.
         if let Some(t) = self.cached()
             && t.expose_secret() != stale
         {
             return Ok(t);
+        }
+        if let Some(e) = self.failures.since(ticket) {
+            return Err(e);
         }
         self.grant().await
     }
@@ -335,8 +346,14 @@ impl PasswordGrant {
         self.grant().await
     }
 
-    /// One grant; called with the lock held.
+    /// One grant, its outcome recorded; called with the lock held.
     async fn grant(&self) -> Result<Arc<SecretString>> {
+        let outcome = self.grant_once().await;
+        self.failures.record(&outcome);
+        outcome
+    }
+
+    async fn grant_once(&self) -> Result<Arc<SecretString>> {
         self.grants.fetch_add(1, Ordering::Relaxed);
         let transport = Transport::shared(&self.cfg.options)?;
         let started = SystemTime::now();

@@ -10,7 +10,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The `connector` of an `InvalidCredentials` from Dex's password grant.
 pub const PASSWORD_GRANT: &str = "password grant";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A constructor argument is malformed; raised before any network traffic.
     #[error("invalid `{name}`: {reason}")]

@@ -13,7 +13,7 @@ use crate::config::LoginConfig;
 use crate::error::{Error, Result};
 use crate::flow;
 use crate::http::Transport;
-use crate::runtime::ProcessLock;
+use crate::runtime::{ProcessLock, SharedFailure};
 
 /// How long before a cookie's expiry the session counts as stale: 60 s, or a
 /// quarter of its lifetime for short-lived sessions.
@@ -40,6 +40,8 @@ pub struct Authenticator {
     current: RwLock<Option<Current>>,
     /// Held for the whole of a login, so concurrent callers wait for one login.
     login_lock: ProcessLock,
+    /// A failed login is the answer for those who waited for it.
+    failures: SharedFailure,
     logins: AtomicU64,
     /// The opt-in session cache on disk, shared with other processes.
     disk: Option<SessionCache>,
@@ -65,6 +67,7 @@ impl Authenticator {
             cfg,
             current: RwLock::new(None),
             login_lock: ProcessLock::default(),
+            failures: SharedFailure::default(),
             logins: AtomicU64::new(0),
             disk: None,
             warnings: Mutex::new(Vec::new()),
@@ -108,11 +111,15 @@ impl Authenticator {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
+        let ticket = self.failures.ticket();
         let lock = self.login_lock();
         let _guard = lock.lock().await;
-        // Whoever held the lock before us may have just logged in.
+        // Whoever held the lock before us may have just logged in, or failed to.
         if let Some(c) = self.cached() {
             return Ok(c);
+        }
+        if let Some(e) = self.failures.since(ticket) {
+            return Err(e);
         }
         self.renew(FromDisk::Any).await
     }
@@ -127,12 +134,16 @@ impl Authenticator {
     /// The session `stale` was rejected by the gateway: log in again, unless
     /// another caller already replaced it, in which case that session is returned.
     pub async fn refresh(&self, stale: &str) -> Result<Arc<SecretString>> {
+        let ticket = self.failures.ticket();
         let lock = self.login_lock();
         let _guard = lock.lock().await;
         if let Some(c) = self.cached()
             && c.expose_secret() != stale
         {
             return Ok(c);
+        }
+        if let Some(e) = self.failures.since(ticket) {
+            return Err(e);
         }
         // A session another process saved is worth trying only if it is newer
         // than the rejected one: an older one was voided by the same event.
@@ -160,6 +171,12 @@ impl Authenticator {
     /// login. Called with `login_lock` held; with a disk cache, the file lock is
     /// held across the login, so processes sharing the file log in once.
     async fn renew(&self, from_disk: FromDisk) -> Result<Arc<SecretString>> {
+        let outcome = self.renew_once(from_disk).await;
+        self.failures.record(&outcome);
+        outcome
+    }
+
+    async fn renew_once(&self, from_disk: FromDisk) -> Result<Arc<SecretString>> {
         let Some(disk) = self.disk.clone() else {
             return Ok(self.login_now().await?.0);
         };

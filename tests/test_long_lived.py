@@ -70,6 +70,37 @@ def test_one_login_for_many_threads_at_once(kubeflow: Stack) -> None:
     assert kubeflow.logins_at_dex(FAST_USER) == before + 1
 
 
+def test_a_failed_login_is_shared_by_the_threads_that_waited_for_it(kubeflow: Stack) -> None:
+    """Fifty threads with a wrong password make one attempt at Dex, not fifty (which
+    could lock the account in an LDAP directory); each gets the same typed error."""
+    def password_posts() -> int:
+        return kubeflow.gateway_log().count('POST /dex/ "/dex/auth/local/login')
+
+    before = password_posts()
+    m = KFPClientManager(kubeflow.api_url, FAST_USER, "wrong-password")
+    barrier = threading.Barrier(50)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            m.get_session_cookies()
+        except BaseException as e:  # noqa: BLE001 - asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 50 and all(isinstance(e, kfp_auth.InvalidCredentialsError) for e in errors)
+    assert m.logins == 1 and password_posts() == before + 1
+    # A later call is a new attempt, not the old error again.
+    with pytest.raises(kfp_auth.InvalidCredentialsError):
+        m.get_session_cookies()
+    assert m.logins == 2
+
+
 @pytest.fixture
 def restartable(tmp_path) -> Iterator[Stack]:
     with start_kubeflow_stack(tmp_path / "stack", run_seconds=4) as s:
