@@ -228,3 +228,91 @@ def test_rbac_denial_names_the_namespace_and_verb(kubeflow: Stack) -> None:
     with pytest.raises(kfp_auth.PermissionDeniedError) as ei:
         client.create_experiment(name="not-mine", namespace=NAMESPACE)
     assert ei.value.namespace == NAMESPACE and m.logins == 1
+
+
+def test_permission_denied_survives_pickling(kubeflow: Stack) -> None:
+    """Process pools send exceptions back pickled: the denial must arrive whole."""
+    import pickle
+
+    import kfp_server_api
+
+    client = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD).create_kfp_client()
+    with pytest.raises(kfp_auth.PermissionDeniedError) as ei:
+        client.list_experiments(namespace=NAMESPACE)
+    back = pickle.loads(pickle.dumps(ei.value))
+    assert type(back) is type(ei.value) and isinstance(back, kfp_server_api.ApiException)
+    assert (back.namespace, back.verb, back.status, str(back)) == (NAMESPACE, "list", 403, str(ei.value))
+    assert not any(k.lower() == "set-cookie" for k in back.headers)
+
+
+def test_other_redirects_are_followed_once(tmp_path: Path) -> None:
+    """A redirect that is not a login is followed by urllib3 as before, and the request
+    is not sent twice (a POST that creates something must reach the API once)."""
+    import json as _json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str]] = []
+
+    class Moved(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, method: str) -> None:
+            seen.append((method, self.path.split("?")[0]))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.startswith("/old/"):
+                self.send_response(307)  # keeps the method and body
+                self.send_header("Location", self.path.replace("/old/", "/new/", 1))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data = _json.dumps({"experiment_id": "e1", "display_name": _json.loads(body or b"{}").get(
+                "display_name", ""), "namespace": "ns"} if method == "POST" else {}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/old"
+        client = KFPClientManager(url).create_kfp_client()
+        import kfp_server_api
+
+        created = client._experiment_api.experiment_service_create_experiment(
+            experiment=kfp_server_api.V2beta1Experiment(display_name="once", namespace="ns"))
+        assert created.display_name == "once"
+        posts = [p for m, p in seen if m == "POST"]
+        assert posts == ["/old/apis/v2beta1/experiments", "/new/apis/v2beta1/experiments"]
+    finally:
+        server.shutdown()
+
+
+def test_a_proxy_that_wants_credentials(kubeflow: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """squid with basic auth: the login and the client both authenticate to it, from
+    user:password in the proxy URL; the password shows nowhere."""
+    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    proc, url, log = stack.start_squid(tmp_path, users={"proxyuser": "proxy-secret"})
+    try:
+        authed = url.replace("http://", "http://proxyuser:proxy-secret@")
+        m = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD, proxy=authed)
+        m.create_kfp_client().list_experiments(namespace=FAST_NAMESPACE)
+        lines = [line for line in log.read_text().splitlines() if "proxyuser" in line]
+        assert any("/oauth2/callback" in line for line in lines)  # the login, authenticated
+        assert any("/pipeline/apis/v2beta1/experiments" in line for line in lines)  # the client, too
+        assert "proxy-secret" not in repr(m)
+        # Without the credentials, squid refuses: 407, which the login reports.
+        with pytest.raises(kfp_auth.UnexpectedResponseError) as ei:
+            KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD, proxy=url).get_session_cookies()
+        assert ei.value.status == 407
+    finally:
+        proc.stop()

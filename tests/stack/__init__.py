@@ -396,11 +396,12 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
                 p.stop()
 
 
-def start_squid(workdir: Path) -> tuple[Proc, str, Path]:
+def start_squid(workdir: Path, users: dict[str, str] | None = None) -> tuple[Proc, str, Path]:
     """A real forward proxy (Debian's squid, as corporate networks run) on loopback, caching
     nothing: (proc, its URL, its access log). The log has a line per request it carried
     (`CONNECT host:port` for HTTPS, the URL for HTTP). Its files live in a folder of their
-    own that squid's unprivileged user can write."""
+    own that squid's unprivileged user can write. With `users`, it asks for basic auth
+    (its own basic_ncsa_auth helper, with a password file made by openssl)."""
     exe = "/usr/sbin/squid"
     if not os.access(exe, os.X_OK):
         raise StackError("squid is not installed: run scripts/install-system-deps.sh")
@@ -409,11 +410,21 @@ def start_squid(workdir: Path) -> tuple[Proc, str, Path]:
     d.chmod(0o777)
     conf = d / "squid.conf"
     log = d / "access.log"
+    access = "acl local src 127.0.0.1/32\nhttp_access allow local\n"
+    if users:
+        passwd = d / "passwd"
+        lines = []
+        for user, password in users.items():
+            r = subprocess.run(["openssl", "passwd", "-apr1", "-stdin"], input=password, capture_output=True,
+                               text=True, check=True)
+            lines.append(f"{user}:{r.stdout.strip()}")
+        passwd.write_text("\n".join(lines) + "\n")
+        access = (f"auth_param basic program /usr/lib/squid/basic_ncsa_auth {passwd}\n"
+                  "acl known proxy_auth REQUIRED\nacl local src 127.0.0.1/32\n"
+                  "http_access allow local known\n")
     conf.write_text(f"""\
 http_port 127.0.0.1:{port}
-acl local src 127.0.0.1/32
-http_access allow local
-http_access deny all
+{access}http_access deny all
 cache deny all
 access_log stdio:{log}
 cache_log stdio:{d}/cache.log
