@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack, start_kubeflow_stack
@@ -45,25 +45,31 @@ def test_session_is_reused_until_a_fresh_login_is_asked_for(kubeflow: Stack) -> 
     assert kubeflow.logins_at_dex(FAST_USER) == before + 3
 
 
-def test_one_login_for_many_threads_at_once(kubeflow: Stack) -> None:
-    before = kubeflow.logins_at_dex(FAST_USER)
-    m = manager(kubeflow)
-    barrier = threading.Barrier(50)
+def at_once(n: int, call: Callable[[], str]) -> tuple[list[str], list[BaseException]]:
+    """`call` from `n` threads released together: (results, errors)."""
+    barrier = threading.Barrier(n)
     results: list[str] = []
     errors: list[BaseException] = []
 
     def worker() -> None:
+        barrier.wait()
         try:
-            barrier.wait()
-            results.append(m.get_session_cookies())
-        except BaseException as e:  # noqa: BLE001 - reported below
+            results.append(call())
+        except BaseException as e:  # noqa: BLE001 - the caller asserts on them
             errors.append(e)
 
-    threads = [threading.Thread(target=worker) for _ in range(50)]
+    threads = [threading.Thread(target=worker) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results, errors
+
+
+def test_one_login_for_many_threads_at_once(kubeflow: Stack) -> None:
+    before = kubeflow.logins_at_dex(FAST_USER)
+    m = manager(kubeflow)
+    results, errors = at_once(50, m.get_session_cookies)
     assert not errors
     assert len(results) == 50 and len(set(results)) == 1
     assert m.logins == 1
@@ -78,21 +84,7 @@ def test_a_failed_login_is_shared_by_the_threads_that_waited_for_it(kubeflow: St
 
     before = password_posts()
     m = KFPClientManager(kubeflow.api_url, FAST_USER, "wrong-password")
-    barrier = threading.Barrier(50)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            m.get_session_cookies()
-        except BaseException as e:  # noqa: BLE001 - asserted below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = at_once(50, m.get_session_cookies)
     assert len(errors) == 50 and all(isinstance(e, kfp_auth.InvalidCredentialsError) for e in errors)
     assert m.logins == 1 and password_posts() == before + 1
     # A later call is a new attempt, not the old error again.
