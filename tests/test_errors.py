@@ -125,8 +125,11 @@ def test_ctrl_c_interrupts_a_login(silent_server: str) -> None:
     import subprocess
     import sys
 
+    # Python installs its KeyboardInterrupt handler only when SIGINT is not ignored, and a
+    # background job of a non-interactive shell (CI's, or `make test &`) inherits it ignored.
     code = f"""
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from kfp_auth import KFPClientManager
 m = KFPClientManager({silent_server!r}, 'u', 'p', timeout=120)
 print('ready', flush=True)
