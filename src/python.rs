@@ -672,8 +672,19 @@ fn check_settings(
     timeout: f64,
     proxy: Option<&str>,
 ) -> PyResult<()> {
-    crate::config::parse_api_url(api_url).map_err(|e| to_py(py, e))?;
+    let url = crate::config::parse_api_url(api_url).map_err(|e| to_py(py, e))?;
     let opts = options(py, skip_tls_verify, ssl_ca_cert, timeout, proxy)?;
+    if proxy.is_none()
+        && let Some((p, _)) = crate::http::env_proxy_for(&url)
+        && !p.starts_with("http")
+    {
+        return Err(PyValueError::new_err(format!(
+            "the environment (ALL_PROXY or HTTPS_PROXY/HTTP_PROXY) gives a {} proxy for api_url; kfp-auth \
+             supports http and https proxies only (SOCKS is not supported): set an http proxy, or NO_PROXY \
+             for this host",
+            p.split(':').next().unwrap_or("non-http")
+        )));
+    }
     crate::http::Transport::check(&opts).map_err(|e| to_py(py, e))
 }
 

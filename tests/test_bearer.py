@@ -336,3 +336,14 @@ def test_absurd_token_times_are_unknown_not_a_crash(tmp_path: Path) -> None:
     p.write_text(token)
     claims = KFPClientManager("http://127.0.0.1:9/pipeline", token_path=p).token_claims()
     assert claims is not None and claims["expires"] is None and claims["issued"] is None
+
+
+def test_a_socks_proxy_from_the_environment_is_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    for kw in ({"dex_username": "u", "dex_password": "p"}, {"existing_token": sa_token(1)}, {}):
+        with pytest.raises(ValueError, match="SOCKS is not supported"):
+            KFPClientManager("http://127.0.0.1:9/pipeline", **kw)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    KFPClientManager("http://127.0.0.1:9/pipeline", existing_token=sa_token(1))
