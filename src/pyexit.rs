@@ -41,6 +41,19 @@ pub fn unless_exiting<R>(f: impl FnOnce() -> R) -> Option<R> {
     Some(f())
 }
 
+/// Python has begun to exit (our hook ran): async calls cannot complete any more.
+pub fn exiting() -> bool {
+    EXITING.load(Ordering::SeqCst)
+}
+
+/// Registered with `os.register_at_fork`: a child starts with no calls in flight
+/// (a count copied from the parent would make its exit wait for nothing).
+#[pyfunction]
+pub fn _after_fork_in_child() {
+    EXITING.store(false, Ordering::SeqCst);
+    IN_PYTHON.store(0, Ordering::SeqCst);
+}
+
 /// `Python::attach` from a foreign thread, unless Python is exiting.
 pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
     unless_exiting(|| Python::attach(f))

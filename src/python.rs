@@ -215,6 +215,12 @@ where
     After: FnOnce(Python<'_>) -> PyResult<()> + Send + 'static,
 {
     runtime().map_err(runtime_err)?;
+    // An atexit handler that runs after ours would wait forever for the result.
+    if crate::pyexit::exiting() {
+        return Err(KFPAuthError::new_err(
+            "Python is exiting: async calls can no longer complete; use the blocking method here",
+        ));
+    }
     generic::future_into_py::<KfpRuntime, _, String>(py, async move {
         let result = fut.await;
         let done = crate::pyexit::attach(|py| {
@@ -746,6 +752,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Before Python finalizes, our threads stop calling into it (see pyexit.rs).
     let before_exit = wrap_pyfunction!(crate::pyexit::_before_exit, m)?;
     py.import("atexit")?.call_method1("register", (before_exit,))?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item(
+        "after_in_child",
+        wrap_pyfunction!(crate::pyexit::_after_fork_in_child, m)?,
+    )?;
+    py.import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<DexSession>()?;
     m.add_class::<BearerSession>()?;

@@ -119,7 +119,7 @@ impl Authenticator {
             return Ok(c);
         }
         if let Some(e) = self.failures.since(ticket) {
-            return Err(e);
+            return self.after_shared_failure(e, FromDisk::Any).await;
         }
         self.renew(FromDisk::Any).await
     }
@@ -142,16 +142,17 @@ impl Authenticator {
         {
             return Ok(c);
         }
-        if let Some(e) = self.failures.since(ticket) {
-            return Err(e);
-        }
         // A session another process saved is worth trying only if it is newer
         // than the rejected one: an older one was voided by the same event.
         let held_since = self
             .current_read()
             .as_ref()
             .map_or(SystemTime::UNIX_EPOCH, |c| c.obtained);
-        self.renew(FromDisk::NewerThan(stale.to_owned(), held_since)).await
+        let from_disk = FromDisk::NewerThan(stale.to_owned(), held_since);
+        if let Some(e) = self.failures.since(ticket) {
+            return self.after_shared_failure(e, from_disk).await;
+        }
+        self.renew(from_disk).await
     }
 
     fn login_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
@@ -177,28 +178,12 @@ impl Authenticator {
     }
 
     async fn renew_once(&self, from_disk: FromDisk) -> Result<Arc<SecretString>> {
-        let Some(disk) = self.disk.clone() else {
+        if self.disk.is_none() {
             return Ok(self.login_now().await?.0);
-        };
-        let mut locked = tokio::task::spawn_blocking(move || disk.lock())
-            .await
-            .map_err(join_error)??;
-        if let Some(w) = locked.warning.take() {
-            self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
         }
-        let key = self.cache_key();
-        if let Some(entry) = locked.get(&key) {
-            let usable = match &from_disk {
-                FromDisk::Any => true,
-                FromDisk::NewerThan(stale, since) => entry.cookies.expose_secret() != stale && entry.saved > *since,
-                FromDisk::No => false,
-            };
-            if usable {
-                log::debug!(target: "kfp_auth", "reusing the session cached in {}", self.disk.as_ref().map(|d| d.path().display().to_string()).unwrap_or_default());
-                let cookies = Arc::new(entry.cookies);
-                self.set_current(cookies.clone(), entry.refresh_at, entry.saved);
-                return Ok(cookies);
-            }
+        let mut locked = self.disk_lock().await?;
+        if let Some(cookies) = self.take_from_disk(&locked, &from_disk) {
+            return Ok(cookies);
         }
         let (cookies, refresh_at) = self.login_now().await?;
         let entry = Entry {
@@ -206,10 +191,53 @@ impl Authenticator {
             refresh_at,
             saved: SystemTime::now(),
         };
+        let key = self.cache_key();
         tokio::task::spawn_blocking(move || locked.put(&key, &entry))
             .await
             .map_err(join_error)??;
         Ok(cookies)
+    }
+
+    /// A login this caller waited for failed with `shared`. With a disk cache, a
+    /// session another process saved since may still serve; otherwise the error does.
+    async fn after_shared_failure(&self, shared: Error, from_disk: FromDisk) -> Result<Arc<SecretString>> {
+        if self.disk.is_none() {
+            return Err(shared);
+        }
+        let locked = self.disk_lock().await?;
+        self.take_from_disk(&locked, &from_disk).ok_or(shared)
+    }
+
+    /// The disk cache, locked (the caller checked that there is one).
+    async fn disk_lock(&self) -> Result<crate::cache::Locked> {
+        let disk = self.disk.clone().ok_or_else(|| Error::SessionCache {
+            path: "-".into(),
+            reason: "no session cache".into(),
+        })?;
+        let mut locked = tokio::task::spawn_blocking(move || disk.lock())
+            .await
+            .map_err(join_error)??;
+        if let Some(w) = locked.warning.take() {
+            self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+        }
+        Ok(locked)
+    }
+
+    /// The cached session, if `from_disk` allows it; it becomes the current one.
+    fn take_from_disk(&self, locked: &crate::cache::Locked, from_disk: &FromDisk) -> Option<Arc<SecretString>> {
+        let entry = locked.get(&self.cache_key())?;
+        let usable = match from_disk {
+            FromDisk::Any => true,
+            FromDisk::NewerThan(stale, since) => entry.cookies.expose_secret() != stale && entry.saved > *since,
+            FromDisk::No => false,
+        };
+        if !usable {
+            return None;
+        }
+        log::debug!(target: "kfp_auth", "reusing the session cached in {}", self.disk.as_ref().map(|d| d.path().display().to_string()).unwrap_or_default());
+        let cookies = Arc::new(entry.cookies);
+        self.set_current(cookies.clone(), entry.refresh_at, entry.saved);
+        Some(cookies)
     }
 
     fn cache_key(&self) -> String {

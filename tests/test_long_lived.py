@@ -321,3 +321,36 @@ def test_a_script_that_ends_right_after_an_asyncio_login_exits_cleanly(kubeflow:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(run, range(40)))
     assert results == [(0, "True")] * 40
+
+
+def test_an_async_call_from_a_later_atexit_handler_fails_instead_of_hanging() -> None:
+    """atexit runs handlers last-registered first: one registered before kfp_auth was
+    imported runs after kfp-auth's own exit hook, when async results can no longer be
+    delivered. Its async call raises at once; the blocking one still works."""
+    import subprocess
+    import sys
+
+    script = """
+import atexit, asyncio
+
+def late():
+    from kfp_auth import KFPAuthError, KFPClientManager
+    m = KFPClientManager("http://127.0.0.1:9/pipeline", "u", "p")
+    try:
+        asyncio.run(m.get_session_cookies_async())
+    except KFPAuthError as e:
+        print("async:", e)
+    try:
+        m.get_session_cookies()
+    except KFPAuthError as e:
+        print("blocking:", type(e).__name__)
+
+atexit.register(late)
+import kfp_auth
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "async: Python is exiting: async calls can no longer complete; use the blocking method here",
+        "blocking: ConnectError",
+    ]
