@@ -249,18 +249,20 @@ impl<'a> Flow<'a> {
     }
 
     /// Debug builds only: lets the tests restart the gateway between the
-    /// password post and the callback of a first login attempt.
+    /// password post and the callback of a first login attempt. The attempt
+    /// waits (at most 30 s) until the file the variable names exists.
     #[cfg(debug_assertions)]
     async fn test_pause_before_callback(&self, next: &Next) {
         let Next::Get(u) = next else { return };
         if !self.submitted || self.restarted || self.is_dex(u) {
             return;
         }
-        if let Some(ms) = std::env::var("KFP_AUTH_TEST_PAUSE_BEFORE_CALLBACK_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        let Some(go) = std::env::var_os("KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL") else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !std::path::Path::new(&go).exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 

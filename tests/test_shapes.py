@@ -143,19 +143,29 @@ def test_an_explicit_proxy_over_plain_http(kubeflow: Stack, squid: tuple[str, Pa
 def test_csrf_failure_restarts_the_login_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway restarts with a new cookie secret mid-login (as an unpinned secret does
     on a pod restart): the callback cannot read the CSRF cookie, so the login starts over."""
-    # Debug builds of the core pause the first attempt before the callback, for this test.
-    monkeypatch.setenv("KFP_AUTH_TEST_PAUSE_BEFORE_CALLBACK_MS", "3000")
+    # Debug builds of the core hold the first attempt before its callback until this file exists.
+    go = tmp_path / "go"
+    monkeypatch.setenv("KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL", str(go))
     with stack.start_kubeflow_stack(tmp_path / "s") as s:
         m = KFPClientManager(s.api_url, FAST_USER, FAST_PASSWORD)
         result: dict[str, object] = {}
-        t = threading.Thread(target=lambda: result.update(cookies=m.get_session_cookies()))
+
+        def login() -> None:
+            try:
+                result["cookies"] = m.get_session_cookies()
+            except BaseException as e:  # noqa: BLE001 - asserted below
+                result["error"] = e
+
+        t = threading.Thread(target=login)
         t.start()
         deadline = time.monotonic() + 20
         while s.logins_at_dex(FAST_USER) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert s.logins_at_dex(FAST_USER) == 1  # the password went in; the callback is pending
+        assert s.logins_at_dex(FAST_USER) == 1  # the password went in; the callback is held
         s.restart_gateway(new_cookie_secret=True)
+        go.touch()
         t.join(30)
+        assert "error" not in result, result["error"]
         assert str(result["cookies"]).startswith("oauth2_proxy_kubeflow=")
         assert "Unable to find a valid CSRF token" in s.gateway_log() or "CSRF" in s.gateway_log()
         assert s.logins_at_dex(FAST_USER) == 2 and m.logins == 1
