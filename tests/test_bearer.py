@@ -271,6 +271,23 @@ def test_password_grant_is_renewed_when_dex_changes_its_keys(tmp_path: Path) -> 
         assert m.logins == 2 and m.get_bearer_token() != old
 
 
+def test_password_grant_is_renewed_before_it_expires(tmp_path: Path) -> None:
+    """Dex's ID tokens last 8 s here: the token is renewed a quarter of its life before
+    its expiry, before it is used, so the gateway never refuses a request."""
+    with stack.start_kubeflow_stack(tmp_path / "s", password_grant=True, id_token_expiry="8s") as s:
+        m = grant_manager(s)
+        client = m.create_kfp_client()
+        client.list_experiments(namespace=FAST_NAMESPACE)
+        claims = m.token_claims()
+        assert claims is not None and claims["expires"] - claims["issued"] == 8
+        time.sleep(max(0.0, claims["expires"] - 2 - time.time()) + 0.3)  # into the renewal margin
+        client.list_experiments(namespace=FAST_NAMESPACE)
+        assert m.logins == 2
+        assert (m.token_claims() or {}).get("issued", 0) > claims["issued"]
+        refused = [line for line in s.gateway_log().splitlines() if "/apis/" in line and ('" 401 ' in line or '" 403 ' in line)]
+        assert refused == []
+
+
 def test_password_grant_errors(grant_kubeflow: Stack, kubeflow: Stack) -> None:
     with pytest.raises(kfp_auth.InvalidCredentialsError) as ei:
         KFPClientManager(grant_kubeflow.api_url, FAST_USER, "wrong", dex_client_id=CLIENT_ID,

@@ -188,14 +188,16 @@ def new_secret() -> str:
 
 
 def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors: list[dict] | None = None,
-               password_grant: bool = False) -> dict:
+               password_grant: bool = False, id_token_expiry: str | None = None) -> dict:
     """Dex as Kubeflow configures it (common/dex/base/config-map.yaml), on loopback with memory storage.
     With `connectors`, Dex offers them beside `local` (the password DB) on its connector selection page.
     With `password_grant`, Dex also takes `grant_type=password` for `local` (Kubeflow does not set this)."""
     oauth2: dict = {"skipApprovalScreen": skip_approval}
     if password_grant:
         oauth2["passwordConnector"] = "local"
+    extra: dict = {"expiry": {"idTokens": id_token_expiry}} if id_token_expiry else {}
     return {
+        **extra,
         **({"connectors": connectors} if connectors else {}),
         "issuer": issuer,
         "storage": {"type": "memory"},
@@ -331,7 +333,7 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
                          skip_approval: bool = True, cookie_expire: str = "24h", api_routes: bool = True,
                          run_seconds: float = 5.0, refuse_all: bool = False, redis: bool = False,
                          ldap: bool = False, tls: bool = False, password_grant: bool = False,
-                         cookie_csrf_expire: str | None = None) -> Stack:
+                         cookie_csrf_expire: str | None = None, id_token_expiry: str | None = None) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants.
     `ldap=True` adds a real slapd and Dex's LDAP connector `ldap` beside `local`.
     `tls=True` serves the gateway over HTTPS with a certificate from a CA made for this run
@@ -361,7 +363,8 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
 
         cfg = workdir / "dex.yaml"
         cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval, connectors=connectors,
-                                             password_grant=password_grant), indent=2))
+                                             password_grant=password_grant, id_token_expiry=id_token_expiry),
+                                  indent=2))
         dex = Proc("dex", [str(bins["dex"]), "serve", str(cfg)], f"{issuer}/healthz", workdir / "dex.log")
         dex.start()
         procs["dex"] = dex
