@@ -122,8 +122,8 @@ impl Bearer {
 
     fn refused(&self, token: &SecretString) -> Error {
         let expiry = match token::inspect(token).ok().and_then(|c| c.expires) {
-            Some(exp) if exp <= SystemTime::now() => format!(" It expired at {}.", httpdate(exp)),
-            Some(exp) => format!(" It is valid until {} by its own claims.", httpdate(exp)),
+            Some(exp) if exp <= SystemTime::now() => format!(" It expired at {}.", httpdate::fmt_http_date(exp)),
+            Some(exp) => format!(" It is valid until {} by its own claims.", httpdate::fmt_http_date(exp)),
             None => String::new(),
         };
         let what = format!(
@@ -170,10 +170,6 @@ impl Bearer {
             Source::Grant(g) => g.grants.load(Ordering::Relaxed),
         }
     }
-}
-
-fn httpdate(t: SystemTime) -> String {
-    httpdate::fmt_http_date(t)
 }
 
 /// What identifies a version of the file: the kubelet rotates a projected

@@ -11,7 +11,7 @@ use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, StatusCode, redirect};
 use url::Url;
 
-use crate::config::Options;
+use crate::config::{Options, ProxyUrl};
 use crate::error::{Error, Result};
 use crate::redact;
 
@@ -88,20 +88,25 @@ const PROXY_ENV: [&str; 8] = [
     "no_proxy",
 ];
 
-/// The proxy the environment gives for `url`, by the rules the login's client
-/// follows (reqwest's, from hyper-util): the proxy URL without credentials, and
-/// its `Proxy-Authorization` value when the variable carried user:password.
-pub fn env_proxy_for(url: &Url) -> Option<(String, Option<secrecy::SecretString>)> {
+/// The proxy for `url`: `explicit` when given, else the environment's, by the
+/// rules the login's client follows (reqwest's, from hyper-util). Returns the
+/// proxy URL without credentials, and its `Proxy-Authorization` value when the
+/// proxy URL carried user:password.
+pub fn proxy_for(url: &Url, explicit: Option<&ProxyUrl>) -> Option<(String, Option<secrecy::SecretString>)> {
+    use hyper_util::client::proxy::matcher::Matcher;
     let uri: http::Uri = url.as_str().parse().ok()?;
-    let found = hyper_util::client::proxy::matcher::Matcher::from_env().intercept(&uri)?;
+    let matcher = match explicit {
+        Some(p) => Matcher::builder().all(p.0.as_str().to_owned()).build(),
+        None => Matcher::from_env(),
+    };
+    let found = matcher.intercept(&uri)?;
     let auth = found
         .basic_auth()
         .and_then(|v| v.to_str().ok())
         .map(|v| secrecy::SecretString::from(v.to_owned()));
-    // The Uri keeps user info out of its Display only if it is not there: rebuild without it.
+    // Rebuilt from scheme and host:port, so no user info can come along.
     let proxy = found.uri();
-    let authority = proxy.authority()?;
-    let host_port = authority.as_str().rsplit('@').next()?;
+    let host_port = proxy.authority()?.as_str().rsplit('@').next()?;
     Some((format!("{}://{host_port}", proxy.scheme_str().unwrap_or("http")), auth))
 }
 

@@ -265,6 +265,12 @@ fn inspect_token<'py>(py: Python<'py>, token: &str) -> PyResult<Bound<'py, pyo3:
     claims_to_py(py, c)
 }
 
+/// The token file kfp reads in a pod: `$KF_PIPELINES_SA_TOKEN_PATH`, or the default.
+#[pyfunction]
+fn default_token_path() -> String {
+    crate::token::default_token_path().display().to_string()
+}
+
 /// The claims of the JWT in a token file, which must exist, be readable, and hold a JWT.
 #[pyfunction]
 fn inspect_token_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
@@ -681,7 +687,7 @@ fn check_settings(
     let url = crate::config::parse_api_url(api_url).map_err(|e| to_py(py, e))?;
     let opts = options(py, skip_tls_verify, ssl_ca_cert, timeout, proxy)?;
     if proxy.is_none()
-        && let Some((p, _)) = crate::http::env_proxy_for(&url)
+        && let Some((p, _)) = crate::http::proxy_for(&url, None)
         && !p.starts_with("http")
     {
         return Err(PyValueError::new_err(format!(
@@ -700,26 +706,15 @@ fn check_settings(
 #[pyfunction]
 #[pyo3(signature = (url, proxy = None))]
 fn proxy_for(py: Python<'_>, url: &str, proxy: Option<&str>) -> PyResult<Option<(String, Option<String>)>> {
-    if let Some(p) = proxy {
-        let p = crate::config::parse_proxy_url(p).map_err(|e| to_py(py, e))?.0;
-        let auth = (!p.username().is_empty()).then(|| {
-            use base64::Engine;
-            let user = percent_encoding::percent_decode_str(p.username()).decode_utf8_lossy();
-            let pass = percent_encoding::percent_decode_str(p.password().unwrap_or("")).decode_utf8_lossy();
-            let raw = zeroize::Zeroizing::new(format!("{user}:{pass}"));
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
-            )
-        });
-        let port = p.port().map(|n| format!(":{n}")).unwrap_or_default();
-        return Ok(Some((
-            format!("{}://{}{port}", p.scheme(), p.host_str().unwrap_or("")),
-            auth,
-        )));
-    }
+    let explicit = proxy
+        .map(crate::config::parse_proxy_url)
+        .transpose()
+        .map_err(|e| to_py(py, e))?;
     let url = crate::config::parse_api_url(url).map_err(|e| to_py(py, e))?;
-    Ok(crate::http::env_proxy_for(&url).map(|(p, auth)| (p, auth.map(|a| a.expose_secret().to_owned()))))
+    Ok(
+        crate::http::proxy_for(&url, explicit.as_ref())
+            .map(|(p, auth)| (p, auth.map(|a| a.expose_secret().to_owned()))),
+    )
 }
 
 /// `url` as it may be shown: origin and path, query values hidden, user info dropped.
@@ -769,6 +764,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_session_cache, m)?)?;
     m.add_function(wrap_pyfunction!(inspect_token, m)?)?;
     m.add_function(wrap_pyfunction!(inspect_token_file, m)?)?;
+    m.add_function(wrap_pyfunction!(default_token_path, m)?)?;
     m.add("TOKEN_PATH_ENV", crate::token::TOKEN_PATH_ENV)?;
     m.add("DEFAULT_TOKEN_PATH", crate::token::DEFAULT_TOKEN_PATH)?;
     m.add("TokenError", py.get_type::<TokenError>())?;

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client, proxy_for
-from kfp_auth._native import BearerSession, DexSession, check_settings, default_session_cache, redact_url
+from kfp_auth._native import (
+    BearerSession,
+    DexSession,
+    check_settings,
+    default_session_cache,
+    default_token_path,
+    redact_url,
+)
 
 if TYPE_CHECKING:
     import kfp
@@ -147,7 +154,7 @@ class KFPClientManager:
         :raises TokenError: when the token file is missing, empty, unreadable or not a JWT
         """
         if token_path is None:
-            token_path = BearerSession.from_file().path
+            token_path = default_token_path()
         return cls(
             api_url,
             token_path=token_path,

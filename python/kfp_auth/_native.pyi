@@ -26,6 +26,7 @@ __all__ = [
     "TokenError",
     "inspect_token",
     "inspect_token_file",
+    "default_token_path",
     "TOKEN_PATH_ENV",
     "DEFAULT_TOKEN_PATH",
 ]
@@ -227,6 +228,9 @@ def default_session_cache() -> str | None:
 
 def inspect_token(token: str) -> _Claims:
     """The claims of a JWT (subject, issuer, audience, expires, issued), decoded without verification."""
+
+def default_token_path() -> str:
+    """The token file kfp reads in a pod: `$KF_PIPELINES_SA_TOKEN_PATH`, or the default."""
 
 def inspect_token_file(path: str | os.PathLike[str]) -> _Claims:
     """The claims of the JWT in a token file, which must exist, be readable, and hold a JWT."""

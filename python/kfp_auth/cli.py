@@ -238,7 +238,7 @@ def cmd_token(args: argparse.Namespace) -> None:
             claims = _native.inspect_token(sys.stdin.read().strip())
             source = "standard input"
         else:
-            path = args.file or os.environ.get(_native.TOKEN_PATH_ENV) or _native.DEFAULT_TOKEN_PATH
+            path = args.file or _native.default_token_path()
             claims = _native.inspect_token_file(path)
             source = str(path)
     except _native.KFPAuthError as e:
