@@ -113,7 +113,12 @@ class BearerAuth:
         self.session = session
 
     def apply(self, headers: dict[str, Any], api_client: Any, credential: str | None = None) -> str:
-        token = self.session.token() if credential is None else credential
+        if credential is None:
+            # kfp's auth settings put the token there a moment ago (existing_token, or our
+            # credentials hook): take it rather than ask the session a second time.
+            given = next((str(v) for k, v in headers.items() if k.lower() == "authorization"), "")
+            credential = given[len("Bearer "):] if given.startswith("Bearer ") else self.session.token()
+        token = credential
         _set_header(headers, "Authorization", f"Bearer {token}")
         _set_header(headers, "Cookie", None)  # the token is the credential; no stray session cookie
         return token
@@ -287,15 +292,17 @@ class _StopAtLogin:
 
     def __init__(self, inner: Any) -> None:
         self._kfp_auth_inner = inner
+        self._kfp_auth_retry = importlib.import_module("urllib3.util.retry").Retry
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._kfp_auth_inner, name)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        retry_cls = importlib.import_module("urllib3.util.retry").Retry
+        retry_cls = self._kfp_auth_retry
         retries = retry_cls.from_int(
             kwargs.pop("retries", None) or self._kfp_auth_inner.connection_pool_kw.get("retries"),
         )
+        # A copy of the request's own Retry, that stops at login redirects.
         stop = retries.new()
         stop.__class__ = _stop_at_login_retry(retry_cls)
         return self._kfp_auth_inner.request(method, url, *args, retries=stop, **kwargs)
