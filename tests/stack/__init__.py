@@ -46,6 +46,13 @@ FAST_USER = "fast@example.com"
 FAST_PASSWORD = "password"
 FAST_HASH = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W"
 FAST_NAMESPACE = "kubeflow-fast-example-com"
+
+
+def many_users(n: int) -> list[tuple[str, str]]:
+    """`n` more static users, `user<i>@example.com` with the cost-10 FAST_PASSWORD, and
+    their namespaces: for benchmarks and the soak, which log in as many users at once."""
+    return [(f"user{i}@example.com", f"kubeflow-user{i}-example-com") for i in range(n)]
+
 # The in-cluster identity a pipeline pod's ServiceAccount token stands for.
 SA_IDENTITY = "system:serviceaccount:kubeflow-user-example-com:default-editor"
 
@@ -188,10 +195,11 @@ def new_secret() -> str:
 
 
 def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors: list[dict] | None = None,
-               password_grant: bool = False, id_token_expiry: str | None = None) -> dict:
+               password_grant: bool = False, id_token_expiry: str | None = None, extra_users: int = 0) -> dict:
     """Dex as Kubeflow configures it (common/dex/base/config-map.yaml), on loopback with memory storage.
     With `connectors`, Dex offers them beside `local` (the password DB) on its connector selection page.
-    With `password_grant`, Dex also takes `grant_type=password` for `local` (Kubeflow does not set this)."""
+    With `password_grant`, Dex also takes `grant_type=password` for `local` (Kubeflow does not set this).
+    `extra_users` adds `many_users(n)`."""
     oauth2: dict = {"skipApprovalScreen": skip_approval}
     if password_grant:
         oauth2["passwordConnector"] = "local"
@@ -208,6 +216,8 @@ def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors
         "staticPasswords": [
             {"email": USER, "hash": USER_HASH, "username": "user", "userID": "15841185641784"},
             {"email": FAST_USER, "hash": FAST_HASH, "username": "fast", "userID": "15841185641785"},
+            *({"email": email, "hash": FAST_HASH, "username": email.split("@")[0], "userID": f"2000{i}"}
+              for i, (email, _) in enumerate(many_users(extra_users))),
         ],
         "staticClients": [
             {"id": CLIENT_ID, "name": "Kubeflow", "secret": CLIENT_SECRET, "redirectURIs": ["/oauth2/callback"]},
@@ -305,7 +315,8 @@ def ca_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, 
 
 def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
                   tls: tuple[Path, Path] | None = None, run_seconds: float = 5.0,
-                  refuse_all: bool = False, token_files: dict[Path, str] | None = None) -> tuple[Proc, str]:
+                  refuse_all: bool = False, token_files: dict[Path, str] | None = None,
+                  extra_users: int = 0) -> tuple[Proc, str]:
     port = free_port()
     argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
             "--run-seconds", str(run_seconds),
@@ -315,6 +326,8 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
     # The identity oauth2-proxy forwards is the mail.
     argv += ["--grant", f"{LDAP_EMAIL}={LDAP_NAMESPACE}", "--grant", f"{MANY_GROUPS_EMAIL}={LDAP_NAMESPACE}"]
     argv += ["--grant", f"{SA_IDENTITY}={NAMESPACE}"]
+    for email, ns in many_users(extra_users):
+        argv += ["--grant", f"{email}={ns}"]
     if require_auth:
         argv.append("--require-auth")
     if tls:
@@ -333,11 +346,13 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
                          skip_approval: bool = True, cookie_expire: str = "24h", api_routes: bool = True,
                          run_seconds: float = 5.0, refuse_all: bool = False, redis: bool = False,
                          ldap: bool = False, tls: bool = False, password_grant: bool = False,
-                         cookie_csrf_expire: str | None = None, id_token_expiry: str | None = None) -> Stack:
+                         cookie_csrf_expire: str | None = None, id_token_expiry: str | None = None,
+                         extra_users: int = 0) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants.
     `ldap=True` adds a real slapd and Dex's LDAP connector `ldap` beside `local`.
     `tls=True` serves the gateway over HTTPS with a certificate from a CA made for this run
-    (`Stack.ca`). `password_grant=True` lets Dex take `grant_type=password`."""
+    (`Stack.ca`). `password_grant=True` lets Dex take `grant_type=password`.
+    `extra_users` seeds Dex (and the API's grants) with `many_users(n)`."""
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     gw_port, dex_port = free_port(), free_port()
@@ -358,12 +373,14 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
 
             procs["slapd"], ldap_port = start_slapd(workdir)
             connectors.append(dex_ldap_connector(ldap_port))
-        kfp, kfp_url = start_kfp_api(workdir, require_auth=True, run_seconds=run_seconds, refuse_all=refuse_all)
+        kfp, kfp_url = start_kfp_api(workdir, require_auth=True, run_seconds=run_seconds, refuse_all=refuse_all,
+                                     extra_users=extra_users)
         procs["kfp-api"] = kfp
 
         cfg = workdir / "dex.yaml"
         cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval, connectors=connectors,
-                                             password_grant=password_grant, id_token_expiry=id_token_expiry),
+                                             password_grant=password_grant, id_token_expiry=id_token_expiry,
+                                             extra_users=extra_users),
                                   indent=2))
         dex = Proc("dex", [str(bins["dex"]), "serve", str(cfg)], f"{issuer}/healthz", workdir / "dex.log")
         dex.start()
