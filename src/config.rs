@@ -19,9 +19,11 @@ pub struct Options {
     pub max_redirects: usize,
     /// Bound on each response body read.
     pub max_body_bytes: usize,
-    /// Go from Dex's `/auth` straight to `/auth/<connector>` (one round trip
-    /// fewer); `diagnose` turns it off to read the connector selection page.
-    pub connector_shortcut: bool,
+    /// Skip the requests whose answers Dex fixes: go from `/auth` straight to
+    /// `/auth/<connector>`, post the credentials without reading the password
+    /// form, and approve without reading the approval page (a round trip fewer
+    /// each). `diagnose` turns this off to read every page.
+    pub shortcuts: bool,
     /// Keep each server's certificate, for `diagnose` to describe.
     pub tls_info: bool,
     /// A proxy for every request. When unset, `HTTPS_PROXY`, `HTTP_PROXY`,
@@ -47,7 +49,7 @@ impl Default for Options {
             timeout: Duration::from_secs(30),
             max_redirects: 10,
             max_body_bytes: 1 << 20,
-            connector_shortcut: true,
+            shortcuts: true,
             tls_info: false,
             proxy: None,
         }

@@ -31,7 +31,7 @@ pub async fn diagnose(cfg: &LoginConfig) -> Diagnosis {
         password: SecretString::from(cfg.password.expose_secret()),
         connector: cfg.connector.clone(),
         options: Options {
-            connector_shortcut: false,
+            shortcuts: false,
             tls_info: true,
             ..cfg.options.clone()
         },

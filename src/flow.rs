@@ -229,12 +229,17 @@ impl<'a> Flow<'a> {
                 if let Some(id) = self.connector_of(&target) {
                     self.seen.connectors = vec![id];
                 }
-                next = match self.connector_shortcut(&target) {
-                    Some(shortcut) => {
-                        selection_fallback = Some(target);
-                        Next::Get(shortcut)
-                    }
-                    None => Next::Get(target),
+                next = if let Some(shortcut) = self.connector_shortcut(&target) {
+                    selection_fallback = Some(target);
+                    Next::Get(shortcut)
+                } else if self.posts_credentials_to(&reply.url, &target) {
+                    self.before_login = SecretString::from(cookie_header(&self.jar, &self.cfg.api_url));
+                    self.submitted = true;
+                    Next::PostCredentials(target, Vec::new())
+                } else if self.approves_at(&reply.url, &target) {
+                    Next::Post(target, vec![("approval".into(), "approve".into())])
+                } else {
+                    Next::Get(target)
                 };
                 continue;
             }
@@ -473,9 +478,7 @@ impl<'a> Flow<'a> {
             return None;
         }
         self.note_dex(target);
-        if self.shortcut_tried
-            || !self.cfg.options.connector_shortcut
-            || target.query_pairs().any(|(k, _)| k == "connector_id")
+        if self.shortcut_tried || !self.cfg.options.shortcuts || target.query_pairs().any(|(k, _)| k == "connector_id")
         {
             return None;
         }
@@ -484,6 +487,39 @@ impl<'a> Flow<'a> {
         let path = format!("{}/{}", target.path(), self.cfg.connector);
         u.set_path(&path);
         Some(u)
+    }
+
+    /// Dex's password form (any connector, any theme) posts `login` and `password`
+    /// back to the URL it is served at, `<dex>/auth/<connector>/login?state=…`, and
+    /// carries no other field: Dex's redirect there can take the post directly.
+    fn posts_credentials_to(&self, from: &Url, target: &Url) -> bool {
+        let Some(dex) = self.dex.as_ref() else { return false };
+        let connector = target
+            .path()
+            .strip_prefix(&dex.prefix)
+            .and_then(|r| r.strip_prefix("/auth/"))
+            .and_then(|r| r.strip_suffix("/login"))
+            .filter(|id| !id.contains('/'))
+            .map(|id| percent_encoding::percent_decode_str(id).decode_utf8_lossy());
+        self.cfg.options.shortcuts
+            && !self.submitted
+            && self.is_dex(from)
+            && target.origin() == from.origin()
+            && connector.is_some_and(|id| id == self.cfg.connector)
+            && target.query_pairs().any(|(k, _)| k == "state")
+    }
+
+    /// Dex's approval page posts `approval=approve` back to its own URL, whose
+    /// `req` (and `hmac`) Dex reads from the query as well: the redirect there
+    /// after the credentials can take the post directly.
+    fn approves_at(&self, from: &Url, target: &Url) -> bool {
+        let Some(dex) = self.dex.as_ref() else { return false };
+        self.cfg.options.shortcuts
+            && self.submitted
+            && self.is_dex(from)
+            && self.is_dex(target)
+            && target.path() == format!("{}/approval", dex.prefix)
+            && target.query_pairs().any(|(k, _)| k == "req")
     }
 
     fn observe_authorization_request(&mut self, u: &Url) {
@@ -811,6 +847,58 @@ mod tests {
                 err.to_string().contains("Dex says: Requested resource does not exist."),
                 "{err}"
             );
+        });
+    }
+
+    #[test]
+    fn credentials_go_straight_only_to_dexs_own_form_url_for_our_connector() {
+        let c = cfg("http://gw/p", "local");
+        let u = |s: &str| Url::parse(s).unwrap();
+        with_flow(&c, |f| {
+            let from = u("http://gw/dex/auth/local?client_id=c&response_type=code");
+            // Dex is not known yet: nothing is posted blind.
+            assert!(!f.posts_credentials_to(&from, &u("http://gw/dex/auth/local/login?state=s1")));
+            f.note_dex(&from);
+            assert!(f.posts_credentials_to(&from, &u("http://gw/dex/auth/local/login?back=&state=s1")));
+            for target in [
+                "http://gw/dex/auth/ldap/login?state=s1",    // another connector
+                "http://gw/dex/auth/local/login?back=",      // no auth request id
+                "http://evil/dex/auth/local/login?state=s1", // another origin
+                "https://gw/dex/auth/local/login?state=s1",  // another scheme
+                "http://gw/other/auth/local/login?state=s1", // not under Dex
+                "http://gw/dex/auth/local/x/login?state=s1", // not Dex's form path
+            ] {
+                assert!(!f.posts_credentials_to(&from, &u(target)), "{target}");
+            }
+            // Only from Dex's own redirect.
+            assert!(!f.posts_credentials_to(&u("http://gw/pipeline"), &u("http://gw/dex/auth/local/login?state=s1")));
+            // Approval goes straight only after the credentials, under Dex, with `req`.
+            let approval = u("http://gw/dex/approval?req=r1&hmac=h");
+            assert!(!f.approves_at(&from, &approval), "before the credentials");
+            f.submitted = true;
+            assert!(
+                !f.posts_credentials_to(&from, &u("http://gw/dex/auth/local/login?state=s1")),
+                "posted once"
+            );
+            assert!(f.approves_at(&from, &approval));
+            assert!(!f.approves_at(&from, &u("http://gw/dex/approval?hmac=h")));
+            assert!(!f.approves_at(&from, &u("http://evil/dex/approval?req=r1")));
+        });
+        let off = LoginConfig::new(
+            "http://gw/p",
+            "jane",
+            SecretString::from("pw"),
+            "local",
+            Options {
+                shortcuts: false,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        with_flow(&off, |f| {
+            let from = Url::parse("http://gw/dex/auth/local?client_id=c&response_type=code").unwrap();
+            f.note_dex(&from);
+            assert!(!f.posts_credentials_to(&from, &Url::parse("http://gw/dex/auth/local/login?state=s1").unwrap()));
         });
     }
 
