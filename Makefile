@@ -4,9 +4,10 @@
 PYTHON ?= python3
 VENV   := .venv
 KFP18  := .cache/venv-kfp18
+BENCH  := .cache/venv-bench
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python bench-sessions clean
+.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python bench bench-sessions clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
@@ -54,6 +55,20 @@ test-rust:
 
 test-python: develop stack system-deps
 	$(VENV)/bin/python -m pytest
+
+# kfp-auth against the documented pure-Python login, side by side on the local
+# real stack; writes bench/RESULTS.md, bench/results.txt and bench/ratios.png.
+# Its own venv holds an installed release wheel (the tests use a debug, editable one).
+$(BENCH)/.installed: requirements-bench.txt requirements-dev.txt
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/pip install $(PIP_Q) -r requirements-bench.txt
+	touch $@
+
+bench: $(BENCH)/.installed stack system-deps
+	rm -rf target/bench-wheels
+	$(BENCH)/bin/maturin build --release --quiet --out target/bench-wheels
+	$(BENCH)/bin/pip install $(PIP_Q) --force-reinstall --no-deps target/bench-wheels/*.whl
+	$(BENCH)/bin/python -W ignore bench/run.py
 
 # Figures for long-lived sessions (a report; see bench/sessions.py).
 bench-sessions: develop stack

@@ -1,0 +1,454 @@
+"""kfp-auth against the pure-Python baseline (bench/baseline.py), side by side, in one run.
+
+    make bench        (a release build in its own venv; writes bench/RESULTS.md,
+                       bench/results.txt and bench/ratios.png)
+
+Everything runs against the local real stack the tests use: the real Dex and
+the real oauth2-proxy (and, for Kubeflow <= 1.8, the oidc-authservice and
+Envoy test doubles), in front of the KFP API test server. Within each figure
+the baseline and kfp-auth alternate, and the figures are medians with their
+spread (the 25th to 75th percentile) and ratios: absolute times on a shared
+2-core machine mean little. This is a report: nothing here passes or fails,
+and no test depends on it.
+
+B1 round trips per fresh login, per gateway shape, counted at the gateway
+B2 client CPU (user+sys of this process) per login, 200 sequential logins
+B3 10 successive create_kfp_client() calls in one process
+B4 import cost, wall and peak RSS, each in a fresh interpreter
+B5 200 concurrent logins of 200 distinct users: asyncio against a thread pool
+B6 per-request time of a kfp-auth kfp.Client against a bare one, same cookie
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import baseline  # noqa: E402
+import stack  # noqa: E402
+from stack.authservice import gateway_requests as authservice_requests  # noqa: E402
+from stack.authservice import start_authservice_stack  # noqa: E402
+
+import kfp_auth  # noqa: E402
+from kfp_auth import KFPClientManager  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+IMPLS = ("baseline", "kfp-auth")
+
+# The fewest requests a client that is told only api_url and the credentials
+# can log in with, per shape (README, "Round trips"):
+#   GET api_url            the only way to learn whether and how it is guarded
+#   GET /oauth2/start      oauth2-proxy's CSRF cookie, state and PKCE challenge
+#   GET <dex>/auth/<id>    Dex makes the auth request whose id the form posts back
+#   POST the credentials   straight to Dex's form URL, which Dex fixes
+#   POST the approval      (1.9's approval screen) straight to Dex's approval URL
+#   GET the callback       the gateway redeems the code and sets the session
+MINIMUM = {"1.10+ oauth2-proxy": 5, "1.9 approval screen": 6, "two connectors (LDAP too)": 5,
+           "<=1.8 oidc-authservice": 4}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def spread(xs: list[float]) -> tuple[float, float]:
+    if len(xs) < 4:
+        return min(xs), max(xs)
+    q = statistics.quantiles(xs, n=4)
+    return q[0], q[2]
+
+
+def order(i: int) -> tuple[str, str]:
+    """Alternate which implementation goes first, round by round."""
+    return IMPLS if i % 2 == 0 else IMPLS[::-1]
+
+
+def oauth2_proxy_requests(s: stack.Stack) -> int:
+    return sum(1 for line in s.gateway_log().splitlines() if '" HTTP/1.1 "' in line and "/ping" not in line)
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+
+    def say(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+
+def fmt_ms(xs: list[float]) -> str:
+    lo, hi = spread(xs)
+    return f"{median(xs) * 1e3:8.2f} ms ({lo * 1e3:.2f}-{hi * 1e3:.2f})"
+
+
+# B1 -------------------------------------------------------------------------------------------
+
+@contextmanager
+def shape_stacks(workdir: Path) -> Iterator[list[tuple[str, stack.Stack, Callable[[stack.Stack], int]]]]:
+    stacks = []
+    try:
+        for name, kw in (("1.9 approval screen", {"skip_approval": False}),
+                         ("two connectors (LDAP too)", {"ldap": True})):
+            stacks.append((name, stack.start_kubeflow_stack(workdir / name.split()[0], **kw), oauth2_proxy_requests))
+        stacks.append(("<=1.8 oidc-authservice", start_authservice_stack(workdir / "authservice"),
+                       lambda s: len(authservice_requests(s))))
+        yield stacks
+    finally:
+        for _, s, _ in stacks:
+            s.stop()
+
+
+def b1(r: Report, main: stack.Stack, workdir: Path, rounds: int) -> None:
+    r.say("B1  HTTP requests per fresh login, counted at the gateway (every request goes through it)")
+    rows = {}
+    with shape_stacks(workdir) as others:
+        for name, s, count in [("1.10+ oauth2-proxy", main, oauth2_proxy_requests), *others]:
+            seen: dict[str, list[int]] = {i: [] for i in IMPLS}
+            for i in range(rounds):
+                for impl in order(i):
+                    n0 = count(s)
+                    if impl == "kfp-auth":
+                        KFPClientManager(s.api_url, stack.FAST_USER, stack.FAST_PASSWORD).get_session_cookies()
+                    else:
+                        baseline.session_cookies(s.api_url, stack.FAST_USER, stack.FAST_PASSWORD)
+                    seen[impl].append(count(s) - n0)
+            b, k = median(seen["baseline"]), median(seen["kfp-auth"])
+            rows[name] = {"baseline": b, "kfp-auth": k, "minimum": MINIMUM[name],
+                          "constant": all(len(set(v)) == 1 for v in seen.values())}
+            r.say(f"    {name:28} baseline {b:4.0f}   kfp-auth {k:4.0f}   protocol minimum {MINIMUM[name]}"
+                  f"   ({'the same in every round' if rows[name]['constant'] else 'varied: ' + str(seen)})")
+    r.data["B1"] = rows
+
+
+# B2 -------------------------------------------------------------------------------------------
+
+def b2(r: Report, s: stack.Stack, logins: int, label: str, user: str, password: str) -> None:
+    pids = {n: s.procs[n].popen.pid for n in ("dex", "oauth2-proxy", "kfp-api")}  # type: ignore[union-attr]
+    walls: dict[str, list[float]] = {i: [] for i in IMPLS}
+    cpus: dict[str, list[float]] = {i: [] for i in IMPLS}
+    server: dict[str, dict[str, float]] = {i: {n: 0.0 for n in pids} for i in IMPLS}
+
+    def one(impl: str) -> tuple[float, float]:
+        c, t = time.process_time(), time.perf_counter()
+        if impl == "kfp-auth":
+            KFPClientManager(s.api_url, user, password).get_session_cookies()
+        else:
+            baseline.session_cookies(s.api_url, user, password)
+        return time.perf_counter() - t, time.process_time() - c
+
+    for impl in IMPLS:  # warm-up: first-use costs (connection pools, lazy imports) are not per login
+        for _ in range(3):
+            one(impl)
+    for i in range(logins):
+        for impl in order(i):
+            before = {n: cpu_seconds(p) for n, p in pids.items()}
+            wall, cpu = one(impl)
+            for n, p in pids.items():
+                server[impl][n] += cpu_seconds(p) - before[n]
+            walls[impl].append(wall)
+            cpus[impl].append(cpu)
+    row = {}
+    r.say(f"B2  per fresh login, {logins} sequential logins each, {label}")
+    for impl in IMPLS:
+        per = {n: v / logins for n, v in server[impl].items()}
+        row[impl] = {"wall": median(walls[impl]), "cpu": median(cpus[impl]), "cpu_spread": spread(cpus[impl]),
+                     "wall_spread": spread(walls[impl]), "server": per}
+        r.say(f"    {impl:9} wall {fmt_ms(walls[impl])}   client CPU {fmt_ms(cpus[impl])}   "
+              f"server CPU (mean): Dex {per['dex'] * 1e3:.1f} ms, oauth2-proxy {per['oauth2-proxy'] * 1e3:.1f} ms,"
+              f" API {per['kfp-api'] * 1e3:.1f} ms")
+    ratio = row["baseline"]["cpu"] / row["kfp-auth"]["cpu"]
+    r.say(f"    client CPU: kfp-auth uses 1/{ratio:.1f} of the baseline's (target: at most 1/5)")
+    row["ratio"] = ratio
+    r.data.setdefault("B2", {})[label] = row
+
+
+# B3 -------------------------------------------------------------------------------------------
+
+def b3(r: Report, s: stack.Stack, rounds: int) -> None:
+    walls: dict[str, list[float]] = {i: [] for i in IMPLS}
+    trips: dict[str, list[int]] = {i: [] for i in IMPLS}
+    logins: dict[str, list[int]] = {i: [] for i in IMPLS}
+    for i in range(rounds):
+        for impl in order(i):
+            n0, d0, t = oauth2_proxy_requests(s), s.logins_at_dex(stack.USER), time.perf_counter()
+            if impl == "kfp-auth":
+                m = KFPClientManager(s.api_url, stack.USER, stack.PASSWORD)
+            else:
+                m = baseline.BaselineClientManager(s.api_url, stack.USER, stack.PASSWORD)  # type: ignore[assignment]
+            for _ in range(10):
+                m.create_kfp_client()
+            walls[impl].append(time.perf_counter() - t)
+            trips[impl].append(oauth2_proxy_requests(s) - n0)
+            logins[impl].append(s.logins_at_dex(stack.USER) - d0)
+    r.say(f"B3  10 successive create_kfp_client() in one process (bcrypt cost 12), {rounds} rounds each")
+    row = {}
+    for impl in IMPLS:
+        row[impl] = {"wall": median(walls[impl]), "wall_spread": spread(walls[impl]),
+                     "requests": median(trips[impl]), "logins": median(logins[impl])}
+        r.say(f"    {impl:9} {median(logins[impl]):3.0f} logins at Dex   {median(trips[impl]):4.0f} gateway requests"
+              f" (kfp's own included)   wall {fmt_ms(walls[impl])}")
+    row["ratio"] = row["baseline"]["wall"] / row["kfp-auth"]["wall"]
+    r.say(f"    wall: kfp-auth takes 1/{row['ratio']:.1f} of the baseline's; requests "
+          f"{row['baseline']['requests']:.0f} -> {row['kfp-auth']['requests']:.0f}")
+    r.data["B3"] = row
+
+
+# B4 -------------------------------------------------------------------------------------------
+
+def run_worker(args: list[str]) -> tuple[dict, float, float]:
+    """(its JSON, its peak RSS in MiB, its user+sys CPU seconds from wait4)."""
+    p = subprocess.Popen([sys.executable, "-W", "ignore", str(HERE / "worker.py"), *args], stdout=subprocess.PIPE)
+    out = p.stdout.read()  # type: ignore[union-attr]
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"worker {args[:2]} exited with {p.returncode}")
+    res = json.loads(out)
+    return res, res["peak_rss_kib"] / 1024, ru.ru_utime + ru.ru_stime
+
+
+def b4(r: Report, rounds: int) -> None:
+    cases = {"nothing (the interpreter alone)": "pass", "baseline (the documented imports)": baseline.DOCUMENTED_IMPORTS,
+             "baseline (requests alone)": "import requests", "kfp-auth": "import kfp_auth"}
+    walls: dict[str, list[float]] = {c: [] for c in cases}
+    rss: dict[str, list[float]] = {c: [] for c in cases}
+    for i in range(rounds):
+        names = list(cases) if i % 2 == 0 else list(cases)[::-1]
+        for c in names:
+            out, peak, _ = run_worker(["imports", cases[c]])
+            walls[c].append(out["wall"])
+            rss[c].append(peak)
+    r.say(f"B4  import cost in a fresh interpreter, {rounds} runs each (peak RSS includes the interpreter)")
+    row = {}
+    for c in cases:
+        row[c] = {"wall": median(walls[c]), "wall_spread": spread(walls[c]), "rss": median(rss[c])}
+        r.say(f"    {c:36} {fmt_ms(walls[c])}   peak RSS {median(rss[c]):6.1f} MiB")
+    doc, ours = row["baseline (the documented imports)"], row["kfp-auth"]
+    row["ratio"] = doc["wall"] / ours["wall"]
+    row["ratio_requests"] = row["baseline (requests alone)"]["wall"] / ours["wall"]
+    r.say(f"    wall: import kfp_auth takes 1/{row['ratio']:.0f} of the documented imports' "
+          f"(target: at most 1/10), 1/{row['ratio_requests']:.1f} of `import requests` alone")
+    r.data["B4"] = row
+
+
+# B5 -------------------------------------------------------------------------------------------
+
+def b5(r: Report, s: stack.Stack, users: int, rounds: int) -> None:
+    dex = s.procs["dex"].popen.pid  # type: ignore[union-attr]
+    variants = {"kfp-auth (asyncio)": ["--impl", "kfp-auth"],
+                f"baseline ({users} threads)": ["--impl", "baseline", "--pool", str(users)],
+                "baseline (default pool)": ["--impl", "baseline", "--pool", str(min(32, (os.cpu_count() or 1) + 4))]}
+    res: dict[str, dict[str, list[float]]] = {v: {"wall": [], "rss": [], "cpu": [], "dex": []} for v in variants}
+    for i in range(rounds):
+        names = list(variants) if i % 2 == 0 else list(variants)[::-1]
+        for v in names:
+            d0 = cpu_seconds(dex)
+            out, peak, cpu = run_worker(["concurrent", "--api", s.api_url, "--users", str(users), *variants[v]])
+            if out["sessions"] != users:
+                raise RuntimeError(f"{v}: {out['sessions']} of {users} logins gave a session")
+            res[v]["wall"].append(out["wall"])
+            res[v]["rss"].append(peak)
+            res[v]["cpu"].append(cpu)
+            res[v]["dex"].append(cpu_seconds(dex) - d0)
+    r.say(f"B5  {users} concurrent logins of {users} distinct users (bcrypt cost 10), {rounds} rounds each")
+    row = {}
+    for v in variants:
+        x = res[v]
+        row[v] = {k: median(x[k]) for k in x} | {"wall_spread": spread(x["wall"])}
+        r.say(f"    {v:22} wall {median(x['wall']):6.2f} s ({spread(x['wall'])[0]:.2f}-{spread(x['wall'])[1]:.2f})"
+              f"   peak client RSS {median(x['rss']):6.1f} MiB   client CPU {median(x['cpu']):5.2f} s"
+              f"   Dex CPU {median(x['dex']):5.2f} s")
+    ours, base = row["kfp-auth (asyncio)"], row[f"baseline ({users} threads)"]
+    row["wall_ratio"] = base["wall"] / ours["wall"]
+    row["rss_ratio"] = base["rss"] / ours["rss"]
+    row["rss_ratio_default_pool"] = row["baseline (default pool)"]["rss"] / ours["rss"]
+    r.say(f"    against {users} threads: wall {row['wall_ratio']:.2f}x (target: at least 1x), peak RSS 1/"
+          f"{row['rss_ratio']:.1f} (target: at most 1/3); against the default pool: peak RSS 1/"
+          f"{row['rss_ratio_default_pool']:.1f}")
+    r.say(f"    Dex's CPU for {users} logins is the floor: {median(res['kfp-auth (asyncio)']['dex']):.1f} s on "
+          f"{os.cpu_count()} cores = {median(res['kfp-auth (asyncio)']['dex']) / (os.cpu_count() or 1):.1f} s of wall")
+    r.data["B5"] = row
+
+
+# B6 -------------------------------------------------------------------------------------------
+
+def b6(r: Report, s: stack.Stack, calls: int, block: int) -> None:
+    import kfp
+
+    m = KFPClientManager(s.api_url, stack.FAST_USER, stack.FAST_PASSWORD)
+    clients = {"kfp-auth": m.create_kfp_client(), "bare kfp.Client": kfp.Client(host=s.api_url,
+                                                                               cookies=m.get_session_cookies())}
+    times: dict[str, list[float]] = {c: [] for c in clients}
+    for c in clients.values():
+        for _ in range(20):
+            c.list_experiments(namespace=stack.FAST_NAMESPACE)
+    names = list(clients)
+    for i in range(calls // block):
+        for c in (names if i % 2 == 0 else names[::-1]):
+            client = clients[c]
+            for _ in range(block):
+                t = time.perf_counter()
+                client.list_experiments(namespace=stack.FAST_NAMESPACE)
+                times[c].append(time.perf_counter() - t)
+    r.say(f"B6  list_experiments through the gateway, {calls} calls each, alternating in blocks of {block}")
+    row = {c: {"median": median(times[c]), "spread": spread(times[c]), "mean": statistics.fmean(times[c])}
+           for c in clients}
+    for c in clients:
+        r.say(f"    {c:16} per call {fmt_ms(times[c])}   mean {row[c]['mean'] * 1e3:.2f} ms")
+    row["ratio"] = row["kfp-auth"]["median"] / row["bare kfp.Client"]["median"]
+    row["ratio_mean"] = row["kfp-auth"]["mean"] / row["bare kfp.Client"]["mean"]
+    r.say(f"    kfp-auth / bare: {row['ratio']:.3f}x by medians, {row['ratio_mean']:.3f}x by means (target: at most"
+          " 1.05x)")
+    r.data["B6"] = row
+
+
+# Output ---------------------------------------------------------------------------------------
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    v = stack.versions()
+    return {"kfp-auth": kfp_auth.__version__, "Dex": v["dex"], "oauth2-proxy": v["oauth2-proxy"],
+            "kfp": md.version("kfp"), "requests": md.version("requests"), "Python": platform.python_version()}
+
+
+def chart(data: dict, path: Path) -> list[tuple[str, float, float]]:
+    """A bar per target: how many times better than the baseline, against the target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b1 = data["B1"]["1.10+ oauth2-proxy"]
+    bars = [
+        ("B1 requests per login (1.10+)", b1["baseline"] / b1["kfp-auth"], b1["baseline"] / b1["minimum"]),
+        ("B2 client CPU per login (cost 12)", data["B2"]["bcrypt cost 12"]["ratio"], 5.0),
+        ("B3 10 x create_kfp_client, wall", data["B3"]["ratio"], 1.0),
+        ("B4 import, wall", data["B4"]["ratio"], 10.0),
+        ("B5 200 concurrent logins, wall", data["B5"]["wall_ratio"], 1.0),
+        ("B5 200 concurrent logins, peak RSS", data["B5"]["rss_ratio"], 3.0),
+        ("B6 per request (bare / kfp-auth)", 1 / data["B6"]["ratio"], 1 / 1.05),
+    ]
+    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
+    ys = range(len(bars))[::-1]
+    for y, (label, value, target) in zip(ys, bars):
+        ax.barh(y, value, color="#2b7bba" if value >= target else "#d9534f")
+        ax.plot([target, target], [y - 0.4, y + 0.4], color="black", lw=2)
+        ax.text(value * 1.05, y, f"{value:.2f}x", va="center", fontsize=9)
+    ax.set_yticks(list(ys), [b[0] for b in bars], fontsize=9)
+    ax.set_xscale("log")
+    ax.axvline(1, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("baseline / kfp-auth (higher is better for kfp-auth; log scale). Black tick: the target.")
+    ax.set_title("kfp-auth against the documented pure-Python login, one run")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return bars
+
+
+def results_md(r: Report, info: dict, bars: list[tuple[str, float, float]], took: float) -> str:
+    d = r.data
+    met = lambda v, t: "met" if v >= t else "**missed**"  # noqa: E731
+    c12, c10 = d["B2"]["bcrypt cost 12"], d["B2"]["bcrypt cost 10"]
+
+    def split(row: dict) -> str:
+        k = row["kfp-auth"]
+        server = sum(k["server"].values())
+        return (f"{k['wall'] * 1e3:.0f} ms wall: Dex {k['server']['dex'] * 1e3:.0f} ms CPU, oauth2-proxy "
+                f"{k['server']['oauth2-proxy'] * 1e3:.1f} ms, API {k['server']['kfp-api'] * 1e3:.1f} ms, kfp-auth "
+                f"{k['cpu'] * 1e3:.2f} ms ({k['cpu'] / k['wall'] * 100:.1f}% of the wall; servers "
+                f"{server / k['wall'] * 100:.0f}%)")
+
+    table = "\n".join(f"| {label} | {value:.2f}x | {target:.2f}x | {met(value, target)} |"
+                      for label, value, target in bars)
+    return f"""# Benchmark results
+
+Made by `make bench` ({info['date']}, {took / 60:.1f} minutes) on {info['cores']} cores:
+{', '.join(f'{k} {v}' for k, v in info['versions'].items())}.
+Regenerated by every run; do not edit by hand. The method is in `bench/run.py`'s
+docstring and in the README's "Benchmarks" section. The baseline is
+`bench/baseline.py`: our own `requests` implementation of the documented login.
+
+![ratios](ratios.png)
+
+| figure | baseline / kfp-auth | target | |
+|---|---|---|---|
+{table}
+
+B1's target is "fewer than the baseline, at the protocol's minimum"; its tick
+marks the ratio that the minimum gives. B6's bar is bare / kfp-auth, so 1.0 is
+no overhead and the target is kfp-auth at most 1.05 times the bare client.
+
+## Where a login's time goes
+
+The bcrypt cost of Dex's password hash dominates a login's wall time, and it
+is Dex's time, not ours. kfp-auth's share is its own CPU:
+
+- bcrypt cost 12 (Kubeflow's default hash): {split(c12)}
+- bcrypt cost 10: {split(c10)}
+
+## The whole run's output
+
+```
+{chr(10).join(r.lines)}
+```
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--logins", type=int, default=200, help="B2: sequential logins per implementation")
+    p.add_argument("--users", type=int, default=200, help="B5: concurrent logins")
+    p.add_argument("--rounds", type=int, default=3, help="B1, B3 and B5 rounds")
+    p.add_argument("--import-runs", type=int, default=15, help="B4: runs per case")
+    p.add_argument("--calls", type=int, default=500, help="B6: calls per client")
+    p.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.txt and ratios.png go")
+    a = p.parse_args()
+
+    os.environ.setdefault("HOME", tempfile.mkdtemp())
+    started = time.perf_counter()
+    info = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cores": os.cpu_count(),
+            "versions": versions()}
+    r = Report()
+    r.say(f"kfp-auth benchmarks, {info['date']}, {info['cores']} cores, "
+          + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    with tempfile.TemporaryDirectory() as d, stack.start_kubeflow_stack(Path(d) / "main", extra_users=a.users) as s:
+        b1(r, s, Path(d), a.rounds)
+        b2(r, s, a.logins, "bcrypt cost 12", stack.USER, stack.PASSWORD)
+        b2(r, s, a.logins, "bcrypt cost 10", stack.FAST_USER, stack.FAST_PASSWORD)
+        b3(r, s, a.rounds)
+        b4(r, a.import_runs)
+        b5(r, s, a.users, a.rounds)
+        b6(r, s, a.calls, 25)
+    took = time.perf_counter() - started
+    r.say(f"took {took:.0f} s")
+    a.out.mkdir(parents=True, exist_ok=True)
+    bars = chart(r.data, a.out / "ratios.png")
+    (a.out / "results.txt").write_text("\n".join(r.lines) + "\n")
+    (a.out / "RESULTS.md").write_text(results_md(r, info, bars, took))
+    print(f"wrote {a.out / 'RESULTS.md'}, results.txt and ratios.png")
+
+
+if __name__ == "__main__":
+    main()
