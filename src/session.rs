@@ -247,6 +247,7 @@ impl Authenticator {
     async fn login_now(&self) -> Result<(Arc<SecretString>, Option<SystemTime>)> {
         self.logins.fetch_add(1, Ordering::Relaxed);
         let transport = self.transport()?;
+        let turn = transport.login_turn().await;
         let started = SystemTime::now();
         log::debug!(
             target: "kfp_auth",
@@ -255,7 +256,9 @@ impl Authenticator {
             self.cfg.username,
             self.cfg.connector
         );
-        let session = match flow::login(&self.cfg, &transport).await {
+        let session = flow::login(&self.cfg, &transport).await;
+        drop(turn);
+        let session = match session {
             Ok(s) => s,
             Err(e) => {
                 log::info!(target: "kfp_auth", "login to {} failed: {e}", crate::redact::url(&self.cfg.api_url));
