@@ -1,7 +1,11 @@
 """One benchmark measurement in a process of its own, so its peak RSS and CPU are its own.
 
     python bench/worker.py imports  STATEMENT
-    python bench/worker.py concurrent --impl kfp-auth|baseline --api URL --users N [--pool K]
+    python bench/worker.py concurrent --impl kfp-auth|baseline --api URL --users N [--pool K] [--documented-imports]
+
+The users are the stack's `user<i>@example.com`; their password comes in
+$KFP_BENCH_PASSWORD (never an argument). The worker imports nothing of the
+test stack, so its memory is the login's alone.
 
 Prints one JSON object, with the process's peak RSS (VmHWM: `wait4`'s
 ru_maxrss would count the parent's memory at fork time too). The parent
@@ -12,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def imports(statement: str) -> dict:
@@ -25,17 +27,16 @@ def imports(statement: str) -> dict:
     return {"wall": time.perf_counter() - t}
 
 
-def concurrent(impl: str, api: str, users: int, pool: int) -> dict:
-    from stack import FAST_PASSWORD, many_users
-
-    emails = [email for email, _ in many_users(users)]
+def concurrent(impl: str, api: str, users: int, pool: int, documented_imports: bool) -> dict:
+    password = os.environ["KFP_BENCH_PASSWORD"]
+    emails = [f"user{i}@example.com" for i in range(users)]  # stack.many_users
     if impl == "kfp-auth":
         import asyncio
 
         from kfp_auth import KFPClientManager
 
         async def run() -> list[str]:
-            managers = [KFPClientManager(api, e, FAST_PASSWORD) for e in emails]
+            managers = [KFPClientManager(api, e, password) for e in emails]
             return await asyncio.gather(*(m.get_session_cookies_async() for m in managers))
 
         t = time.perf_counter()
@@ -45,9 +46,11 @@ def concurrent(impl: str, api: str, users: int, pool: int) -> dict:
 
         import baseline
 
+        if documented_imports:  # the documented class's module imports kfp too
+            exec(baseline.DOCUMENTED_IMPORTS, {})
         t = time.perf_counter()
         with ThreadPoolExecutor(max_workers=pool) as ex:
-            cookies = list(ex.map(lambda e: baseline.session_cookies(api, e, FAST_PASSWORD), emails))
+            cookies = list(ex.map(lambda e: baseline.session_cookies(api, e, password), emails))
     wall = time.perf_counter() - t
     return {"wall": wall, "sessions": sum(1 for c in cookies if c)}
 
@@ -62,8 +65,9 @@ def main() -> None:
     c.add_argument("--api", required=True)
     c.add_argument("--users", type=int, required=True)
     c.add_argument("--pool", type=int, default=200)
+    c.add_argument("--documented-imports", action="store_true")
     a = p.parse_args()
-    out = imports(a.statement) if a.what == "imports" else concurrent(a.impl, a.api, a.users, a.pool)
+    out = imports(a.statement) if a.what == "imports" else concurrent(a.impl, a.api, a.users, a.pool, a.documented_imports)
     status = Path("/proc/self/status").read_text()
     out["peak_rss_kib"] = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
     print(json.dumps(out))
