@@ -371,6 +371,7 @@ def chart(data: dict, path: Path) -> list[tuple[str, float, float]]:
         ax.text(value * 1.05, y, f"{value:.2f}x", va="center", fontsize=9)
     ax.set_yticks(list(ys), [b[0] for b in bars], fontsize=9)
     ax.set_xscale("log")
+    ax.set_xlim(right=max(v for _, v, _ in bars) * 2.5)
     ax.axvline(1, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("baseline / kfp-auth (higher is better for kfp-auth; log scale). Black tick: the target.")
     ax.set_title("kfp-auth against the documented pure-Python login, one run")
