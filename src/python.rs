@@ -140,16 +140,32 @@ fn steps_to_py<'py>(py: Python<'py>, steps: &[crate::http::Step]) -> PyResult<Bo
 
 /// Run a core future on the shared runtime with the GIL released, waking every
 /// 100 ms to let Python handle signals, so Ctrl-C interrupts a login promptly.
-fn block_on<T: Send>(py: Python<'_>, fut: impl Future<Output = crate::Result<T>> + Send) -> PyResult<T> {
+/// The future runs as a task on the runtime's threads, which also see its I/O:
+/// polled on this thread instead, every I/O event would cost two thread wake-ups
+/// (15 per login, a third of a login's CPU). An interrupt aborts the task.
+fn block_on<T: Send + 'static>(
+    py: Python<'_>,
+    fut: impl Future<Output = crate::Result<T>> + Send + 'static,
+) -> PyResult<T> {
     let rt = runtime().map_err(runtime_err)?;
     let outcome: PyResult<crate::Result<T>> = py.detach(|| {
+        let mut task = rt.spawn(fut);
         rt.block_on(async {
-            tokio::pin!(fut);
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_millis(100),
+                Duration::from_millis(100),
+            );
             loop {
                 tokio::select! {
-                    r = &mut fut => return Ok(r),
-                    _ = tick.tick() => Python::attach(|py| py.check_signals())?,
+                    r = &mut task => return r.map_err(|e| {
+                        PyRuntimeError::new_err(format!("kfp-auth's task ended without an answer ({e})"))
+                    }),
+                    _ = tick.tick() => {
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
+                            task.abort();
+                            return Err(e);
+                        }
+                    }
                 }
             }
         })
@@ -331,7 +347,7 @@ impl DexSession {
     fn blocking<F, Fut>(&self, py: Python<'_>, call: F) -> PyResult<String>
     where
         F: FnOnce(Arc<Authenticator>) -> Fut,
-        Fut: Future<Output = crate::Result<Arc<SecretString>>> + Send,
+        Fut: Future<Output = crate::Result<Arc<SecretString>>> + Send + 'static,
     {
         let c = block_on(py, call(self.auth.clone()));
         warn_all(py, &self.auth)?;
