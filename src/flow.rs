@@ -553,6 +553,17 @@ impl<'a> Flow<'a> {
                 format!("a link or Location with scheme `{}`, not http(s)", u.scheme()),
             ));
         }
+        if reply.url.scheme() == "https" && u.scheme() == "http" && !self.cfg.options.allow_insecure_redirect {
+            return Err(self.unexpected(
+                reply,
+                format!(
+                    "the login was sent from https to http ({}): the password and session cookies would \
+                     travel unencrypted, so kfp-auth stops here. Fix the gateway's or Dex's URLs (a \
+                     redirect_uri or issuer with http://), or pass allow_insecure_redirect=True to go on",
+                    redact::url(&u)
+                ),
+            ));
+        }
         Ok(u)
     }
 
@@ -963,6 +974,27 @@ mod tests {
         assert!(with_flow(&c, |f| f.on_page(&r, None)).is_err());
     }
 
+    #[test]
+    fn a_login_sent_from_https_down_to_http_stops_unless_allowed() {
+        let down = redirect("GET", "https://gw/p", 302, Some("http://gw/dex/auth?client_id=c"));
+        let c = cfg("https://gw/p", "local");
+        let e = with_flow(&c, |f| f.redirect_target(&down)).unwrap_err();
+        assert!(
+            e.to_string().contains("from https to http") && e.to_string().contains("allow_insecure_redirect=True"),
+            "{e}"
+        );
+        // Links and form actions go through the same check.
+        let page = reply("GET", "https://gw/dex/auth", 200, "text/html", SELECTION);
+        let link = with_flow(&c, |f| f.resolve(&page, "http://gw/dex/auth/local"));
+        assert!(link.is_err());
+        let mut opted_in = cfg("https://gw/p", "local");
+        opted_in.options.allow_insecure_redirect = true;
+        let u = with_flow(&opted_in, |f| f.redirect_target(&down)).unwrap();
+        assert_eq!(u.as_str(), "http://gw/dex/auth?client_id=c");
+        // Up from http to https is fine.
+        let up = redirect("GET", "http://gw/p", 302, Some("https://gw/p"));
+        assert!(with_flow(&cfg("http://gw/p", "local"), |f| f.redirect_target(&up)).is_ok());
+    }
     #[test]
     fn a_401_that_is_not_oauth2_proxys_is_not_followed() {
         let c = cfg("http://gw/pipeline", "local");
