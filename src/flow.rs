@@ -528,6 +528,12 @@ impl<'a> Flow<'a> {
                     .into(),
             ));
         }
+        if reply.location_unreadable {
+            return Err(self.unexpected(
+                reply,
+                "a redirect whose Location header is not ASCII text (bytes that are not a URL)".into(),
+            ));
+        }
         let Some(loc) = reply.location.as_deref() else {
             return Err(self.unexpected(reply, "a redirect without a Location header".into()));
         };
@@ -626,6 +632,7 @@ mod tests {
             url: Url::parse(url).unwrap(),
             status: StatusCode::from_u16(status).unwrap(),
             location: None,
+            location_unreadable: false,
             content_type: Some(content_type.into()),
             body: body.as_bytes().to_vec(),
             set_cookies: Vec::new(),
@@ -875,6 +882,10 @@ mod tests {
                 .redirect_target(&redirect("GET", "http://gw/p", 302, Some("javascript:alert(1)")))
                 .unwrap_err();
             assert!(e.to_string().contains("scheme `javascript`"), "{e}");
+            let mut bytes = redirect("GET", "http://gw/p", 302, None);
+            bytes.location_unreadable = true;
+            let e = f.redirect_target(&bytes).unwrap_err();
+            assert!(e.to_string().contains("not ASCII text"), "{e}");
             let ok = f
                 .redirect_target(&redirect("GET", "http://gw/a/b", 302, Some("../c?d=1")))
                 .unwrap();

@@ -26,6 +26,8 @@ pub struct Reply {
     pub url: Url,
     pub status: StatusCode,
     pub location: Option<String>,
+    /// A `Location` header was sent but is not ASCII text (it is not in `location`).
+    pub location_unreadable: bool,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
     /// The names of the cookies this response set.
@@ -263,10 +265,9 @@ impl Transport {
             .collect();
         let set_cookies = raw_cookies.iter().map(|c| c.name().to_owned()).collect();
         jar.store_response_cookies(raw_cookies.into_iter(), url);
-        let location = headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let location_header = headers.get(header::LOCATION);
+        let location = location_header.and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location_unreadable = location_header.is_some() && location.is_none();
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -299,6 +300,7 @@ impl Transport {
             url: url.clone(),
             status,
             location,
+            location_unreadable,
             content_type,
             body,
             set_cookies,
