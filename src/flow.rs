@@ -352,7 +352,12 @@ impl<'a> Flow<'a> {
                     }),
                 }
             }
-            Page::Password { form, .. } => {
+            Page::Password {
+                form,
+                unfillable,
+                forms,
+                ..
+            } => {
                 self.note_dex(&reply.url);
                 if self.submitted {
                     // Dex shows the form again (401 since v2.36, 200 before) on bad credentials.
@@ -362,14 +367,40 @@ impl<'a> Flow<'a> {
                         url: redact::url(&reply.url),
                     });
                 }
+                if forms > 1 {
+                    return Err(self.unexpected(
+                        reply,
+                        format!(
+                            "the page has {forms} password forms where Dex shows one; kfp-auth cannot tell \
+                             which one is Dex's, so it sends the password to none"
+                        ),
+                    ));
+                }
+                if !unfillable.is_empty() {
+                    return Err(self.unexpected(
+                        reply,
+                        format!(
+                            "the password form also asks for {}, which kfp-auth cannot fill in (it fills \
+                             login and password only); the password was not sent. Is this Dex's own login \
+                             form, and does the connector need a second factor?",
+                            unfillable
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
                 let target = self.form_target(reply, &form)?;
                 if target.origin() != reply.url.origin() {
                     return Err(self.unexpected(
                         reply,
                         format!(
                             "the password form would send the credentials to {}, another origin than \
-                             the form's own; kfp-auth refuses to",
-                            redact::origin(&target)
+                             the form's own ({}, where the gateway's redirects led); kfp-auth sends the \
+                             password only to the origin that served the form, and did not send it",
+                            redact::origin(&target),
+                            redact::origin(&reply.url)
                         ),
                     ));
                 }
@@ -1005,6 +1036,18 @@ mod tests {
         // Up from http to https is fine.
         let up = redirect("GET", "http://gw/p", 302, Some("https://gw/p"));
         assert!(with_flow(&cfg("http://gw/p", "local"), |f| f.redirect_target(&up)).is_ok());
+    }
+
+    #[test]
+    fn password_forms_it_cannot_fill_or_tell_apart_get_no_password() {
+        let c = cfg("http://gw/p", "local");
+        let url = "http://gw/dex/auth/local/login?state=s1";
+        let otp = PASSWORD.replace("</form>", r#"<input name="otp"></form>"#);
+        let e = with_flow(&c, |f| f.on_page(&reply("GET", url, 200, "text/html", &otp), None)).unwrap_err();
+        assert!(e.to_string().contains("`otp`"), "{e}");
+        let two = format!("{PASSWORD}{PASSWORD}");
+        let e = with_flow(&c, |f| f.on_page(&reply("GET", url, 200, "text/html", &two), None)).unwrap_err();
+        assert!(e.to_string().contains("2 password forms"), "{e}");
     }
     #[test]
     fn a_401_that_is_not_oauth2_proxys_is_not_followed() {
