@@ -136,6 +136,8 @@ struct Flow<'a> {
     /// whose expiry is the session's.
     session_cookie_names: Vec<String>,
     submitted: bool,
+    /// A reply from outside Dex came after the credentials went in: Dex took them.
+    left_dex: bool,
     shortcut_tried: bool,
     requests: usize,
     /// The gateway's callback failed on its CSRF cookie.
@@ -158,6 +160,7 @@ impl<'a> Flow<'a> {
             before_login: SecretString::from(String::new()),
             session_cookie_names: Vec::new(),
             submitted: false,
+            left_dex: false,
             shortcut_tried: false,
             requests: 0,
             csrf_failed: false,
@@ -175,6 +178,7 @@ impl<'a> Flow<'a> {
         self.before_login = fresh.before_login;
         self.session_cookie_names.clear();
         self.submitted = false;
+        self.left_dex = false;
         self.shortcut_tried = false;
         self.csrf_failed = false;
         self.restarted = true;
@@ -202,6 +206,7 @@ impl<'a> Flow<'a> {
             // gateway's callback. It is done once it has set a session cookie for
             // `api_url`; a gateway that sets it a redirect later is followed.
             if self.submitted && !self.is_dex(&reply.url) {
+                self.left_dex = true;
                 self.session_cookie_names.extend(reply.set_cookies.iter().cloned());
                 if let Some(done) = self.session_if_set(&reply) {
                     return Ok(done);
@@ -222,6 +227,11 @@ impl<'a> Flow<'a> {
                 }
                 let target = self.redirect_target(&reply)?;
                 self.check_connector_redirect(&target)?;
+                if self.left_dex && is_authorization_request(&target) {
+                    // Dex took the password and the gateway asks for a login again: its
+                    // callback's cookie was not kept, or is not sent back.
+                    return Err(self.cookie_not_kept(&reply));
+                }
                 if is_authorization_request(&target) {
                     self.login_started = true;
                     self.observe_authorization_request(&target);
@@ -359,6 +369,10 @@ impl<'a> Flow<'a> {
                 ..
             } => {
                 self.note_dex(&reply.url);
+                if self.left_dex {
+                    // Dex took the password once; its form again means the gateway lost the session.
+                    return Err(self.cookie_not_kept(reply));
+                }
                 if self.submitted {
                     // Dex shows the form again (401 since v2.36, 200 before) on bad credentials.
                     return Err(Error::InvalidCredentials {
@@ -462,6 +476,27 @@ impl<'a> Flow<'a> {
             "the gateway's callback did not accept the login".to_owned()
         };
         self.unexpected(reply, detail)
+    }
+
+    /// Dex took the password, then the gateway asked for a login again: the session
+    /// cookie its callback set was refused by the jar or does not go to `api_url`.
+    fn cookie_not_kept(&self, reply: &Reply) -> Error {
+        let set = if self.session_cookie_names.is_empty() {
+            String::new()
+        } else {
+            // Names only: values are secrets.
+            format!(" (it set {})", self.session_cookie_names.join(", "))
+        };
+        self.unexpected(
+            reply,
+            format!(
+                "Dex accepted the login, but the gateway's callback set no cookie that would be sent to {}{set}, \
+                 so the gateway asked for a login again. Check the gateway's cookie domain, path and Secure \
+                 settings (a Secure cookie is not sent over plain http, but to localhost and loopback \
+                 addresses)",
+                redact::url(&self.cfg.api_url)
+            ),
+        )
     }
 
     fn started(&self) -> bool {
@@ -1048,6 +1083,26 @@ mod tests {
         let two = format!("{PASSWORD}{PASSWORD}");
         let e = with_flow(&c, |f| f.on_page(&reply("GET", url, 200, "text/html", &two), None)).unwrap_err();
         assert!(e.to_string().contains("2 password forms"), "{e}");
+    }
+
+    #[test]
+    fn the_form_again_after_dex_took_the_password_is_a_cookie_problem() {
+        let c = cfg("http://gw/pipeline", "local");
+        with_flow(&c, |f| {
+            let url = "http://gw/dex/auth/local/login?state=s1";
+            assert!(f.on_page(&reply("GET", url, 200, "text/html", PASSWORD), None).is_ok());
+            f.left_dex = true;
+            f.session_cookie_names = vec!["sess".into()];
+            let e = f
+                .on_page(&reply("GET", url, 200, "text/html", PASSWORD), None)
+                .unwrap_err();
+            assert!(matches!(e, Error::UnexpectedResponse { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("Dex accepted the login") && msg.contains("(it set sess)") && msg.contains("Secure"),
+                "{msg}"
+            );
+        });
     }
     #[test]
     fn a_401_that_is_not_oauth2_proxys_is_not_followed() {
