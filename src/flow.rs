@@ -433,7 +433,7 @@ impl<'a> Flow<'a> {
             }
             Page::Other | Page::Connectors(_) if status.is_success() && !self.started() => Ok(None),
             Page::DexError(msg) => Err(self.unexpected(reply, format!("Dex says: {msg}"))),
-            _ => Err(self.unexpected(reply, describe(reply, self.started()))),
+            _ => Err(self.unexpected(reply, describe(reply, self.started(), self.is_dex(&reply.url)))),
         }
     }
 
@@ -472,6 +472,10 @@ impl<'a> Flow<'a> {
                  (check the gateway's cookie domain, path and Secure settings)",
                 redact::url(&self.cfg.api_url)
             )
+        } else if status.is_server_error() {
+            "the gateway's callback failed with a server error: it could not finish the login at Dex \
+             (is Dex running, and reachable from the gateway?); the gateway's log says more"
+                .to_owned()
         } else {
             "the gateway's callback did not accept the login".to_owned()
         };
@@ -670,13 +674,19 @@ fn dex_prefix(u: &Url) -> Option<String> {
     Some(path[..idx].to_owned())
 }
 
-fn describe(reply: &Reply, started: bool) -> String {
+fn describe(reply: &Reply, started: bool, at_dex: bool) -> String {
     let status = reply.status;
     match (status.as_u16(), started) {
         (401 | 403, false) => "the endpoint refused the request without offering a Dex, \
              oauth2-proxy or oidc-authservice login; check api_url"
             .into(),
         (502..=504, true) => "a gateway could not reach the next hop (is Dex running?)".into(),
+        (500..=599, true) if at_dex => {
+            "Dex failed with a server error; Dex's log says why (in Kubeflow: kubectl logs -n auth deploy/dex), \
+             then try again"
+                .into()
+        }
+        (500..=599, true) => "the gateway failed with a server error; its log says why, then try again".into(),
         (_, true) => "a page that is not part of a Dex login".into(),
         (s, false) if s >= 500 => "the server failed before any login page".into(),
         _ => "not a Kubeflow Pipelines endpoint, nor a login page; check api_url".into(),
@@ -1104,6 +1114,24 @@ mod tests {
             );
         });
     }
+
+    #[test]
+    fn server_errors_say_whose_they_are() {
+        let c = cfg("http://gw/pipeline", "local");
+        with_flow(&c, |f| {
+            f.note_dex(&Url::parse("http://gw/dex/auth").unwrap());
+            let at_dex = reply("POST", "http://gw/dex/auth/local/login", 500, "text/plain", "boom");
+            let e = f.on_page(&at_dex, None).unwrap_err().to_string();
+            assert!(e.contains("Dex failed with a server error"), "{e}");
+            let at_gw = reply("GET", "http://gw/other", 500, "text/plain", "boom");
+            let e = f.on_page(&at_gw, None).unwrap_err().to_string();
+            assert!(e.contains("the gateway failed"), "{e}");
+            let cb = reply("GET", "http://gw/oauth2/callback?code=x", 500, "text/plain", "boom");
+            let e = f.callback_failed(&cb).to_string();
+            assert!(e.contains("could not finish the login at Dex"), "{e}");
+        });
+    }
+
     #[test]
     fn a_401_that_is_not_oauth2_proxys_is_not_followed() {
         let c = cfg("http://gw/pipeline", "local");
