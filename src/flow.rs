@@ -193,7 +193,7 @@ impl<'a> Flow<'a> {
         let mut selection_fallback: Option<Url> = None;
         loop {
             #[cfg(debug_assertions)]
-            self.test_pause_before_callback(&next).await;
+            self.test_hold(&next).await;
             let reply = self.send(&next).await?;
             if let Some(cert) = &reply.peer_certificate {
                 let origin = redact::origin(&reply.url);
@@ -258,16 +258,22 @@ impl<'a> Flow<'a> {
         }
     }
 
-    /// Debug builds only: lets the tests restart the gateway between the
-    /// password post and the callback of a first login attempt. The attempt
-    /// waits (at most 30 s) until the file the variable names exists.
+    /// Debug builds only: lets the tests act on the stack (restart the gateway, stop
+    /// Dex) at a chosen point of a first login attempt. The attempt waits (at most
+    /// 30 s) until the file the variable names exists:
+    /// `KFP_AUTH_TEST_HOLD_CREDENTIALS_UNTIL` before the password post,
+    /// `KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL` between the password post and the callback.
     #[cfg(debug_assertions)]
-    async fn test_pause_before_callback(&self, next: &Next) {
-        let Next::Get(u) = next else { return };
-        if !self.submitted || self.restarted || self.is_dex(u) {
+    async fn test_hold(&self, next: &Next) {
+        if self.restarted {
             return;
         }
-        let Some(go) = std::env::var_os("KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL") else {
+        let var = match next {
+            Next::PostCredentials(..) => "KFP_AUTH_TEST_HOLD_CREDENTIALS_UNTIL",
+            Next::Get(u) if self.submitted && !self.is_dex(u) => "KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL",
+            _ => return,
+        };
+        let Some(go) = std::env::var_os(var) else {
             return;
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
