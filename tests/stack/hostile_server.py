@@ -193,6 +193,10 @@ class HostileServer:
 
     def stop(self) -> None:
         self.stopping.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way; close() alone does not
+        except OSError:
+            pass
         self._sock.close()
         with self._lock:
             conns = list(self._conns)
