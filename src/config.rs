@@ -29,6 +29,9 @@ pub struct Options {
     /// A proxy for every request. When unset, `HTTPS_PROXY`, `HTTP_PROXY`,
     /// `ALL_PROXY` and `NO_PROXY` (or their lowercase forms) apply, as in `requests`.
     pub proxy: Option<ProxyUrl>,
+    /// Follow a login from https down to plain http (a redirect, link or form that
+    /// leaves TLS). Off by default: the password and cookies would travel unencrypted.
+    pub allow_insecure_redirect: bool,
 }
 
 /// A proxy URL, which may carry the proxy's own credentials: `Debug` shows it without them.
@@ -52,6 +55,7 @@ impl Default for Options {
             shortcuts: true,
             tls_info: false,
             proxy: None,
+            allow_insecure_redirect: false,
         }
     }
 }

@@ -71,11 +71,13 @@ pub enum Error {
     },
 
     /// The TLS handshake failed, usually on certificate verification.
-    #[error(
-        "TLS failed for {url}: {detail}. If the gateway's certificate is signed by a private CA, \
-         pass that CA's PEM file as ssl_ca_cert=...; to skip verification, set skip_tls_verify=True"
-    )]
-    Tls { url: String, detail: String },
+    #[error("TLS failed for {url}: {detail}. {remedy}")]
+    Tls {
+        url: String,
+        detail: String,
+        /// What to do, by cause: a CA bundle for an unknown issuer, renewal for an expired certificate...
+        remedy: &'static str,
+    },
 
     /// No TCP connection could be made, or it broke.
     #[error("could not connect to {url}: {detail}; check api_url and that the gateway is reachable")]

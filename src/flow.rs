@@ -136,6 +136,8 @@ struct Flow<'a> {
     /// whose expiry is the session's.
     session_cookie_names: Vec<String>,
     submitted: bool,
+    /// A reply from outside Dex came after the credentials went in: Dex took them.
+    left_dex: bool,
     shortcut_tried: bool,
     requests: usize,
     /// The gateway's callback failed on its CSRF cookie.
@@ -158,6 +160,7 @@ impl<'a> Flow<'a> {
             before_login: SecretString::from(String::new()),
             session_cookie_names: Vec::new(),
             submitted: false,
+            left_dex: false,
             shortcut_tried: false,
             requests: 0,
             csrf_failed: false,
@@ -175,6 +178,7 @@ impl<'a> Flow<'a> {
         self.before_login = fresh.before_login;
         self.session_cookie_names.clear();
         self.submitted = false;
+        self.left_dex = false;
         self.shortcut_tried = false;
         self.csrf_failed = false;
         self.restarted = true;
@@ -189,7 +193,7 @@ impl<'a> Flow<'a> {
         let mut selection_fallback: Option<Url> = None;
         loop {
             #[cfg(debug_assertions)]
-            self.test_pause_before_callback(&next).await;
+            self.test_hold(&next).await;
             let reply = self.send(&next).await?;
             if let Some(cert) = &reply.peer_certificate {
                 let origin = redact::origin(&reply.url);
@@ -202,6 +206,7 @@ impl<'a> Flow<'a> {
             // gateway's callback. It is done once it has set a session cookie for
             // `api_url`; a gateway that sets it a redirect later is followed.
             if self.submitted && !self.is_dex(&reply.url) {
+                self.left_dex = true;
                 self.session_cookie_names.extend(reply.set_cookies.iter().cloned());
                 if let Some(done) = self.session_if_set(&reply) {
                     return Ok(done);
@@ -222,6 +227,11 @@ impl<'a> Flow<'a> {
                 }
                 let target = self.redirect_target(&reply)?;
                 self.check_connector_redirect(&target)?;
+                if self.left_dex && is_authorization_request(&target) {
+                    // Dex took the password and the gateway asks for a login again: its
+                    // callback's cookie was not kept, or is not sent back.
+                    return Err(self.cookie_not_kept(&reply));
+                }
                 if is_authorization_request(&target) {
                     self.login_started = true;
                     self.observe_authorization_request(&target);
@@ -253,16 +263,22 @@ impl<'a> Flow<'a> {
         }
     }
 
-    /// Debug builds only: lets the tests restart the gateway between the
-    /// password post and the callback of a first login attempt. The attempt
-    /// waits (at most 30 s) until the file the variable names exists.
+    /// Debug builds only: lets the tests act on the stack (restart the gateway, stop
+    /// Dex) at a chosen point of a first login attempt. The attempt waits (at most
+    /// 30 s) until the file the variable names exists:
+    /// `KFP_AUTH_TEST_HOLD_CREDENTIALS_UNTIL` before the password post,
+    /// `KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL` between the password post and the callback.
     #[cfg(debug_assertions)]
-    async fn test_pause_before_callback(&self, next: &Next) {
-        let Next::Get(u) = next else { return };
-        if !self.submitted || self.restarted || self.is_dex(u) {
+    async fn test_hold(&self, next: &Next) {
+        if self.restarted {
             return;
         }
-        let Some(go) = std::env::var_os("KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL") else {
+        let var = match next {
+            Next::PostCredentials(..) => "KFP_AUTH_TEST_HOLD_CREDENTIALS_UNTIL",
+            Next::Get(u) if self.submitted && !self.is_dex(u) => "KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL",
+            _ => return,
+        };
+        let Some(go) = std::env::var_os(var) else {
             return;
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -357,8 +373,17 @@ impl<'a> Flow<'a> {
                     }),
                 }
             }
-            Page::Password { form, .. } => {
+            Page::Password {
+                form,
+                unfillable,
+                forms,
+                ..
+            } => {
                 self.note_dex(&reply.url);
+                if self.left_dex {
+                    // Dex took the password once; its form again means the gateway lost the session.
+                    return Err(self.cookie_not_kept(reply));
+                }
                 if self.submitted {
                     // Dex shows the form again (401 since v2.36, 200 before) on bad credentials.
                     return Err(Error::InvalidCredentials {
@@ -367,14 +392,40 @@ impl<'a> Flow<'a> {
                         url: redact::url(&reply.url),
                     });
                 }
+                if forms > 1 {
+                    return Err(self.unexpected(
+                        reply,
+                        format!(
+                            "the page has {forms} password forms where Dex shows one; kfp-auth cannot tell \
+                             which one is Dex's, so it sends the password to none"
+                        ),
+                    ));
+                }
+                if !unfillable.is_empty() {
+                    return Err(self.unexpected(
+                        reply,
+                        format!(
+                            "the password form also asks for {}, which kfp-auth cannot fill in (it fills \
+                             login and password only); the password was not sent. Is this Dex's own login \
+                             form, and does the connector need a second factor?",
+                            unfillable
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
                 let target = self.form_target(reply, &form)?;
                 if target.origin() != reply.url.origin() {
                     return Err(self.unexpected(
                         reply,
                         format!(
                             "the password form would send the credentials to {}, another origin than \
-                             the form's own; kfp-auth refuses to",
-                            redact::origin(&target)
+                             the form's own ({}, where the gateway's redirects led); kfp-auth sends the \
+                             password only to the origin that served the form, and did not send it",
+                            redact::origin(&target),
+                            redact::origin(&reply.url)
                         ),
                     ));
                 }
@@ -393,7 +444,7 @@ impl<'a> Flow<'a> {
             }
             Page::Other | Page::Connectors(_) if status.is_success() && !self.started() => Ok(None),
             Page::DexError(msg) => Err(self.unexpected(reply, format!("Dex says: {msg}"))),
-            _ => Err(self.unexpected(reply, describe(reply, self.started()))),
+            _ => Err(self.unexpected(reply, describe(reply, self.started(), self.is_dex(&reply.url)))),
         }
     }
 
@@ -432,10 +483,35 @@ impl<'a> Flow<'a> {
                  (check the gateway's cookie domain, path and Secure settings)",
                 redact::url(&self.cfg.api_url)
             )
+        } else if status.is_server_error() {
+            "the gateway's callback failed with a server error: it could not finish the login at Dex \
+             (is Dex running, and reachable from the gateway?); the gateway's log says more"
+                .to_owned()
         } else {
             "the gateway's callback did not accept the login".to_owned()
         };
         self.unexpected(reply, detail)
+    }
+
+    /// Dex took the password, then the gateway asked for a login again: the session
+    /// cookie its callback set was refused by the jar or does not go to `api_url`.
+    fn cookie_not_kept(&self, reply: &Reply) -> Error {
+        let set = if self.session_cookie_names.is_empty() {
+            String::new()
+        } else {
+            // Names only: values are secrets.
+            format!(" (it set {})", self.session_cookie_names.join(", "))
+        };
+        self.unexpected(
+            reply,
+            format!(
+                "Dex accepted the login, but the gateway's callback set no cookie that would be sent to {}{set}, \
+                 so the gateway asked for a login again. Check the gateway's cookie domain, path and Secure \
+                 settings (a Secure cookie is not sent over plain http, but to localhost and loopback \
+                 addresses)",
+                redact::url(&self.cfg.api_url)
+            ),
+        )
     }
 
     fn started(&self) -> bool {
@@ -564,6 +640,12 @@ impl<'a> Flow<'a> {
                     .into(),
             ));
         }
+        if reply.location_unreadable {
+            return Err(self.unexpected(
+                reply,
+                "a redirect whose Location header is not ASCII text (bytes that are not a URL)".into(),
+            ));
+        }
         let Some(loc) = reply.location.as_deref() else {
             return Err(self.unexpected(reply, "a redirect without a Location header".into()));
         };
@@ -587,6 +669,17 @@ impl<'a> Flow<'a> {
             return Err(self.unexpected(
                 reply,
                 format!("a link or Location with scheme `{}`, not http(s)", u.scheme()),
+            ));
+        }
+        if reply.url.scheme() == "https" && u.scheme() == "http" && !self.cfg.options.allow_insecure_redirect {
+            return Err(self.unexpected(
+                reply,
+                format!(
+                    "the login was sent from https to http ({}): the password and session cookies would \
+                     travel unencrypted, so kfp-auth stops here. Fix the gateway's or Dex's URLs (a \
+                     redirect_uri or issuer with http://), or pass allow_insecure_redirect=True to go on",
+                    redact::url(&u)
+                ),
             ));
         }
         Ok(u)
@@ -623,13 +716,19 @@ fn dex_prefix(u: &Url) -> Option<String> {
     Some(path[..idx].to_owned())
 }
 
-fn describe(reply: &Reply, started: bool) -> String {
+fn describe(reply: &Reply, started: bool, at_dex: bool) -> String {
     let status = reply.status;
     match (status.as_u16(), started) {
         (401 | 403, false) => "the endpoint refused the request without offering a Dex, \
              oauth2-proxy or oidc-authservice login; check api_url"
             .into(),
         (502..=504, true) => "a gateway could not reach the next hop (is Dex running?)".into(),
+        (500..=599, true) if at_dex => {
+            "Dex failed with a server error; Dex's log says why (in Kubeflow: kubectl logs -n auth deploy/dex), \
+             then try again"
+                .into()
+        }
+        (500..=599, true) => "the gateway failed with a server error; its log says why, then try again".into(),
         (_, true) => "a page that is not part of a Dex login".into(),
         (s, false) if s >= 500 => "the server failed before any login page".into(),
         _ => "not a Kubeflow Pipelines endpoint, nor a login page; check api_url".into(),
@@ -651,6 +750,7 @@ mod tests {
             url: Url::parse(url).unwrap(),
             status: StatusCode::from_u16(status).unwrap(),
             location: None,
+            location_unreadable: false,
             content_type: Some(content_type.into()),
             body: body.as_bytes().to_vec(),
             set_cookies: Vec::new(),
@@ -952,6 +1052,10 @@ mod tests {
                 .redirect_target(&redirect("GET", "http://gw/p", 302, Some("javascript:alert(1)")))
                 .unwrap_err();
             assert!(e.to_string().contains("scheme `javascript`"), "{e}");
+            let mut bytes = redirect("GET", "http://gw/p", 302, None);
+            bytes.location_unreadable = true;
+            let e = f.redirect_target(&bytes).unwrap_err();
+            assert!(e.to_string().contains("not ASCII text"), "{e}");
             let ok = f
                 .redirect_target(&redirect("GET", "http://gw/a/b", 302, Some("../c?d=1")))
                 .unwrap();
@@ -1049,6 +1153,77 @@ mod tests {
             &page,
         );
         assert!(with_flow(&c, |f| f.on_page(&r, None)).is_err());
+    }
+
+    #[test]
+    fn a_login_sent_from_https_down_to_http_stops_unless_allowed() {
+        let down = redirect("GET", "https://gw/p", 302, Some("http://gw/dex/auth?client_id=c"));
+        let c = cfg("https://gw/p", "local");
+        let e = with_flow(&c, |f| f.redirect_target(&down)).unwrap_err();
+        assert!(
+            e.to_string().contains("from https to http") && e.to_string().contains("allow_insecure_redirect=True"),
+            "{e}"
+        );
+        // Links and form actions go through the same check.
+        let page = reply("GET", "https://gw/dex/auth", 200, "text/html", SELECTION);
+        let link = with_flow(&c, |f| f.resolve(&page, "http://gw/dex/auth/local"));
+        assert!(link.is_err());
+        let mut opted_in = cfg("https://gw/p", "local");
+        opted_in.options.allow_insecure_redirect = true;
+        let u = with_flow(&opted_in, |f| f.redirect_target(&down)).unwrap();
+        assert_eq!(u.as_str(), "http://gw/dex/auth?client_id=c");
+        // Up from http to https is fine.
+        let up = redirect("GET", "http://gw/p", 302, Some("https://gw/p"));
+        assert!(with_flow(&cfg("http://gw/p", "local"), |f| f.redirect_target(&up)).is_ok());
+    }
+
+    #[test]
+    fn password_forms_it_cannot_fill_or_tell_apart_get_no_password() {
+        let c = cfg("http://gw/p", "local");
+        let url = "http://gw/dex/auth/local/login?state=s1";
+        let otp = PASSWORD.replace("</form>", r#"<input name="otp"></form>"#);
+        let e = with_flow(&c, |f| f.on_page(&reply("GET", url, 200, "text/html", &otp), None)).unwrap_err();
+        assert!(e.to_string().contains("`otp`"), "{e}");
+        let two = format!("{PASSWORD}{PASSWORD}");
+        let e = with_flow(&c, |f| f.on_page(&reply("GET", url, 200, "text/html", &two), None)).unwrap_err();
+        assert!(e.to_string().contains("2 password forms"), "{e}");
+    }
+
+    #[test]
+    fn the_form_again_after_dex_took_the_password_is_a_cookie_problem() {
+        let c = cfg("http://gw/pipeline", "local");
+        with_flow(&c, |f| {
+            let url = "http://gw/dex/auth/local/login?state=s1";
+            assert!(f.on_page(&reply("GET", url, 200, "text/html", PASSWORD), None).is_ok());
+            f.left_dex = true;
+            f.session_cookie_names = vec!["sess".into()];
+            let e = f
+                .on_page(&reply("GET", url, 200, "text/html", PASSWORD), None)
+                .unwrap_err();
+            assert!(matches!(e, Error::UnexpectedResponse { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("Dex accepted the login") && msg.contains("(it set sess)") && msg.contains("Secure"),
+                "{msg}"
+            );
+        });
+    }
+
+    #[test]
+    fn server_errors_say_whose_they_are() {
+        let c = cfg("http://gw/pipeline", "local");
+        with_flow(&c, |f| {
+            f.note_dex(&Url::parse("http://gw/dex/auth").unwrap());
+            let at_dex = reply("POST", "http://gw/dex/auth/local/login", 500, "text/plain", "boom");
+            let e = f.on_page(&at_dex, None).unwrap_err().to_string();
+            assert!(e.contains("Dex failed with a server error"), "{e}");
+            let at_gw = reply("GET", "http://gw/other", 500, "text/plain", "boom");
+            let e = f.on_page(&at_gw, None).unwrap_err().to_string();
+            assert!(e.contains("the gateway failed"), "{e}");
+            let cb = reply("GET", "http://gw/oauth2/callback?code=x", 500, "text/plain", "boom");
+            let e = f.callback_failed(&cb).to_string();
+            assert!(e.contains("could not finish the login at Dex"), "{e}");
+        });
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Reply {
     pub url: Url,
     pub status: StatusCode,
     pub location: Option<String>,
+    /// A `Location` header was sent but is not ASCII text (it is not in `location`).
+    pub location_unreadable: bool,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
     /// The names of the cookies this response set.
@@ -279,10 +281,9 @@ impl Transport {
             .collect();
         let set_cookies = raw_cookies.iter().map(|c| c.name().to_owned()).collect();
         jar.store_response_cookies(raw_cookies.into_iter(), url);
-        let location = headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let location_header = headers.get(header::LOCATION);
+        let location = location_header.and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location_unreadable = location_header.is_some() && location.is_none();
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -315,6 +316,7 @@ impl Transport {
             url: url.clone(),
             status,
             location,
+            location_unreadable,
             content_type,
             body,
             set_cookies,
@@ -339,10 +341,11 @@ impl Transport {
                 after: self.opts.timeout,
             };
         }
-        if let Some(tls) = find_tls_error(e) {
+        if let Some((detail, remedy)) = find_tls_error(e) {
             return Error::Tls {
                 url: shown,
-                detail: tls,
+                detail,
+                remedy,
             };
         }
         if e.is_connect() {
@@ -351,10 +354,17 @@ impl Transport {
                 detail: chain(e),
             };
         }
+        // A body cut short (Content-Length not reached, a chunk missing): say so first.
+        // reqwest reports it as a decode error wrapping a body error (no decoders are built in).
+        let detail = if e.is_body() || e.is_decode() {
+            format!("the connection ended before the whole answer arrived ({})", chain(e))
+        } else {
+            chain(e)
+        };
         Error::Http {
             method,
             url: shown,
-            detail: chain(e),
+            detail,
         }
     }
 }
@@ -482,8 +492,8 @@ fn has_source<T: StdError + 'static>(e: &reqwest::Error) -> bool {
     false
 }
 
-/// A rustls error anywhere in the chain.
-fn find_tls_error(e: &reqwest::Error) -> Option<String> {
+/// A rustls error anywhere in the chain: what failed, and what to do about it.
+fn find_tls_error(e: &reqwest::Error) -> Option<(String, &'static str)> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(t) = err.downcast_ref::<rustls::Error>() {
@@ -494,23 +504,37 @@ fn find_tls_error(e: &reqwest::Error) -> Option<String> {
     None
 }
 
-/// rustls's certificate errors in words a user can act on, with rustls's own text after them.
-fn describe_tls(e: &rustls::Error) -> String {
+const REMEDY_CA: &str = "If the gateway's certificate is signed by a private CA, pass that CA's PEM file as \
+     ssl_ca_cert=...; to skip verification, set skip_tls_verify=True";
+const REMEDY_EXPIRED: &str = "The gateway's certificate must be renewed (or this machine's clock is wrong); \
+     a CA bundle does not help. To skip verification meanwhile, set skip_tls_verify=True";
+const REMEDY_NAME: &str = "Put a host name the certificate is valid for in api_url, or have the gateway serve \
+     a certificate for this one; to skip verification, set skip_tls_verify=True";
+
+/// rustls's certificate errors in words a user can act on, with rustls's own text
+/// after them, and the remedy that fits the cause.
+fn describe_tls(e: &rustls::Error) -> (String, &'static str) {
     use rustls::CertificateError as C;
-    let what = match e {
+    let (what, remedy) = match e {
         rustls::Error::InvalidCertificate(c) => match c {
-            C::UnknownIssuer => "the certificate is signed by a CA this machine does not trust",
-            C::Expired | C::ExpiredContext { .. } => "the certificate has expired",
-            C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet",
-            C::NotValidForName | C::NotValidForNameContext { .. } => "the certificate is not valid for this host name",
-            C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => {
-                "the server presents a CA certificate as its own, as self-signed certificates do"
+            C::UnknownIssuer => (
+                "the certificate is signed by a CA this machine does not trust",
+                REMEDY_CA,
+            ),
+            C::Expired | C::ExpiredContext { .. } => ("the certificate has expired", REMEDY_EXPIRED),
+            C::NotValidYet | C::NotValidYetContext { .. } => ("the certificate is not valid yet", REMEDY_EXPIRED),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                ("the certificate is not valid for this host name", REMEDY_NAME)
             }
-            _ => "the certificate was rejected",
+            C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => (
+                "the server presents a CA certificate as its own, as self-signed certificates do",
+                REMEDY_CA,
+            ),
+            _ => ("the certificate was rejected", REMEDY_CA),
         },
-        _ => "the TLS handshake failed",
+        _ => ("the TLS handshake failed", REMEDY_CA),
     };
-    format!("{what} ({e})")
+    (format!("{what} ({e})"), remedy)
 }
 
 /// A certificate in a line: subject, issuer, names, and validity.
@@ -577,5 +601,17 @@ mod tests {
         assert!(waiting.is_err(), "a login beyond the bound got a turn");
         held.pop();
         assert!(t.login_turn().await.is_some(), "a turn given back is taken");
+    }
+
+    #[test]
+    fn each_tls_failure_gets_the_remedy_that_fits() {
+        use rustls::CertificateError as C;
+        let remedy = |c: C| describe_tls(&rustls::Error::InvalidCertificate(c)).1;
+        assert!(remedy(C::UnknownIssuer).contains("ssl_ca_cert="));
+        assert!(remedy(C::Expired).contains("renewed") && !remedy(C::Expired).contains("ssl_ca_cert="));
+        assert!(remedy(C::NotValidForName).contains("host name the certificate is valid for"));
+        for c in [C::UnknownIssuer, C::Expired, C::NotValidForName, C::BadSignature] {
+            assert!(remedy(c).contains("skip_tls_verify=True"));
+        }
     }
 }

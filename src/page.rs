@@ -23,8 +23,15 @@ pub struct ConnectorLink {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
     /// Dex's password form (fields `login` and `password`). `invalid` is set when
-    /// Dex shows its "Invalid … and password." box.
-    Password { form: Form, invalid: bool },
+    /// Dex shows its "Invalid … and password." box. `unfillable` names the form's other
+    /// fields a user would type into (a one-time code, say), which kfp-auth cannot fill;
+    /// `forms` counts the password forms on the page (Dex shows one).
+    Password {
+        form: Form,
+        invalid: bool,
+        unfillable: Vec<String>,
+        forms: usize,
+    },
     /// Dex's approval screen; `form` is the one that grants access.
     Approval { form: Form },
     /// Dex's connector selection page.
@@ -44,6 +51,7 @@ macro_rules! sel {
 }
 sel!(FORM, "form");
 sel!(INPUT, "input");
+sel!(FIELD, "input, select, textarea");
 sel!(PASSWORD_INPUT, r#"input[name="password"]"#);
 sel!(LOGIN_INPUT, r#"input[name="login"]"#);
 sel!(LOGIN_ERROR, "#login-error");
@@ -53,13 +61,16 @@ sel!(DEX_ERROR, ".dex-error-box");
 pub fn classify(html: &str) -> Page {
     let doc = Html::parse_document(html);
 
-    for form in doc.select(&FORM) {
-        if form.select(&PASSWORD_INPUT).next().is_some() && form.select(&LOGIN_INPUT).next().is_some() {
-            return Page::Password {
-                form: read_form(form),
-                invalid: doc.select(&LOGIN_ERROR).next().is_some(),
-            };
-        }
+    let is_password_form =
+        |f: &ElementRef<'_>| f.select(&PASSWORD_INPUT).next().is_some() && f.select(&LOGIN_INPUT).next().is_some();
+    let mut password_forms = doc.select(&FORM).filter(is_password_form);
+    if let Some(form) = password_forms.next() {
+        return Page::Password {
+            form: read_form(form),
+            invalid: doc.select(&LOGIN_ERROR).next().is_some(),
+            unfillable: unfillable_fields(form),
+            forms: 1 + password_forms.count(),
+        };
     }
     for form in doc.select(&FORM) {
         let f = read_form(form);
@@ -104,6 +115,25 @@ fn read_form(form: ElementRef<'_>) -> Form {
         })
         .collect();
     Form { action, hidden }
+}
+
+/// Named fields a user would fill in, other than `login` and `password`: what a
+/// browser's user would type (buttons, check boxes and hidden fields are not).
+fn unfillable_fields(form: ElementRef<'_>) -> Vec<String> {
+    form.select(&FIELD)
+        .filter(|f| {
+            let kind = f.value().attr("type").unwrap_or("text").to_ascii_lowercase();
+            f.value().name() != "input"
+                || !matches!(
+                    kind.as_str(),
+                    "hidden" | "submit" | "button" | "reset" | "image" | "checkbox" | "radio"
+                )
+        })
+        .filter_map(|f| f.value().attr("name"))
+        .filter(|n| !n.is_empty() && *n != "login" && *n != "password")
+        // Names come from the page: shown in an error, so kept short.
+        .map(|n| n.chars().take(40).collect())
+        .collect()
 }
 
 /// Links whose path ends in `/auth/<id>`: Dex's connector buttons.
@@ -181,15 +211,37 @@ mod tests {
 
     #[test]
     fn password_form() {
-        let Page::Password { form, invalid } = classify(PASSWORD) else {
+        let Page::Password {
+            form,
+            invalid,
+            unfillable,
+            forms,
+        } = classify(PASSWORD)
+        else {
             panic!()
         };
         assert_eq!(form.action.as_deref(), Some("/dex/auth/local/login?back=&state=abc"));
-        assert!(!invalid);
+        assert!(!invalid && unfillable.is_empty() && forms == 1);
         assert!(matches!(
             classify(PASSWORD_INVALID),
             Page::Password { invalid: true, .. }
         ));
+    }
+
+    #[test]
+    fn password_form_fields_it_cannot_fill_and_several_forms() {
+        let extra = PASSWORD.replace(
+            "<button",
+            r#"<input name="otp" required><select name="realm"></select><input type="checkbox" name="remember">
+               <input type="hidden" name="csrf" value="c"><button"#,
+        );
+        let Page::Password { unfillable, form, .. } = classify(&extra) else {
+            panic!()
+        };
+        assert_eq!(unfillable, ["otp", "realm"]);
+        assert_eq!(form.hidden, [("csrf".to_owned(), "c".to_owned())]);
+        let two = format!("<form><input name=q></form>{PASSWORD}{PASSWORD}");
+        assert!(matches!(classify(&two), Page::Password { forms: 2, .. }));
     }
 
     #[test]

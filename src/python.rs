@@ -358,7 +358,7 @@ impl DexSession {
 #[pymethods]
 impl DexSession {
     #[new]
-    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None, proxy = None))]
+    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None, proxy = None, allow_insecure_redirect = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -373,10 +373,12 @@ impl DexSession {
         max_body_bytes: usize,
         session_cache: Option<std::path::PathBuf>,
         proxy: Option<&str>,
+        allow_insecure_redirect: bool,
     ) -> PyResult<Self> {
         let options = Options {
             max_redirects,
             max_body_bytes,
+            allow_insecure_redirect,
             ..options(py, skip_tls_verify, ssl_ca_cert, timeout, proxy)?
         };
         let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)

@@ -59,6 +59,7 @@ class KFPClientManager:
         dex_client_secret: str | None = None,
         dex_url: str | None = None,
         proxy: str | None = None,
+        allow_insecure_redirect: bool = False,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
@@ -83,6 +84,8 @@ class KFPClientManager:
             ``api_url``'s host, where Kubeflow's gateway serves it)
         :param proxy: a proxy for the login and the client; by default ``HTTPS_PROXY``,
             ``HTTP_PROXY`` and ``NO_PROXY`` apply, as in ``requests``
+        :param allow_insecure_redirect: let a Dex login go on when it is sent from https down to
+            plain http (the password and cookies then travel unencrypted); off by default
         :raises ValueError: when an argument is malformed or credentials are incomplete
         """
         self._api_url = api_url
@@ -123,6 +126,7 @@ class KFPClientManager:
                     dex_auth_type,
                     max_redirects=max_redirects,
                     session_cache=_cache_path(session_cache),
+                    allow_insecure_redirect=allow_insecure_redirect,
                     **tls,
                 )
         elif dex_client_id is not None:

@@ -112,6 +112,7 @@ class DexSession:
         max_body_bytes: int = 1048576,
         session_cache: str | os.PathLike[str] | None = None,
         proxy: str | None = None,
+        allow_insecure_redirect: bool = False,
     ) -> DexSession: ...
     def cookies(self) -> str:
         """The session's `Cookie` header value (`""` when unsecured), logging in only when needed."""

@@ -229,9 +229,12 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
                       *, skip_provider_button: bool = False, prompt: str | None = "none",
                       cookie_expire: str = "24h", api_routes: bool = True,
                       redis_port: int | None = None, tls: tuple[Path, Path] | None = None,
-                      cookie_csrf_expire: str | None = None) -> list[str]:
+                      cookie_csrf_expire: str | None = None, cookie_secure: bool = False,
+                      dex_upstream: str | None = None) -> list[str]:
     """oauth2-proxy as Kubeflow 1.10 configures it (common/oauth2-proxy/base/oauth2_proxy.cfg),
-    as a reverse proxy standing in for Istio: /dex/ to Dex, everything else to the KFP API."""
+    as a reverse proxy standing in for Istio: /dex/ to Dex, everything else to the KFP API.
+    `dex_upstream` sends the browser's /dex/ requests elsewhere (a fault injector in front
+    of Dex); oauth2-proxy's own redeem and JWKS calls still go to Dex directly."""
     listen = [f"--http-address=127.0.0.1:{gw_port}"]
     if tls:
         # HTTPS on the gateway port; oauth2-proxy's plain listener goes to an unused port.
@@ -243,7 +246,7 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
         f"--oidc-issuer-url={issuer}",
         "--scope=profile email groups openid",
         "--email-domain=*",
-        f"--upstream=http://127.0.0.1:{dex_port}/dex/",
+        f"--upstream={dex_upstream or f'http://127.0.0.1:{dex_port}'}/dex/",
         f"--upstream=http://127.0.0.1:{kfp_port}/",
         "--skip-auth-route=^/dex/",
         "--skip-oidc-discovery=true",
@@ -259,7 +262,7 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
         "--cookie-name=oauth2_proxy_kubeflow",
         f"--cookie-expire={cookie_expire}",
         "--cookie-refresh=0",
-        "--cookie-secure=false",
+        f"--cookie-secure={'true' if cookie_secure else 'false'}",
         f"--cookie-secret={cookie_secret}",
         "--code-challenge-method=S256",
         "--redirect-url=/oauth2/callback",
@@ -347,12 +350,16 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
                          run_seconds: float = 5.0, refuse_all: bool = False, redis: bool = False,
                          ldap: bool = False, tls: bool = False, password_grant: bool = False,
                          cookie_csrf_expire: str | None = None, id_token_expiry: str | None = None,
-                         extra_users: int = 0) -> Stack:
+                         extra_users: int = 0, cookie_secure: bool = False,
+                         dex_upstream: Callable[[str], str] | None = None) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants.
     `ldap=True` adds a real slapd and Dex's LDAP connector `ldap` beside `local`.
     `tls=True` serves the gateway over HTTPS with a certificate from a CA made for this run
     (`Stack.ca`). `password_grant=True` lets Dex take `grant_type=password`.
-    `extra_users` seeds Dex (and the API's grants) with `many_users(n)`."""
+    `extra_users` seeds Dex (and the API's grants) with `many_users(n)`. `cookie_secure=True`
+    marks oauth2-proxy's cookies `Secure` (a misconfiguration over plain http). `dex_upstream`,
+    given Dex's own base URL, returns where the gateway should send /dex/ instead (a fault
+    injector in front of Dex: tests/stack/hostile_server.py)."""
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     gw_port, dex_port = free_port(), free_port()
@@ -402,7 +409,10 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
                                                            skip_provider_button=skip_provider_button, prompt=prompt,
                                                            cookie_expire=cookie_expire, api_routes=api_routes,
                                                            redis_port=redis_port, tls=gw_tls,
-                                                           cookie_csrf_expire=cookie_csrf_expire)],
+                                                           cookie_csrf_expire=cookie_csrf_expire,
+                                                           cookie_secure=cookie_secure,
+                                                           dex_upstream=dex_upstream(f"http://127.0.0.1:{dex_port}")
+                                                           if dex_upstream else None)],
             f"{gateway}/ping",
             workdir / "oauth2-proxy.log",
         )
