@@ -117,6 +117,15 @@ async fn run(cfg: &LoginConfig) -> kfp_auth::Result<kfp_auth::Session> {
     login(cfg, &t).await
 }
 
+/// "METHOD target" of each request the server saw, in order.
+fn requests_seen(seen: &Mutex<Vec<Req>>) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect()
+}
+
 /// The error of a failed login, and how many requests it made.
 async fn fail(cfg: &LoginConfig) -> (Error, usize) {
     match run(cfg).await {
@@ -201,14 +210,8 @@ async fn kubeflow_19_with_selection_ldap_approval_and_chunked_cookie() {
     );
     assert!(!session.unsecured);
 
-    let targets: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.target))
-        .collect();
     assert_eq!(
-        targets,
+        requests_seen(&seen),
         [
             "GET /pipeline",
             "GET /dex/auth/ldap?client_id=kf&response_type=code&state=S",
@@ -250,14 +253,8 @@ async fn without_shortcuts_every_page_is_read() {
     run(&config(&format!("{base}/pipeline"), "p@ss w&rd", "ldap", options))
         .await
         .expect("login");
-    let targets: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.target))
-        .collect();
     assert_eq!(
-        targets,
+        requests_seen(&seen),
         [
             "GET /pipeline",
             "GET /dex/auth?client_id=kf&response_type=code&state=S",
