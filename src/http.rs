@@ -387,9 +387,7 @@ impl AsRef<[u8]> for ZeroizingBytes {
 /// Store a response's `Set-Cookie` header values for `url` in the jar (RFC 6265
 /// rules; unparsable ones are skipped) and return the names of the cookies set.
 pub fn store_set_cookies<'a>(jar: &mut CookieStore, url: &Url, headers: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let raw_cookies: Vec<RawCookie<'static>> = headers
-        .filter_map(|s| RawCookie::parse(s.to_owned()).ok())
-        .collect();
+    let raw_cookies: Vec<RawCookie<'static>> = headers.filter_map(|s| RawCookie::parse(s.to_owned()).ok()).collect();
     let set_cookies = raw_cookies.iter().map(|c| c.name().to_owned()).collect();
     jar.store_response_cookies(raw_cookies.into_iter(), url);
     set_cookies
