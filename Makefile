@@ -7,12 +7,12 @@ KFP18  := .cache/venv-kfp18
 BENCH  := .cache/venv-bench
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python bench bench-sessions clean
+.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python fuzz fuzz-tools bench bench-sessions clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-rust typecheck test-python
+test: lint test-rust typecheck test-python fuzz
 
 venv: $(VENV)/.installed $(KFP18)/.installed
 
@@ -42,6 +42,7 @@ system-deps:
 
 lint:
 	cargo fmt --check
+	cd fuzz && cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
 
@@ -70,9 +71,33 @@ bench: $(BENCH)/.installed stack system-deps
 	$(BENCH)/bin/pip install $(PIP_Q) --force-reinstall --no-deps target/bench-wheels/*.whl
 	$(BENCH)/bin/python -W ignore bench/run.py
 
+# libFuzzer on the page parser, the API-answer classifier and the cookie jar
+# (fuzz/fuzz_targets), FUZZ_SECONDS each, one target at a time, from the
+# committed corpus and seeds. New inputs go to fuzz/target/run-corpus (ignored),
+# so the checkout stays clean; a crash, a failed assertion or an input slower
+# than 20 s fails the target and leaves the input in fuzz/artifacts/<target>/.
+# cargo-fuzz needs a nightly toolchain (for -Zsanitizer=address).
+FUZZ_TARGETS := page response cookies
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ_VERSION := 0.13.2
+
+fuzz: fuzz-tools
+	cargo +nightly fuzz build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/target/run-corpus/$$t && \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+	  cargo +nightly fuzz run $$t fuzz/target/run-corpus/$$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=20 -print_final_stats=1 || exit 1; \
+	done
+
+# A nightly toolchain and cargo-fuzz (into ~/.cargo/bin), when missing.
+fuzz-tools:
+	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+
 # Figures for long-lived sessions (a report; see bench/sessions.py).
 bench-sessions: develop stack
 	$(VENV)/bin/python -W ignore bench/sessions.py
 
 clean:
-	rm -rf target $(VENV) .cache
+	rm -rf target fuzz/target $(VENV) .cache

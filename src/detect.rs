@@ -19,7 +19,8 @@ pub fn is_login_response(status: u16, content_type: Option<&str>, location: Opti
         401 => true,
         403 => !(is_json && looks_like_json_object(body)),
         300..=399 => location.is_some_and(|l| {
-            let path = l.split('?').next().unwrap_or(l);
+            // The path only: a query or fragment (`/pipeline/#/auth/…`) names no login.
+            let path = l.split(['?', '#']).next().unwrap_or(l);
             path.ends_with("/oauth2/start")
                 || path.ends_with("/oauth2/sign_in")
                 || path.ends_with("/auth")
@@ -145,5 +146,14 @@ mod tests {
         assert!(!is_login_response(500, HTML, None, b"<html>oops</html>"));
         assert!(!is_login_response(302, HTML, Some("/pipeline/"), b""));
         assert!(!is_login_response(302, HTML, Some("/pipeline/authors"), b""));
+    }
+
+    // Found by the property tests: a fragment was read as part of the path.
+    #[test]
+    fn a_redirect_whose_fragment_mentions_auth_is_not_a_login() {
+        for l in ["/pipeline/#/auth/x", "/#/oauth2/start", "/p?a=b#/dex/auth"] {
+            assert!(!is_login_response(302, HTML, Some(l), b""), "{l}");
+        }
+        assert!(is_login_response(302, HTML, Some("/oauth2/start#x"), b""));
     }
 }

@@ -1285,3 +1285,6 @@ mod tests {
         assert!(!is_authorization_request(&u("http://h/dex/auth?client_id=a")));
     }
 }
+
+#[cfg(test)]
+mod props;

@@ -273,14 +273,14 @@ impl Transport {
             .map_err(|e| self.transport_error(&e, method_name, url))?;
 
         let headers = resp.headers();
-        let raw_cookies: Vec<RawCookie<'static>> = headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|s| RawCookie::parse(s.to_owned()).ok())
-            .collect();
-        let set_cookies = raw_cookies.iter().map(|c| c.name().to_owned()).collect();
-        jar.store_response_cookies(raw_cookies.into_iter(), url);
+        let set_cookies = store_set_cookies(
+            jar,
+            url,
+            headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         let location_header = headers.get(header::LOCATION);
         let location = location_header.and_then(|v| v.to_str().ok()).map(str::to_owned);
         let location_unreadable = location_header.is_some() && location.is_none();
@@ -408,6 +408,15 @@ impl AsRef<[u8]> for ZeroizingBytes {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
+}
+
+/// Store a response's `Set-Cookie` header values for `url` in the jar (RFC 6265
+/// rules; unparsable ones are skipped) and return the names of the cookies set.
+pub fn store_set_cookies<'a>(jar: &mut CookieStore, url: &Url, headers: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let raw_cookies: Vec<RawCookie<'static>> = headers.filter_map(|s| RawCookie::parse(s.to_owned()).ok()).collect();
+    let set_cookies = raw_cookies.iter().map(|c| c.name().to_owned()).collect();
+    jar.store_response_cookies(raw_cookies.into_iter(), url);
+    set_cookies
 }
 
 /// The `Cookie` header value the jar holds for `url`: `k1=v1; k2=v2`, in RFC 6265
