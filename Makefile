@@ -6,12 +6,12 @@ VENV   := .venv
 KFP18  := .cache/venv-kfp18
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python bench-sessions clean
+.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python bench-sessions soak soak-ci clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-rust typecheck test-python
+test: lint test-rust typecheck test-python soak-ci
 
 venv: $(VENV)/.installed $(KFP18)/.installed
 
@@ -58,6 +58,15 @@ test-python: develop stack system-deps
 # Figures for long-lived sessions (a report; see bench/sessions.py).
 bench-sessions: develop stack
 	$(VENV)/bin/python -W ignore bench/sessions.py
+
+# 100 sessions over 50 users, cookies lasting 20 s, the API called from 4 threads: fails on any
+# error, or when descriptors or RSS grow past the noise bounds (see bench/soak.py).
+soak: develop stack
+	$(VENV)/bin/python -W ignore bench/soak.py --duration 600
+
+# The same for 60 s, run by `make test`.
+soak-ci: develop stack
+	$(VENV)/bin/python -W ignore bench/soak.py --duration 60
 
 clean:
 	rm -rf target $(VENV) .cache
