@@ -276,7 +276,8 @@ pub struct PasswordGrant {
 
 #[derive(Deserialize)]
 struct TokenReply {
-    id_token: Option<String>,
+    #[serde(default, deserialize_with = "crate::secret::option::deserialize")]
+    id_token: Option<SecretString>,
     expires_in: Option<f64>,
     error: Option<String>,
     error_description: Option<String>,
@@ -414,7 +415,7 @@ impl PasswordGrant {
                 )));
             }
         };
-        let token = Arc::new(SecretString::from(token));
+        let token = Arc::new(token);
         let expires = token::inspect(&token).ok().and_then(|c| c.expires).or_else(|| {
             body.expires_in
                 .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())

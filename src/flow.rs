@@ -616,7 +616,7 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             location: None,
             content_type: Some(content_type.into()),
-            body: body.as_bytes().to_vec(),
+            body: body.as_bytes().to_vec().into(),
             set_cookies: Vec::new(),
             peer_certificate: None,
         }
