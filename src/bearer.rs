@@ -469,6 +469,30 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_shows_the_password_the_client_secret_or_a_token() {
+        let cfg = GrantConfig {
+            token_url: Url::parse("https://gw.example/dex/token").unwrap(),
+            client_id: "kf".into(),
+            client_secret: SecretString::from("client-s3cret"),
+            username: "u".into(),
+            password: SecretString::from("hunter2-pw"),
+            scopes: "openid".into(),
+            options: Options::default(),
+        };
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("client-s3cret") && !shown.contains("hunter2-pw"),
+            "{shown}"
+        );
+        let b = Bearer::fixed(SecretString::from(jwt("someone"))).unwrap();
+        let t = b.cached().unwrap().unwrap();
+        assert!(!format!("{t:?}").contains(&jwt("someone")));
+        assert!(!b.describe().contains(&jwt("someone")));
+        let reply: TokenReply = serde_json::from_str(&format!(r#"{{"id_token":"{}"}}"#, jwt("x"))).unwrap();
+        assert_eq!(reply.id_token.unwrap().expose_secret(), jwt("x"));
+    }
+
+    #[test]
     fn a_fixed_token_must_fit_in_a_header() {
         assert!(Bearer::fixed(SecretString::from(" abc.def.ghi\n")).is_ok());
         for bad in ["", "  ", "a b", "a\nb", "é"] {
