@@ -7,12 +7,12 @@ KFP18  := .cache/venv-kfp18
 BENCH  := .cache/venv-bench
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python fuzz fuzz-tools bench bench-sessions clean
+.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python fuzz fuzz-tools bench bench-sessions soak soak-ci clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-rust typecheck test-python fuzz
+test: lint test-rust typecheck test-python fuzz soak-ci
 
 venv: $(VENV)/.installed $(KFP18)/.installed
 
@@ -98,6 +98,15 @@ fuzz-tools:
 # Figures for long-lived sessions (a report; see bench/sessions.py).
 bench-sessions: develop stack
 	$(VENV)/bin/python -W ignore bench/sessions.py
+
+# 100 sessions over 50 users, cookies lasting 20 s, the API called from 4 threads: fails on any
+# error, or when descriptors or RSS grow past the noise bounds (see bench/soak.py).
+soak: develop stack
+	$(VENV)/bin/python -W ignore bench/soak.py --duration 600
+
+# The same for 60 s, run by `make test`.
+soak-ci: develop stack
+	$(VENV)/bin/python -W ignore bench/soak.py --duration 60
 
 clean:
 	rm -rf target fuzz/target $(VENV) .cache

@@ -276,7 +276,8 @@ pub struct PasswordGrant {
 
 #[derive(Deserialize)]
 struct TokenReply {
-    id_token: Option<String>,
+    #[serde(default, deserialize_with = "crate::secret::option::deserialize")]
+    id_token: Option<SecretString>,
     expires_in: Option<f64>,
     error: Option<String>,
     error_description: Option<String>,
@@ -414,7 +415,7 @@ impl PasswordGrant {
                 )));
             }
         };
-        let token = Arc::new(SecretString::from(token));
+        let token = Arc::new(token);
         let expires = token::inspect(&token).ok().and_then(|c| c.expires).or_else(|| {
             body.expires_in
                 .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
@@ -465,6 +466,30 @@ mod tests {
         // A forced re-read happens whatever the stamp says.
         f.reread().unwrap();
         assert_eq!(f.reads.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn debug_never_shows_the_password_the_client_secret_or_a_token() {
+        let cfg = GrantConfig {
+            token_url: Url::parse("https://gw.example/dex/token").unwrap(),
+            client_id: "kf".into(),
+            client_secret: SecretString::from("client-s3cret"),
+            username: "u".into(),
+            password: SecretString::from("hunter2-pw"),
+            scopes: "openid".into(),
+            options: Options::default(),
+        };
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("client-s3cret") && !shown.contains("hunter2-pw"),
+            "{shown}"
+        );
+        let b = Bearer::fixed(SecretString::from(jwt("someone"))).unwrap();
+        let t = b.cached().unwrap().unwrap();
+        assert!(!format!("{t:?}").contains(&jwt("someone")));
+        assert!(!b.describe().contains(&jwt("someone")));
+        let reply: TokenReply = serde_json::from_str(&format!(r#"{{"id_token":"{}"}}"#, jwt("x"))).unwrap();
+        assert_eq!(reply.id_token.unwrap().expose_secret(), jwt("x"));
     }
 
     #[test]

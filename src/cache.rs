@@ -40,7 +40,10 @@ struct FileData {
 
 #[derive(Serialize, Deserialize)]
 struct StoredEntry {
-    cookies: String,
+    /// Every session in the file stays in memory while the lock is held (across a login),
+    /// so each is a zeroising secret, not a plain `String`.
+    #[serde(with = "crate::secret")]
+    cookies: SecretString,
     /// Unix seconds after which the session must be renewed; absent when unknown.
     refresh_at: Option<u64>,
     saved_at: u64,
@@ -144,7 +147,8 @@ impl SessionCache {
                          refusing to use it. Run `chmod 600` on it, or delete it"
                     )));
                 }
-                match fs::read(&self.path).map(|b| serde_json::from_slice::<FileData>(&b)) {
+                // The raw bytes hold every session's cookies: wiped once parsed.
+                match fs::read(&self.path).map(|b| serde_json::from_slice::<FileData>(&zeroize::Zeroizing::new(b))) {
                     Ok(Ok(d)) if d.version == VERSION => (d, None),
                     Ok(Ok(d)) => (
                         FileData::default(),
@@ -198,7 +202,7 @@ impl Locked {
             None => UNIX_EPOCH + Duration::from_secs(e.saved_at) + NO_EXPIRY_TTL,
         };
         (now < refresh_at).then(|| Entry {
-            cookies: SecretString::from(e.cookies.clone()),
+            cookies: SecretString::from(e.cookies.expose_secret()),
             refresh_at: Some(refresh_at),
             saved: UNIX_EPOCH + Duration::from_secs(e.saved_at),
         })
@@ -210,7 +214,7 @@ impl Locked {
         self.data.sessions.insert(
             key.to_owned(),
             StoredEntry {
-                cookies: entry.cookies.expose_secret().to_owned(),
+                cookies: SecretString::from(entry.cookies.expose_secret()),
                 refresh_at: entry.refresh_at.map(unix),
                 saved_at: unix(entry.saved),
             },
@@ -232,7 +236,17 @@ impl Locked {
             .prefix(TMP_PREFIX)
             .tempfile_in(dir)
             .map_err(|e| cache.err(format!("cannot write it: {e}")))?;
-        let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&self.data).expect("plain data serializes"));
+        // Sized up front, so the buffer holding every session's cookies is not reallocated
+        // (which would leave unwiped copies behind), then wiped once written.
+        let size: usize = self
+            .data
+            .sessions
+            .iter()
+            .map(|(k, e)| 2 * (k.len() + e.cookies.expose_secret().len()) + 96)
+            .sum::<usize>()
+            + 64;
+        let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(size));
+        serde_json::to_writer(&mut *bytes, &self.data).expect("plain data serializes");
         tmp.write_all(&bytes)
             .and_then(|()| tmp.as_file().sync_all())
             .map_err(|e| cache.err(format!("cannot write it: {e}")))?;

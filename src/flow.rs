@@ -752,7 +752,7 @@ mod tests {
             location: None,
             location_unreadable: false,
             content_type: Some(content_type.into()),
-            body: body.as_bytes().to_vec(),
+            body: body.as_bytes().to_vec().into(),
             set_cookies: Vec::new(),
             peer_certificate: None,
         }

@@ -29,7 +29,8 @@ pub struct Reply {
     /// A `Location` header was sent but is not ASCII text (it is not in `location`).
     pub location_unreadable: bool,
     pub content_type: Option<String>,
-    pub body: Vec<u8>,
+    /// Wiped when the reply goes: a token endpoint's answer holds tokens.
+    pub body: zeroize::Zeroizing<Vec<u8>>,
     /// The names of the cookies this response set.
     pub set_cookies: Vec<String>,
     /// The server's certificate, described, when `Options::tls_info` asked for it.
@@ -250,7 +251,7 @@ impl Transport {
             .client
             .request(method, url.clone())
             .header(header::ACCEPT, ACCEPT_HTML);
-        let cookies = cookie_header(jar, url);
+        let cookies = zeroize::Zeroizing::new(cookie_header(jar, url));
         if !cookies.is_empty() {
             let mut value = HeaderValue::from_str(&cookies).map_err(|_| Error::UnexpectedResponse {
                 method: method_name,
@@ -299,7 +300,11 @@ impl Transport {
         if resp.content_length().is_some_and(|n| n > limit as u64) {
             return Err(self.too_large(method_name, url));
         }
-        let mut body = Vec::new();
+        // Sized from Content-Length when given, so it is rarely reallocated (a reallocation
+        // leaves the old buffer unwiped).
+        let mut body = zeroize::Zeroizing::new(Vec::with_capacity(
+            resp.content_length().map_or(0, |n| (n as usize).min(limit)),
+        ));
         while let Some(chunk) = resp
             .chunk()
             .await

@@ -15,6 +15,7 @@ pub mod http;
 pub mod page;
 pub mod redact;
 pub mod runtime;
+pub mod secret;
 pub mod session;
 pub mod token;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use pyo3_async_runtimes::{TaskLocals, generic};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -218,6 +219,13 @@ impl generic::ContextExt for KfpRuntime {
     }
 }
 
+/// A secret handed to Python as a `str`, made straight from the secret's bytes: no
+/// intermediate Rust `String` is left unwiped in freed memory on each call (the cookie
+/// clients ask for the session before every request). Python's `str` is the caller's.
+fn secret_to_py<'py>(py: Python<'py>, secret: &SecretString) -> Bound<'py, PyString> {
+    PyString::new(py, secret.expose_secret())
+}
+
 fn runtime_err(e: std::io::Error) -> PyErr {
     KFPAuthError::new_err(format!("could not start the I/O runtime: {e}"))
 }
@@ -237,12 +245,12 @@ where
             "Python is exiting: async calls can no longer complete; use the blocking method here",
         ));
     }
-    generic::future_into_py::<KfpRuntime, _, String>(py, async move {
+    generic::future_into_py::<KfpRuntime, _, Py<PyString>>(py, async move {
         let result = fut.await;
         let done = crate::pyexit::attach(|py| {
             after(py)?;
             match result {
-                Ok(c) => Ok(c.expose_secret().to_owned()),
+                Ok(c) => Ok(secret_to_py(py, &c).unbind()),
                 Err(e) => Err(to_py(py, e)),
             }
         });
@@ -344,14 +352,14 @@ impl DexSession {
     }
 
     /// Run a session call with the GIL released, raise its warnings, and hand out the cookies.
-    fn blocking<F, Fut>(&self, py: Python<'_>, call: F) -> PyResult<String>
+    fn blocking<'py, F, Fut>(&self, py: Python<'py>, call: F) -> PyResult<Bound<'py, PyString>>
     where
         F: FnOnce(Arc<Authenticator>) -> Fut,
         Fut: Future<Output = crate::Result<Arc<SecretString>>> + Send + 'static,
     {
         let c = block_on(py, call(self.auth.clone()));
         warn_all(py, &self.auth)?;
-        Ok(c?.expose_secret().to_owned())
+        Ok(secret_to_py(py, &*c?))
     }
 }
 
@@ -392,22 +400,22 @@ impl DexSession {
 
     /// The session's `Cookie` header value (`""` when unsecured), logging in
     /// only when no valid session is held.
-    fn cookies(&self, py: Python<'_>) -> PyResult<String> {
+    fn cookies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         if let Some(c) = self.auth.cached() {
-            return Ok(c.expose_secret().to_owned());
+            return Ok(secret_to_py(py, &c));
         }
         self.blocking(py, |auth| async move { auth.cookies().await })
     }
 
     /// Log in now, whatever session is held, and return the new cookies.
-    fn login(&self, py: Python<'_>) -> PyResult<String> {
+    fn login<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         self.blocking(py, |auth| async move { auth.login().await })
     }
 
     /// The gateway rejected `stale`: log in again unless another caller already did.
-    fn refresh(&self, py: Python<'_>, stale: &str) -> PyResult<String> {
-        let stale = stale.to_owned();
-        self.blocking(py, |auth| async move { auth.refresh(&stale).await })
+    fn refresh<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyString>> {
+        let stale = SecretString::from(stale);
+        self.blocking(py, |auth| async move { auth.refresh(stale.expose_secret()).await })
     }
 
     /// Forget the session, so the next use logs in.
@@ -424,8 +432,8 @@ impl DexSession {
     }
 
     fn refresh_async<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyAny>> {
-        let stale = stale.to_owned();
-        self.awaitable(py, |auth| async move { auth.refresh(&stale).await })
+        let stale = SecretString::from(stale);
+        self.awaitable(py, |auth| async move { auth.refresh(stale.expose_secret()).await })
     }
 
     /// The session cache file, when one is used.
@@ -596,30 +604,27 @@ impl BearerSession {
     }
 
     /// The token to send now: re-read if the file changed, re-granted if about to expire.
-    fn token(&self, py: Python<'_>) -> PyResult<String> {
+    fn token<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         if let Some(t) = self.bearer.cached() {
-            return Ok(t.map_err(|e| to_py(py, e))?.expose_secret().to_owned());
+            return Ok(secret_to_py(py, &*t.map_err(|e| to_py(py, e))?));
         }
         let bearer = self.bearer.clone();
-        Ok(block_on(py, async move { bearer.token().await })?
-            .expose_secret()
-            .to_owned())
+        Ok(secret_to_py(py, &*block_on(py, async move { bearer.token().await })?))
     }
 
     /// The server refused `stale`: a new token, or `TokenError` when none can be had.
-    fn refresh(&self, py: Python<'_>, stale: &str) -> PyResult<String> {
-        let (bearer, stale) = (self.bearer.clone(), stale.to_owned());
-        Ok(block_on(py, async move { bearer.refresh(&stale).await })?
-            .expose_secret()
-            .to_owned())
+    fn refresh<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyString>> {
+        let (bearer, stale) = (self.bearer.clone(), SecretString::from(stale));
+        Ok(secret_to_py(
+            py,
+            &*block_on(py, async move { bearer.refresh(stale.expose_secret()).await })?,
+        ))
     }
 
     /// A new token now, whatever is held (a new grant, or a re-read of the file).
-    fn renew(&self, py: Python<'_>) -> PyResult<String> {
+    fn renew<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         let bearer = self.bearer.clone();
-        Ok(block_on(py, async move { bearer.renew().await })?
-            .expose_secret()
-            .to_owned())
+        Ok(secret_to_py(py, &*block_on(py, async move { bearer.renew().await })?))
     }
 
     fn token_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -628,8 +633,10 @@ impl BearerSession {
     }
 
     fn refresh_async<'py>(&self, py: Python<'py>, stale: &str) -> PyResult<Bound<'py, PyAny>> {
-        let (bearer, stale) = (self.bearer.clone(), stale.to_owned());
-        into_awaitable(py, async move { bearer.refresh(&stale).await }, |_| Ok(()))
+        let (bearer, stale) = (self.bearer.clone(), SecretString::from(stale));
+        into_awaitable(py, async move { bearer.refresh(stale.expose_secret()).await }, |_| {
+            Ok(())
+        })
     }
 
     /// The current token's claims (subject, issuer, audience, expires, issued),

@@ -63,9 +63,12 @@ def _unverified_subclass(client_cls: type) -> type:
 
 
 def _header(headers: Any, name: str) -> str | None:
+    """A header's value from urllib3's case-insensitive headers, or a plain dict (scrubbed ones)."""
     if headers is None:
         return None
     value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
     return None if value is None else str(value)
 
 
@@ -176,6 +179,27 @@ def _rebuild_denied(module: str, qualname: str, args: tuple[Any, ...], state: di
     return err
 
 
+# Response headers that carry a credential. Kubeflow runs oauth2-proxy with
+# --set-authorization-header, so the gateway answers every authenticated request with
+# `Authorization: Bearer <the user's Dex ID token>` (a token the gateway itself accepts);
+# --pass-access-token adds the access token; a gateway refreshing the session sends Set-Cookie.
+_CREDENTIAL_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie",
+    "x-auth-request-access-token", "x-forwarded-access-token",
+})
+
+
+def _without_credentials(headers: Any) -> dict[str, Any]:
+    return {k: v for k, v in (headers or {}).items() if k.lower() not in _CREDENTIAL_HEADERS}
+
+
+def _scrub(e: Any) -> None:
+    """Drop the credential headers from an ApiException before it reaches the caller: its
+    str() prints the response headers, so every traceback and log of it would show the token."""
+    if getattr(e, "headers", None):
+        e.headers = _without_credentials(e.headers)
+
+
 def _raise_if_denied(e: Any, method: str, url: str) -> None:
     """Raise the RBAC denial in an ApiException as a PermissionDeniedError; return when it is not one."""
     denial = rbac_denial(e.status, _body(e.body))
@@ -195,9 +219,8 @@ def _raise_if_denied(e: Any, method: str, url: str) -> None:
     err = _denied_class(api_exception)(msg)
     for attr in ("status", "reason", "body"):
         setattr(err, attr, getattr(e, attr, None))
-    # The answer's headers, but not a Set-Cookie (a gateway refreshing the session sends one).
-    headers = getattr(e, "headers", None) or {}
-    err.headers = {k: v for k, v in headers.items() if k.lower() != "set-cookie"}
+    # The answer's headers, without those that carry a credential.
+    err.headers = _without_credentials(getattr(e, "headers", None))
     err.url = redact_url(url)
     err.history = []
     err.user, err.namespace, err.verb, err.resource = (
@@ -230,6 +253,7 @@ def _relogin_subclass(rest_cls: type) -> type:
                 if not self._kfp_auth_is_login(resp.status, resp, kwargs):
                     return resp
             except api_exception as e:
+                _scrub(e)
                 if not login_asked(e):
                     _raise_if_denied(e, method, url)
                     raise
@@ -245,6 +269,7 @@ def _relogin_subclass(rest_cls: type) -> type:
             try:
                 resp = super().request(method, url, *args, headers=headers, **kwargs)
             except api_exception as e:
+                _scrub(e)
                 # Not a bare 401: kfp's wait_for_run_completion would take it for an expired GCP token.
                 if login_asked(e):
                     raise UnexpectedResponseError(still) from None

@@ -195,11 +195,12 @@ def new_secret() -> str:
 
 
 def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors: list[dict] | None = None,
-               password_grant: bool = False, id_token_expiry: str | None = None, extra_users: int = 0) -> dict:
+               password_grant: bool = False, id_token_expiry: str | None = None, extra_users: int = 0,
+               client_secret: str = CLIENT_SECRET, static_users: dict[str, str] | None = None) -> dict:
     """Dex as Kubeflow configures it (common/dex/base/config-map.yaml), on loopback with memory storage.
     With `connectors`, Dex offers them beside `local` (the password DB) on its connector selection page.
     With `password_grant`, Dex also takes `grant_type=password` for `local` (Kubeflow does not set this).
-    `extra_users` adds `many_users(n)`."""
+    `extra_users` adds `many_users(n)`; `static_users` adds {email: bcrypt hash}."""
     oauth2: dict = {"skipApprovalScreen": skip_approval}
     if password_grant:
         oauth2["passwordConnector"] = "local"
@@ -218,9 +219,11 @@ def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors
             {"email": FAST_USER, "hash": FAST_HASH, "username": "fast", "userID": "15841185641785"},
             *({"email": email, "hash": FAST_HASH, "username": email.split("@")[0], "userID": f"2000{i}"}
               for i, (email, _) in enumerate(many_users(extra_users))),
+            *({"email": email, "hash": h, "username": email.split("@")[0], "userID": f"3000{i}"}
+              for i, (email, h) in enumerate((static_users or {}).items())),
         ],
         "staticClients": [
-            {"id": CLIENT_ID, "name": "Kubeflow", "secret": CLIENT_SECRET, "redirectURIs": ["/oauth2/callback"]},
+            {"id": CLIENT_ID, "name": "Kubeflow", "secret": client_secret, "redirectURIs": ["/oauth2/callback"]},
         ],
     }
 
@@ -230,7 +233,7 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
                       cookie_expire: str = "24h", api_routes: bool = True,
                       redis_port: int | None = None, tls: tuple[Path, Path] | None = None,
                       cookie_csrf_expire: str | None = None, cookie_secure: bool = False,
-                      dex_upstream: str | None = None) -> list[str]:
+                      dex_upstream: str | None = None, client_secret: str = CLIENT_SECRET) -> list[str]:
     """oauth2-proxy as Kubeflow 1.10 configures it (common/oauth2-proxy/base/oauth2_proxy.cfg),
     as a reverse proxy standing in for Istio: /dex/ to Dex, everything else to the KFP API.
     `dex_upstream` sends the browser's /dex/ requests elsewhere (a fault injector in front
@@ -268,7 +271,7 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
         "--redirect-url=/oauth2/callback",
         "--relative-redirect-url=true",
         f"--client-id={CLIENT_ID}",
-        f"--client-secret={CLIENT_SECRET}",
+        f"--client-secret={client_secret}",
         # Machine-to-machine bearer tokens: a JWT from Dex (the provider's issuer and
         # client id as audience) is accepted in place of a session, as in Kubeflow.
         "--skip-jwt-bearer-tokens=true",
@@ -319,7 +322,7 @@ def ca_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, 
 def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
                   tls: tuple[Path, Path] | None = None, run_seconds: float = 5.0,
                   refuse_all: bool = False, token_files: dict[Path, str] | None = None,
-                  extra_users: int = 0) -> tuple[Proc, str]:
+                  extra_users: int = 0, grants: dict[str, str] | None = None) -> tuple[Proc, str]:
     port = free_port()
     argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
             "--run-seconds", str(run_seconds),
@@ -329,7 +332,7 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
     # The identity oauth2-proxy forwards is the mail.
     argv += ["--grant", f"{LDAP_EMAIL}={LDAP_NAMESPACE}", "--grant", f"{MANY_GROUPS_EMAIL}={LDAP_NAMESPACE}"]
     argv += ["--grant", f"{SA_IDENTITY}={NAMESPACE}"]
-    for email, ns in many_users(extra_users):
+    for email, ns in [*many_users(extra_users), *(grants or {}).items()]:
         argv += ["--grant", f"{email}={ns}"]
     if require_auth:
         argv.append("--require-auth")
@@ -351,7 +354,8 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
                          ldap: bool = False, tls: bool = False, password_grant: bool = False,
                          cookie_csrf_expire: str | None = None, id_token_expiry: str | None = None,
                          extra_users: int = 0, cookie_secure: bool = False,
-                         dex_upstream: Callable[[str], str] | None = None) -> Stack:
+                         dex_upstream: Callable[[str], str] | None = None, client_secret: str = CLIENT_SECRET,
+                         static_users: dict[str, tuple[str, str]] | None = None) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants.
     `ldap=True` adds a real slapd and Dex's LDAP connector `ldap` beside `local`.
     `tls=True` serves the gateway over HTTPS with a certificate from a CA made for this run
@@ -359,7 +363,9 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
     `extra_users` seeds Dex (and the API's grants) with `many_users(n)`. `cookie_secure=True`
     marks oauth2-proxy's cookies `Secure` (a misconfiguration over plain http). `dex_upstream`,
     given Dex's own base URL, returns where the gateway should send /dex/ instead (a fault
-    injector in front of Dex: tests/stack/hostile_server.py)."""
+    injector in front of Dex: tests/stack/hostile_server.py). `client_secret` replaces the
+    Kubeflow client's secret (in Dex and oauth2-proxy), and `static_users` adds users as
+    {email: (bcrypt hash, namespace they are granted)}."""
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     gw_port, dex_port = free_port(), free_port()
@@ -380,14 +386,16 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
 
             procs["slapd"], ldap_port = start_slapd(workdir)
             connectors.append(dex_ldap_connector(ldap_port))
+        users = static_users or {}
         kfp, kfp_url = start_kfp_api(workdir, require_auth=True, run_seconds=run_seconds, refuse_all=refuse_all,
-                                     extra_users=extra_users)
+                                     extra_users=extra_users, grants={e: ns for e, (_, ns) in users.items()})
         procs["kfp-api"] = kfp
 
         cfg = workdir / "dex.yaml"
         cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval, connectors=connectors,
                                              password_grant=password_grant, id_token_expiry=id_token_expiry,
-                                             extra_users=extra_users),
+                                             extra_users=extra_users, client_secret=client_secret,
+                                             static_users={e: h for e, (h, _) in users.items()}),
                                   indent=2))
         dex = Proc("dex", [str(bins["dex"]), "serve", str(cfg)], f"{issuer}/healthz", workdir / "dex.log")
         dex.start()
@@ -412,7 +420,8 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
                                                            cookie_csrf_expire=cookie_csrf_expire,
                                                            cookie_secure=cookie_secure,
                                                            dex_upstream=dex_upstream(f"http://127.0.0.1:{dex_port}")
-                                                           if dex_upstream else None)],
+                                                           if dex_upstream else None,
+                                                           client_secret=client_secret)],
             f"{gateway}/ping",
             workdir / "oauth2-proxy.log",
         )
