@@ -31,7 +31,7 @@ fn reply(method: &'static str, url: &Url, status: u16, location: Option<String>,
         location,
         location_unreadable: false,
         content_type: Some("text/html; charset=utf-8".into()),
-        body: body.into_bytes(),
+        body: body.into_bytes().into(),
         set_cookies: Vec::new(),
         peer_certificate: None,
     }
