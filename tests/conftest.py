@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,51 @@ def kfp18_python() -> str:
     if not py.exists():
         pytest.fail(f"{py} is missing: run `make test`, which creates the kfp 1.8 venv")
     return str(py)
+
+
+@contextmanager
+def _tcp_server(on_accept: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A loopback TCP server that hands each connection to `on_accept`; yields an api_url on it."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                on_accept(srv.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/pipeline"
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts TCP connections and never answers: the classic hang of the documented class."""
+    held: list[socket.socket] = []
+    with _tcp_server(held.append) as url:
+        yield url
+    for c in held:
+        c.close()
+
+
+@pytest.fixture
+def slamming_server() -> Iterator[str]:
+    """Accepts connections and closes them at once, answering nothing (a broken connection)."""
+
+    def slam(c: socket.socket) -> None:
+        c.recv(65536)
+        c.close()
+
+    with _tcp_server(slam) as url:
+        yield url

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -202,63 +201,6 @@ def test_the_checker_finds_planted_secrets() -> None:
 
 
 # -- Every error the package raises, at DEBUG with every handler attached --
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """Accepts connections and never answers (for LoginTimeoutError)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.getsockname()[1]}/pipeline"
-    finally:
-        stop.set()
-        t.join()
-        for c in held:
-            c.close()
-        srv.close()
-
-
-@pytest.fixture
-def slamming_server() -> Iterator[str]:
-    """Accepts connections and closes them at once, answering nothing (a broken connection)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                c, _ = srv.accept()
-                c.recv(65536)
-                c.close()
-            except OSError:
-                pass
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.getsockname()[1]}/pipeline"
-    finally:
-        stop.set()
-        t.join()
-        srv.close()
-
 
 def fake_jwt(subject: str) -> str:
     enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from stack import free_port
@@ -14,35 +11,6 @@ import kfp_auth
 from kfp_auth import KFPClientManager
 
 SECRET = "pw-that-must-never-show-7d1c"
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """Accepts TCP connections and never answers: the classic hang of the documented class."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.getsockname()[1]}/pipeline"
-    finally:
-        stop.set()
-        t.join()
-        for c in held:
-            c.close()
-        srv.close()
 
 
 def test_nothing_listening() -> None:
