@@ -83,10 +83,6 @@ def order(i: int) -> tuple[str, str]:
     return IMPLS if i % 2 == 0 else IMPLS[::-1]
 
 
-def oauth2_proxy_requests(s: stack.Stack) -> int:
-    return sum(1 for line in s.gateway_log().splitlines() if '" HTTP/1.1 "' in line and "/ping" not in line)
-
-
 @dataclass
 class Report:
     lines: list[str] = field(default_factory=list)
@@ -110,7 +106,8 @@ def shape_stacks(workdir: Path) -> Iterator[list[tuple[str, stack.Stack, Callabl
     try:
         for name, kw in (("1.9 approval screen", {"skip_approval": False}),
                          ("two connectors (LDAP too)", {"ldap": True})):
-            stacks.append((name, stack.start_kubeflow_stack(workdir / name.split()[0], **kw), oauth2_proxy_requests))
+            s = stack.start_kubeflow_stack(workdir / name.split()[0], **kw)
+            stacks.append((name, s, stack.Stack.gateway_requests))
         stacks.append(("<=1.8 oidc-authservice", start_authservice_stack(workdir / "authservice"),
                        lambda s: len(authservice_requests(s))))
         yield stacks
@@ -123,7 +120,7 @@ def b1(r: Report, main: stack.Stack, workdir: Path, rounds: int) -> None:
     r.say("B1  HTTP requests per fresh login, counted at the gateway (every request goes through it)")
     rows = {}
     with shape_stacks(workdir) as others:
-        for name, s, count in [("1.10+ oauth2-proxy", main, oauth2_proxy_requests), *others]:
+        for name, s, count in [("1.10+ oauth2-proxy", main, stack.Stack.gateway_requests), *others]:
             seen: dict[str, list[int]] = {i: [] for i in IMPLS}
             for i in range(rounds):
                 for impl in order(i):
@@ -191,7 +188,7 @@ def b3(r: Report, s: stack.Stack, rounds: int) -> None:
     logins: dict[str, list[int]] = {i: [] for i in IMPLS}
     for i in range(rounds):
         for impl in order(i):
-            n0, d0, t = oauth2_proxy_requests(s), s.logins_at_dex(stack.USER), time.perf_counter()
+            n0, d0, t = s.gateway_requests(), s.logins_at_dex(stack.USER), time.perf_counter()
             if impl == "kfp-auth":
                 m = KFPClientManager(s.api_url, stack.USER, stack.PASSWORD)
             else:
@@ -199,7 +196,7 @@ def b3(r: Report, s: stack.Stack, rounds: int) -> None:
             for _ in range(10):
                 m.create_kfp_client()
             walls[impl].append(time.perf_counter() - t)
-            trips[impl].append(oauth2_proxy_requests(s) - n0)
+            trips[impl].append(s.gateway_requests() - n0)
             logins[impl].append(s.logins_at_dex(stack.USER) - d0)
     r.say(f"B3  10 successive create_kfp_client() in one process (bcrypt cost 12), {rounds} rounds each")
     row = {}

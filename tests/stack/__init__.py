@@ -178,6 +178,10 @@ class Stack:
     def gateway_log(self) -> str:
         return (self.workdir / "oauth2-proxy.log").read_text(errors="replace")
 
+    def gateway_requests(self) -> int:
+        """Requests oauth2-proxy has answered so far (its request log), less its /ping health checks."""
+        return sum(1 for line in self.gateway_log().splitlines() if '" HTTP/1.1 "' in line and "/ping" not in line)
+
     def logins_at_dex(self, user: str) -> int:
         """Password posts that Dex accepted for `user`, from Dex's own log."""
         log = (self.workdir / "dex.log").read_text(errors="replace")
