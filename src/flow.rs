@@ -569,19 +569,13 @@ impl<'a> Flow<'a> {
     /// back to the URL it is served at, `<dex>/auth/<connector>/login?state=…`, and
     /// carries no other field: Dex's redirect there can take the post directly.
     fn posts_credentials_to(&self, from: &Url, target: &Url) -> bool {
-        let Some(dex) = self.dex.as_ref() else { return false };
-        let connector = target
-            .path()
-            .strip_prefix(&dex.prefix)
-            .and_then(|r| r.strip_prefix("/auth/"))
-            .and_then(|r| r.strip_suffix("/login"))
-            .filter(|id| !id.contains('/'))
-            .map(|id| percent_encoding::percent_decode_str(id).decode_utf8_lossy());
         self.cfg.options.shortcuts
             && !self.submitted
             && self.is_dex(from)
             && target.origin() == from.origin()
-            && connector.is_some_and(|id| id == self.cfg.connector)
+            && self
+                .connector_in(target, "/login")
+                .is_some_and(|id| id == self.cfg.connector)
             && target.query_pairs().any(|(k, _)| k == "state")
     }
 
@@ -610,8 +604,15 @@ impl<'a> Flow<'a> {
 
     /// `<dex>/auth/<id>` → `<id>`, for a URL under Dex.
     fn connector_of(&self, target: &Url) -> Option<String> {
+        self.connector_in(target, "")
+    }
+
+    /// `<dex>/auth/<id><suffix>` → `<id>`, for a URL under Dex.
+    fn connector_in(&self, target: &Url, suffix: &str) -> Option<String> {
         let prefix = &self.dex.as_ref().filter(|_| self.is_dex(target))?.prefix;
-        let rest = target.path()[prefix.len()..].strip_prefix("/auth/")?;
+        let rest = target.path()[prefix.len()..]
+            .strip_prefix("/auth/")?
+            .strip_suffix(suffix)?;
         (!rest.contains('/')).then(|| {
             percent_encoding::percent_decode_str(rest)
                 .decode_utf8_lossy()
