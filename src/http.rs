@@ -168,6 +168,7 @@ impl Transport {
     }
 
     pub fn new(opts: &Options) -> Result<Self> {
+        install_crypto_provider();
         let mut builder = reqwest::Client::builder();
         if let Some(path) = &opts.ca_bundle {
             builder = builder.tls_certs_merge(read_ca_bundle(path)?);
@@ -504,6 +505,16 @@ fn has_source<T: StdError + 'static>(e: &reqwest::Error) -> bool {
         cur = next_down(err);
     }
     false
+}
+
+/// reqwest is built without a crypto provider of its own (see Cargo.toml):
+/// rustls's process default is set to ring once. A host program that
+/// installed another provider first keeps its own.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// A rustls error anywhere in the chain: what failed, and what to do about it.
