@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-from typing import Any
+from typing import Any, Union
 from urllib.parse import urlsplit
 
 from kfp_auth._native import (
@@ -149,7 +149,8 @@ class NoAuth:
         )
 
 
-Auth = CookieAuth | BearerAuth | NoAuth
+# Union[...] rather than `|`: this alias is evaluated at import, and 3.9 has no `type | type`.
+Auth = Union[CookieAuth, BearerAuth, NoAuth]
 
 
 @functools.lru_cache(maxsize=None)
