@@ -7,12 +7,12 @@ KFP18  := .cache/venv-kfp18
 BENCH  := .cache/venv-bench
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack system-deps lint typecheck test-rust test-python fuzz fuzz-tools bench bench-sessions soak soak-ci clean
+.PHONY: demo test venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets test-wheels platforms fuzz fuzz-tools bench bench-sessions soak soak-ci clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-rust typecheck test-python fuzz soak-ci
+test: lint test-rust typecheck test-python test-wheels fuzz soak-ci
 
 venv: $(VENV)/.installed $(KFP18)/.installed
 
@@ -40,7 +40,12 @@ stack:
 system-deps:
 	bash scripts/install-system-deps.sh
 
-lint:
+# actionlint from its Go module; with shellcheck on PATH it checks the run: scripts too.
+actionlint:
+	bash scripts/build-actionlint.sh
+
+lint: actionlint system-deps
+	.cache/bin/actionlint .github/workflows/release.yml
 	cargo fmt --check
 	cd fuzz && cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
@@ -54,8 +59,45 @@ typecheck: develop
 test-rust:
 	cargo test
 
-test-python: develop stack system-deps
+test-python: develop stack system-deps actionlint
 	$(VENV)/bin/python -m pytest
+
+# The sdist and the abi3 wheels users install: manylinux_2_17 (glibc 2.17+) x86_64
+# and aarch64, and musllinux_1_2 x86_64, cross-built with zig as the linker and C
+# compiler (ziglang from PyPI), so one machine builds every Linux tag and
+# maturin's platform check passes for each. Symbols are stripped.
+WHEELS_VENV  := .cache/venv-wheels
+RUST_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl
+MATURIN_ZIG  := $(WHEELS_VENV)/bin/maturin build --release --strip --zig --quiet --out dist
+
+$(WHEELS_VENV)/.installed: requirements-wheels.txt
+	$(PYTHON) -m venv $(WHEELS_VENV)
+	$(WHEELS_VENV)/bin/pip install $(PIP_Q) -r requirements-wheels.txt
+	touch $@
+
+rust-targets:
+	@installed="$$(rustup target list --installed)"; for t in $(RUST_TARGETS); do \
+	  echo "$$installed" | grep -qx "$$t" || rustup target add "$$t"; done
+
+wheels: $(WHEELS_VENV)/.installed rust-targets
+	rm -rf dist
+	$(WHEELS_VENV)/bin/maturin sdist --out dist
+	PATH="$(CURDIR)/$(WHEELS_VENV)/bin:$$PATH" $(MATURIN_ZIG) --target x86_64-unknown-linux-gnu --compatibility manylinux2014
+	PATH="$(CURDIR)/$(WHEELS_VENV)/bin:$$PATH" $(MATURIN_ZIG) --target aarch64-unknown-linux-gnu --compatibility manylinux2014
+	PATH="$(CURDIR)/$(WHEELS_VENV)/bin:$$PATH" $(MATURIN_ZIG) --target x86_64-unknown-linux-musl --compatibility musllinux_1_2
+	@ls -l dist
+
+# Every claimed CPython (3.9 to 3.13) installs the x86_64 wheel with no Rust on
+# PATH and runs tests/wheel against the real stack; then the README's wheel
+# table must match what ran, and the README's quick start runs in a Jupyter kernel.
+test-wheels: wheels stack system-deps venv
+	bash scripts/wheel-smoke.sh
+	$(VENV)/bin/python scripts/platforms.py --check
+	bash scripts/notebook-smoke.sh
+
+# Rewrite the README's wheel table from the last test-wheels run.
+platforms:
+	$(VENV)/bin/python scripts/platforms.py --write
 
 # kfp-auth against the documented pure-Python login, side by side on the local
 # real stack; writes bench/RESULTS.md, bench/results.txt and bench/ratios.png.

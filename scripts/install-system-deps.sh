@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: redis-server (oauth2-proxy's server-side session store),
 # slapd + ldap-utils (OpenLDAP behind Dex's LDAP connector; tests/stack/ldap.py),
-# and squid + tinyproxy (real forward proxies, for HTTP(S)_PROXY and NO_PROXY).
+# squid + tinyproxy (real forward proxies, for HTTP(S)_PROXY and NO_PROXY),
+# and shellcheck (actionlint checks the release workflow's run: scripts with it).
 # Installed only when missing; needs root (as on this project's machines and in CI).
 set -euo pipefail
 missing=()
@@ -12,6 +13,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 [ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)
 [ -x /usr/sbin/squid ] || missing+=(squid)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-system-deps: need ${missing[*]}; run as root, or: sudo apt-get install ${missing[*]}" >&2
