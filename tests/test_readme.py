@@ -71,6 +71,16 @@ def test_the_pages_have_runnable_examples() -> None:
     assert KUBEFLOW_URL in in_readme[0] and STANDALONE_URL in "".join(in_readme)
 
 
+def test_no_page_repeats_a_section() -> None:
+    # A merge can take a section from each side and keep both; one heading twice is the sign.
+    for page in PAGES:
+        text = FENCE.sub("", page.read_text())
+        headings = re.findall(r"^#+ .*$", text, re.M)
+        repeated = sorted({h for h in headings if headings.count(h) > 1})
+        assert not repeated, f"{name(page)} repeats {repeated}"
+    assert (ROOT / "README.md").read_text().count("<!-- wheels:start -->") == 1
+
+
 def test_the_readme_links_resolve() -> None:
     # mkdocs --strict checks the links inside docs/; this checks the README's, which it does not read.
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text())
