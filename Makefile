@@ -150,5 +150,19 @@ soak: develop stack
 soak-ci: develop stack
 	$(VENV)/bin/python -W ignore bench/soak.py --duration 60
 
+# The documentation site (mkdocs.yml, docs/), in a venv of its own. --strict turns
+# every warning into a failure: a broken link, anchor or API reference fails the build.
+DOCS_VENV := .cache/venv-docs
+
+.PHONY: docs
+
+$(DOCS_VENV)/.installed: requirements-docs.txt
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install $(PIP_Q) -r requirements-docs.txt
+	touch $@
+
+docs: $(DOCS_VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict -d site
+
 clean:
-	rm -rf target fuzz/target $(VENV) .cache
+	rm -rf target fuzz/target $(VENV) .cache site

@@ -143,7 +143,7 @@ def test_a_relative_location_is_resolved_against_the_request(srv: HostileServer)
     assert cookies == f"{SESSION_COOKIE}=s3ss10n"
     assert [(r.method, r.path) for r in srv.requests] == [
         ("GET", "/pipeline"), ("GET", "/dex/auth/local"),
-        # Dex's redirect to its own form URL takes the post directly (README, "Round trips").
+        # Dex's redirect to its own form URL takes the post directly (docs/benchmarks.md, "Round trips").
         ("POST", "/dex/auth/local/login"), ("GET", "/oauth2/callback")]
 
 
@@ -189,7 +189,7 @@ def test_the_password_never_goes_to_another_host(srv: HostileServer) -> None:
 # -- bodies ------------------------------------------------------------------------------------
 # The faulty login pages below are served at `/dex/auth/local`, where Dex before v2.31 showed
 # its password form: Dex's redirect to its current form URL (`.../login?state=`) takes the
-# post without reading the form (README, "Round trips"), so a page there is never read.
+# post without reading the form (docs/benchmarks.md, "Round trips"), so a page there is never read.
 
 def test_gigantic_bodies_end_at_the_cap(srv: HostileServer) -> None:
     script_login(srv)

@@ -229,6 +229,6 @@ def test_a_failed_login_carries_its_steps(kubeflow: Stack) -> None:
         ("GET", "pipeline", 403),
         ("GET", "oauth2/start", 302),
         ("GET", "dex/auth/local", 302),
-        # Dex's redirect to its password form takes the post directly (see README, "Round trips").
+        # Dex's redirect to its password form takes the post directly (see docs/benchmarks.md, "Round trips").
         ("POST", "dex/auth/local/login", 401),
     ]

@@ -32,7 +32,7 @@ class KFPClientManager:
 
     Same constructor, methods and results as the class in the Kubeflow docs
     ("Connect the SDK to the API"), plus keyword-only options; the differences
-    are listed in the README. Credentials are used in this order: an explicit
+    are listed in docs/migrating.md. Credentials are used in this order: an explicit
     ``existing_token``, a ``token_path``, Dex credentials (a browser-style login,
     or Dex's password grant when ``dex_client_id`` is given), then none
     (standalone or port-forwarded KFP). The manager keeps its session or token
