@@ -12,7 +12,7 @@ PIP_Q  := --quiet --disable-pip-version-check
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-rust typecheck test-python test-wheels fuzz soak-ci
+test: lint test-rust typecheck docs test-python test-wheels fuzz soak-ci
 
 venv: $(VENV)/.installed $(KFP18)/.installed
 
