@@ -67,6 +67,10 @@ impl Bearer {
 
     /// Dex's password grant; the first grant happens on first use.
     pub fn grant(cfg: GrantConfig) -> Result<Self> {
+        if cfg.client_id.is_empty() {
+            return Err(Error::invalid("dex_client_id", "is empty"));
+        }
+        cfg.options.check()?;
         Transport::check(&cfg.options)?;
         Ok(Bearer {
             source: Source::Grant(Box::new(PasswordGrant::new(cfg))),

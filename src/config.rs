@@ -44,6 +44,32 @@ impl std::fmt::Debug for ProxyUrl {
     }
 }
 
+impl Options {
+    /// The rules every session's options follow, in one place (a Dex login, a password
+    /// grant, and the settings check of the modes that make no session).
+    pub fn check(&self) -> Result<()> {
+        if self.timeout.is_zero() {
+            return Err(Error::invalid(
+                "timeout",
+                "must be a finite number of seconds above zero",
+            ));
+        }
+        if self.max_redirects == 0 {
+            return Err(Error::invalid("max_redirects", "must be at least 1"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(Error::invalid("max_body_bytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+}
+
+/// A timeout given in seconds (as Python passes it). NaN, negative, infinite and
+/// too-small values become zero, which [`Options::check`] refuses: the rule stays there.
+pub fn seconds(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO)
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -80,15 +106,7 @@ impl LoginConfig {
     ) -> Result<Self> {
         let api_url = parse_api_url(api_url)?;
         check_connector_id(connector)?;
-        if options.timeout.is_zero() {
-            return Err(Error::invalid("timeout", "must be greater than zero"));
-        }
-        if options.max_redirects == 0 {
-            return Err(Error::invalid("max_redirects", "must be at least 1"));
-        }
-        if options.max_body_bytes < 1024 {
-            return Err(Error::invalid("max_body_bytes", "must be at least 1024"));
-        }
+        options.check()?;
         Ok(LoginConfig {
             api_url,
             username: username.to_owned(),
@@ -130,6 +148,28 @@ pub fn parse_http_url(name: &'static str, raw: &str) -> Result<Url> {
     }
     url.set_fragment(None);
     Ok(url)
+}
+
+/// Dex's token endpoint for the password grant: `dex_url` + `/token`, where `dex_url`
+/// defaults to `/dex` on `api_url`'s origin (where Kubeflow's gateway serves Dex).
+/// The password and client secret go there, so it must be https when `api_url` is.
+pub fn dex_token_url(api_url: &str, dex_url: Option<&str>) -> Result<Url> {
+    let api = parse_api_url(api_url)?;
+    let mut dex = match dex_url {
+        Some(u) => parse_http_url("dex_url", u)?,
+        None => api.join("/dex").map_err(|e| Error::invalid("api_url", e.to_string()))?,
+    };
+    if api.scheme() == "https" && dex.scheme() != "https" {
+        return Err(Error::invalid(
+            "dex_url",
+            "it is http while api_url is https; the password and client secret would travel \
+             unencrypted. Use Dex's https URL",
+        ));
+    }
+    dex.set_query(None);
+    let path = format!("{}/token", dex.path().trim_end_matches('/'));
+    dex.set_path(&path);
+    Ok(dex)
 }
 
 /// A proxy URL: http or https, with a host. User info is allowed (proxies take
@@ -266,5 +306,47 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn one_timeout_rule_for_every_bad_number() {
+        for secs in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-12] {
+            let opts = Options {
+                timeout: seconds(secs),
+                ..Options::default()
+            };
+            let err = opts.check().unwrap_err().to_string();
+            assert_eq!(
+                err, "invalid `timeout`: must be a finite number of seconds above zero",
+                "{secs}"
+            );
+        }
+        let opts = Options {
+            timeout: seconds(0.5),
+            ..Options::default()
+        };
+        assert!(opts.check().is_ok());
+    }
+
+    #[test]
+    fn the_grant_goes_to_dex_token_over_https_when_the_api_is() {
+        let url = |api, dex| dex_token_url(api, dex).map(|u| u.to_string());
+        assert_eq!(
+            url("https://kf.example.com/pipeline?x=1", None).unwrap(),
+            "https://kf.example.com/dex/token"
+        );
+        assert_eq!(
+            url("http://h/pipeline", Some("http://dex:5556/dex/?q=1")).unwrap(),
+            "http://dex:5556/dex/token"
+        );
+        let err = dex_token_url("https://kf.example.com/p", Some("http://dex.example.com/dex")).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument { name: "dex_url", .. }) && err.to_string().contains("unencrypted"),
+            "{err}"
+        );
+        assert!(matches!(
+            dex_token_url("not a url", None),
+            Err(Error::InvalidArgument { name: "api_url", .. })
+        ));
     }
 }

@@ -99,26 +99,58 @@ const PROXY_ENV: [&str; 8] = [
     "no_proxy",
 ];
 
+/// A proxy and its `Proxy-Authorization` value (when the proxy URL carried user:password).
+pub type FoundProxy = (String, Option<secrecy::SecretString>);
+
 /// The proxy for `url`: `explicit` when given, else the environment's, by the
 /// rules the login's client follows (reqwest's, from hyper-util). Returns the
 /// proxy URL without credentials, and its `Proxy-Authorization` value when the
-/// proxy URL carried user:password.
-pub fn proxy_for(url: &Url, explicit: Option<&ProxyUrl>) -> Option<(String, Option<secrecy::SecretString>)> {
+/// proxy URL carried user:password. A SOCKS proxy from the environment is refused
+/// here, the one place that decides it: kfp's client (urllib3 without PySocks)
+/// could not follow the login there.
+pub fn proxy_for(url: &Url, explicit: Option<&ProxyUrl>) -> Result<Option<FoundProxy>> {
     use hyper_util::client::proxy::matcher::Matcher;
-    let uri: http::Uri = url.as_str().parse().ok()?;
+    let Ok(uri) = url.as_str().parse::<http::Uri>() else {
+        return Ok(None);
+    };
     let matcher = match explicit {
         Some(p) => Matcher::builder().all(p.0.as_str().to_owned()).build(),
         None => Matcher::from_env(),
     };
-    let found = matcher.intercept(&uri)?;
+    let Some(found) = matcher.intercept(&uri) else {
+        return Ok(None);
+    };
     let auth = found
         .basic_auth()
         .and_then(|v| v.to_str().ok())
         .map(|v| secrecy::SecretString::from(v.to_owned()));
     // Rebuilt from scheme and host:port, so no user info can come along.
     let proxy = found.uri();
-    let host_port = proxy.authority()?.as_str().rsplit('@').next()?;
-    Some((format!("{}://{host_port}", proxy.scheme_str().unwrap_or("http")), auth))
+    let Some(host_port) = proxy.authority().and_then(|a| a.as_str().rsplit('@').next()) else {
+        return Ok(None);
+    };
+    let scheme = proxy.scheme_str().unwrap_or("http");
+    if !matches!(scheme, "http" | "https") {
+        return Err(Error::invalid(
+            "proxy",
+            format!(
+                "none was given, and the environment (ALL_PROXY or HTTPS_PROXY/HTTP_PROXY) gives a {scheme} \
+                 proxy for {}; kfp-auth supports http and https proxies only (SOCKS is not supported): \
+                 set an http proxy, or NO_PROXY for this host",
+                redact::url(url)
+            ),
+        ));
+    }
+    Ok(Some((format!("{scheme}://{host_port}"), auth)))
+}
+
+/// What every session checks at construction, for the modes that make none
+/// (a bearer token sent as is): `api_url`, the options, the proxy, the CA bundle.
+pub fn check_settings(api_url: &str, opts: &Options) -> Result<()> {
+    let url = crate::config::parse_api_url(api_url)?;
+    opts.check()?;
+    proxy_for(&url, opts.proxy.as_ref())?;
+    Transport::check(opts)
 }
 
 /// Clients shared in this process, by the options that shape them. Building

@@ -303,7 +303,7 @@ fn inspect_token_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Boun
     claims_to_py(py, c)
 }
 
-/// The transport options every session takes, checked.
+/// The transport options every session takes, as the core's types; the core checks them.
 fn options(
     py: Python<'_>,
     skip_tls_verify: bool,
@@ -311,10 +311,6 @@ fn options(
     timeout: f64,
     proxy: Option<&str>,
 ) -> PyResult<Options> {
-    let timeout = Duration::try_from_secs_f64(timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| PyValueError::new_err("invalid `timeout`: must be a positive number of seconds"))?;
     let proxy = proxy
         .map(crate::config::parse_proxy_url)
         .transpose()
@@ -322,7 +318,7 @@ fn options(
     Ok(Options {
         skip_tls_verify,
         ca_bundle: ssl_ca_cert,
-        timeout,
+        timeout: crate::config::seconds(timeout),
         proxy,
         ..Options::default()
     })
@@ -568,28 +564,8 @@ impl BearerSession {
         timeout: f64,
         proxy: Option<&str>,
     ) -> PyResult<Self> {
-        let api = crate::config::parse_api_url(api_url).map_err(|e| to_py(py, e))?;
-        let mut dex = match dex_url {
-            Some(u) => crate::config::parse_http_url("dex_url", u).map_err(|e| to_py(py, e))?,
-            None => api
-                .join("/dex")
-                .map_err(|e| PyValueError::new_err(format!("invalid `api_url`: {e}")))?,
-        };
-        // The password and client secret go to Dex: never in clear when the API itself is https.
-        if api.scheme() == "https" && dex.scheme() != "https" {
-            return Err(PyValueError::new_err(
-                "invalid `dex_url`: it is http while api_url is https; the password and client secret \
-                 would travel unencrypted. Use Dex's https URL",
-            ));
-        }
-        dex.set_query(None);
-        let path = format!("{}/token", dex.path().trim_end_matches('/'));
-        dex.set_path(&path);
-        if client_id.is_empty() {
-            return Err(PyValueError::new_err("invalid `dex_client_id`: is empty"));
-        }
         let cfg = GrantConfig {
-            token_url: dex,
+            token_url: crate::config::dex_token_url(api_url, dex_url).map_err(|e| to_py(py, e))?,
             client_id: client_id.to_owned(),
             client_secret: SecretString::from(client_secret),
             username: username.to_owned(),
@@ -709,20 +685,8 @@ fn check_settings(
     timeout: f64,
     proxy: Option<&str>,
 ) -> PyResult<()> {
-    let url = crate::config::parse_api_url(api_url).map_err(|e| to_py(py, e))?;
     let opts = options(py, skip_tls_verify, ssl_ca_cert, timeout, proxy)?;
-    if proxy.is_none()
-        && let Some((p, _)) = crate::http::proxy_for(&url, None)
-        && !p.starts_with("http")
-    {
-        return Err(PyValueError::new_err(format!(
-            "the environment (ALL_PROXY or HTTPS_PROXY/HTTP_PROXY) gives a {} proxy for api_url; kfp-auth \
-             supports http and https proxies only (SOCKS is not supported): set an http proxy, or NO_PROXY \
-             for this host",
-            p.split(':').next().unwrap_or("non-http")
-        )));
-    }
-    crate::http::Transport::check(&opts).map_err(|e| to_py(py, e))
+    crate::http::check_settings(api_url, &opts).map_err(|e| to_py(py, e))
 }
 
 /// The proxy for `url`: `proxy` when given, else the environment's, by the rules
@@ -736,10 +700,8 @@ fn proxy_for(py: Python<'_>, url: &str, proxy: Option<&str>) -> PyResult<Option<
         .transpose()
         .map_err(|e| to_py(py, e))?;
     let url = crate::config::parse_api_url(url).map_err(|e| to_py(py, e))?;
-    Ok(
-        crate::http::proxy_for(&url, explicit.as_ref())
-            .map(|(p, auth)| (p, auth.map(|a| a.expose_secret().to_owned()))),
-    )
+    let found = crate::http::proxy_for(&url, explicit.as_ref()).map_err(|e| to_py(py, e))?;
+    Ok(found.map(|(p, auth)| (p, auth.map(|a| a.expose_secret().to_owned()))))
 }
 
 /// `url` as it may be shown: origin and path, query values hidden, user info dropped.

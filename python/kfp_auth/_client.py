@@ -25,7 +25,6 @@ from kfp_auth._native import (
     rbac_denial,
     redact_url,
 )
-from kfp_auth._native import proxy_for as _native_proxy_for
 
 
 def import_kfp() -> Any:
@@ -405,19 +404,6 @@ def _credentials_class() -> type:
             return f"TokenCredentials({self._session!r})"
 
     return TokenCredentials
-
-
-def proxy_for(url: str, proxy: str | None) -> tuple[str, str | None] | None:
-    """The proxy for ``url`` and its ``Proxy-Authorization`` value: the one given, else the
-    environment's (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``), by the
-    same rules the login follows, so the client goes the way the login went."""
-    found = _native_proxy_for(url, proxy)
-    if found is not None and not found[0].startswith(("http://", "https://")):
-        raise ValueError(
-            f"the environment gives a {found[0].split(':', 1)[0]} proxy for {redact_url(url)}; kfp-auth "
-            "supports http and https proxies only: set HTTPS_PROXY/HTTP_PROXY, or NO_PROXY for this host"
-        )
-    return found
 
 
 def build_client(

@@ -7,13 +7,14 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client, proxy_for
+from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client
 from kfp_auth._native import (
     BearerSession,
     DexSession,
     check_settings,
     default_session_cache,
     default_token_path,
+    proxy_for,
     redact_url,
 )
 
