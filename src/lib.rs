@@ -20,8 +20,6 @@ pub mod session;
 pub mod token;
 
 #[cfg(feature = "python")]
-mod pyexit;
-#[cfg(feature = "python")]
 mod python;
 
 pub use config::{LoginConfig, Options};

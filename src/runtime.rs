@@ -1,35 +1,4 @@
-//! The one tokio runtime every login runs on, created on first use.
-//!
-//! A forked child (multiprocessing's default start method on Linux) inherits
-//! the parent's runtime without its worker threads, and anything blocked on it
-//! would wait forever. So the runtime is per process: a child builds its own,
-//! and the parent's copy is left alone (dropping it would join threads that do
-//! not exist in the child).
-
-use std::sync::Mutex;
-
-use tokio::runtime::{Builder, Runtime};
-
-static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
-
-pub fn runtime() -> std::io::Result<&'static Runtime> {
-    let pid = std::process::id();
-    let mut slot = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((owner, rt)) = *slot
-        && owner == pid
-    {
-        return Ok(rt);
-    }
-    // Two workers: logins are I/O-bound, and this machine class has two cores.
-    let rt = Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("kfp-auth-io")
-        .enable_all()
-        .build()?;
-    let rt: &'static Runtime = Box::leak(Box::new(rt));
-    *slot = Some((pid, rt));
-    Ok(rt)
-}
+//! Locks and shared failures for logins and grants that must not run twice at once.
 
 /// An async lock that a forked child does not inherit held: a child forked
 /// while the parent held it gets a fresh one (the holder does not exist there).

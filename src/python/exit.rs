@@ -1,5 +1,5 @@
-//! Calls into Python from threads Python does not know (tokio's), made safe at
-//! interpreter exit. While Python finalizes, a foreign thread that asks for the
+//! The exit guard: calls into Python from threads Python does not know (tokio's),
+//! made safe at interpreter exit. While Python finalizes, a foreign thread that asks for the
 //! GIL is ended with `pthread_exit`, whose forced unwind runs Rust destructors
 //! that touch Python objects without the GIL: a crash at exit, seen when a
 //! script ends right after `asyncio.run(...)` of a login (the completion thread

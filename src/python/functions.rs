@@ -1,0 +1,123 @@
+//! The module's functions, and the argument conversions the session classes share.
+//! Nothing is checked here: the core's checks raise, converted by `errors.rs`.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use secrecy::ExposeSecret;
+
+use crate::cache::SessionCache;
+use crate::config::{self, Options};
+
+/// The transport options every session takes, as the core's types; the core checks them.
+pub fn options(
+    skip_tls_verify: bool,
+    ssl_ca_cert: Option<PathBuf>,
+    timeout: f64,
+    proxy: Option<&str>,
+) -> PyResult<Options> {
+    Ok(Options {
+        skip_tls_verify,
+        ca_bundle: ssl_ca_cert,
+        timeout: config::seconds(timeout),
+        proxy: proxy.map(config::parse_proxy_url).transpose()?,
+        ..Options::default()
+    })
+}
+
+/// Token claims as the `TokenClaims` dict.
+pub fn claims_to_py(py: Python<'_>, c: crate::token::Claims) -> PyResult<Bound<'_, PyDict>> {
+    let unix = |t: Option<std::time::SystemTime>| {
+        t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64())
+    };
+    let d = PyDict::new(py);
+    d.set_item("subject", c.subject)?;
+    d.set_item("issuer", c.issuer)?;
+    d.set_item("audience", c.audience)?;
+    d.set_item("expires", unix(c.expires))?;
+    d.set_item("issued", unix(c.issued))?;
+    Ok(d)
+}
+
+/// The claims of a JWT (subject, issuer, audience, expires, issued), decoded without verification.
+#[pyfunction]
+pub fn inspect_token<'py>(py: Python<'py>, token: &str) -> PyResult<Bound<'py, PyDict>> {
+    claims_to_py(py, crate::token::claims(token)?)
+}
+
+/// The token file kfp reads in a pod: `$KF_PIPELINES_SA_TOKEN_PATH`, or the default.
+#[pyfunction]
+pub fn default_token_path() -> String {
+    crate::token::default_token_path().display().to_string()
+}
+
+/// The claims of the JWT in a token file, which must exist, be readable, and hold a JWT.
+#[pyfunction]
+pub fn inspect_token_file(py: Python<'_>, path: PathBuf) -> PyResult<Bound<'_, PyDict>> {
+    let token = crate::token::read_token_file(&path)?;
+    claims_to_py(py, crate::token::inspect(&token)?)
+}
+
+/// The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`.
+#[pyfunction]
+pub fn default_session_cache() -> Option<String> {
+    SessionCache::default_path().map(|p| p.display().to_string())
+}
+
+/// What an RBAC denial from the KFP API says (user, namespace, verb, resource,
+/// message), or `None` when the answer is not one.
+#[pyfunction]
+pub fn rbac_denial<'py>(py: Python<'py>, status: u16, body: &[u8]) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Some(d) = crate::detect::rbac_denial(status, body) else {
+        return Ok(None);
+    };
+    let out = PyDict::new(py);
+    out.set_item("user", d.user)?;
+    out.set_item("namespace", d.namespace)?;
+    out.set_item("verb", d.verb)?;
+    out.set_item("resource", d.resource)?;
+    out.set_item("message", d.message)?;
+    Ok(Some(out))
+}
+
+/// Raise `ValueError` when `api_url` or a transport setting is unusable: what
+/// every session checks at construction, for the modes that make no session.
+#[pyfunction]
+#[pyo3(signature = (api_url, *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+pub fn check_settings(
+    api_url: &str,
+    skip_tls_verify: bool,
+    ssl_ca_cert: Option<PathBuf>,
+    timeout: f64,
+    proxy: Option<&str>,
+) -> PyResult<()> {
+    let opts = options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?;
+    Ok(crate::http::check_settings(api_url, &opts)?)
+}
+
+/// The proxy for `url`: `proxy` when given, else the environment's, by the rules
+/// the login follows. Returns (proxy URL without credentials, `Proxy-Authorization`
+/// value or `None`), or `None` for a direct connection.
+#[pyfunction]
+#[pyo3(signature = (url, proxy = None))]
+pub fn proxy_for(url: &str, proxy: Option<&str>) -> PyResult<Option<(String, Option<String>)>> {
+    let explicit = proxy.map(config::parse_proxy_url).transpose()?;
+    let url = config::parse_api_url(url)?;
+    let found = crate::http::proxy_for(&url, explicit.as_ref())?;
+    Ok(found.map(|(p, auth)| (p, auth.map(|a| a.expose_secret().to_owned()))))
+}
+
+/// `url` as it may be shown: origin and path, query values hidden, user info dropped.
+#[pyfunction]
+pub fn redact_url(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| "<not a URL>".to_owned(), |u| crate::redact::url(&u))
+}
+
+/// Whether a KFP API response is the gateway asking for a login (see `detect.rs`).
+#[pyfunction]
+#[pyo3(signature = (status, content_type, location, body))]
+pub fn is_login_response(status: u16, content_type: Option<&str>, location: Option<&str>, body: &[u8]) -> bool {
+    crate::detect::is_login_response(status, content_type, location, body)
+}
