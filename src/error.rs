@@ -91,6 +91,18 @@ pub enum Error {
         after: Duration,
     },
 
+    /// An answer whose body ended early: the connection closed before `Content-Length`
+    /// was reached, or a chunk was missing. Not a connection failure: the server answered.
+    #[error(
+        "the answer to {method} {url} was cut short: the connection ended before the whole answer \
+         arrived ({detail}); the server or a proxy on the way closed it early, try again"
+    )]
+    IncompleteBody {
+        method: &'static str,
+        url: String,
+        detail: String,
+    },
+
     /// The session cache file cannot be used safely.
     #[error("session cache {path}: {reason}")]
     SessionCache { path: String, reason: String },

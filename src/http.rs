@@ -392,17 +392,19 @@ impl Transport {
                 detail: chain(e),
             };
         }
-        // A body cut short (Content-Length not reached, a chunk missing): say so first.
+        // A body cut short (Content-Length not reached, a chunk missing).
         // reqwest reports it as a decode error wrapping a body error (no decoders are built in).
-        let detail = if e.is_body() || e.is_decode() {
-            format!("the connection ended before the whole answer arrived ({})", chain(e))
-        } else {
-            chain(e)
-        };
+        if e.is_body() || e.is_decode() {
+            return Error::IncompleteBody {
+                method,
+                url: shown,
+                detail: chain(e),
+            };
+        }
         Error::Http {
             method,
             url: shown,
-            detail,
+            detail: chain(e),
         }
     }
 }

@@ -299,8 +299,13 @@ def provoke_every_error(s: Stack, tmp_path: Path, silent_server: str, slamming_s
                kfp_auth.LoginTimeoutError, kfp_auth.ConnectError, kfp_auth.TLSError, kfp_auth.SessionCacheError,
                kfp_auth.TokenError, kfp_auth.PermissionDeniedError} - set(raised)
     assert not missing, missing
-    # Each is a KFPAuthError subclass; the base class itself is never raised bare by the core.
-    assert all(issubclass(k, kfp_auth.KFPAuthError) for k in raised if k not in (ValueError, ApiException))
+    # The classes actually raised (`raised` is keyed by what was expected): each is a
+    # KFPAuthError subclass, the bad argument too (expected above as a ValueError only),
+    # and the base class itself is never raised bare.
+    actual = {type(e) for kind, e in raised.items() if kind is not ApiException}
+    assert kfp_auth.InvalidArgumentError in actual
+    assert kfp_auth.KFPAuthError not in actual
+    assert all(issubclass(k, kfp_auth.KFPAuthError) for k in actual), actual
 
     # The reprs of everything that holds a credential.
     for label, obj in (("cookie manager", m), ("grant manager", g), ("file manager", f), ("token manager", t),

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
+import typing
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from stack import free_port
+from stack.hostile_server import PASSWORD_FORM, HostileServer, script_login, truncated
 
 import kfp_auth
 from kfp_auth import KFPClientManager
@@ -76,16 +83,6 @@ def test_repr_masks_the_password() -> None:
     assert "jane@example.com" in repr(m) and "ldap" in repr(m)
     # The password is not kept on the Python object at all.
     assert SECRET not in repr(vars(m))
-
-
-def test_error_hierarchy() -> None:
-    for cls in (kfp_auth.InvalidCredentialsError, kfp_auth.UnknownConnectorError,
-                kfp_auth.UnexpectedResponseError, kfp_auth.TLSError, kfp_auth.ConnectError,
-                kfp_auth.LoginTimeoutError):
-        assert issubclass(cls, kfp_auth.KFPAuthError)
-    # Code written for the documented class catches RuntimeError.
-    assert issubclass(kfp_auth.KFPAuthError, RuntimeError)
-    assert kfp_auth.KFPAuthError.__module__ == "kfp_auth"
 
 
 def test_ctrl_c_interrupts_a_login(silent_server: str) -> None:
@@ -169,3 +166,189 @@ print("child", os.waitstatus_to_exitcode(status))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "child 0", r.stderr[-2000:]
+
+
+# -- The exception tree: each error is a KFPAuthError (a RuntimeError), and some also
+#    the built-in exception Python code catches for that failure --
+
+#: Every exception class kfp_auth offers, and the built-in it is besides KFPAuthError.
+TREE: dict[type[BaseException], type[BaseException] | None] = {
+    kfp_auth.KFPAuthError: RuntimeError,
+    kfp_auth.InvalidArgumentError: ValueError,
+    kfp_auth.InvalidCredentialsError: None,
+    kfp_auth.UnknownConnectorError: None,
+    kfp_auth.UnexpectedResponseError: None,
+    kfp_auth.TLSError: None,
+    kfp_auth.ConnectError: ConnectionError,
+    kfp_auth.IncompleteBodyError: None,
+    kfp_auth.LoginTimeoutError: TimeoutError,
+    kfp_auth.TokenError: None,
+    kfp_auth.SessionCacheError: None,
+    kfp_auth.PermissionDeniedError: None,
+}
+BUILTINS = (ValueError, ConnectionError, TimeoutError)
+
+
+def test_the_tree_is_the_documented_one() -> None:
+    offered = {v for v in vars(kfp_auth).values() if isinstance(v, type) and issubclass(v, BaseException)}
+    offered -= {kfp_auth.KFPAuthWarning}
+    assert offered == set(TREE), "every exception class is in the table, and only those"
+    for cls, also in TREE.items():
+        assert issubclass(cls, kfp_auth.KFPAuthError) and issubclass(cls, RuntimeError), cls
+        # Exactly the built-ins of the table: a cut-short body is not a ConnectionError.
+        assert [b for b in BUILTINS if issubclass(cls, b)] == ([also] if also in BUILTINS else []), cls
+        assert cls.__module__ == "kfp_auth", cls
+        assert getattr(kfp_auth._native, cls.__name__) is cls, "the Rust core raises the same classes"
+    assert issubclass(kfp_auth.KFPAuthWarning, RuntimeWarning)
+    assert not issubclass(kfp_auth.KFPAuthWarning, kfp_auth.KFPAuthError)
+
+
+def test_the_attributes_are_declared_and_typed() -> None:
+    hints = typing.get_type_hints(kfp_auth.KFPAuthError)
+    assert hints == {"status": typing.Optional[int], "url": typing.Optional[str],
+                     "history": typing.List[kfp_auth.LoginStep]}
+    assert typing.get_type_hints(kfp_auth.UnknownConnectorError)["offered"] == typing.List[str]
+    assert typing.get_type_hints(kfp_auth.InvalidArgumentError)["argument"] == typing.Optional[str]
+    # A user-made error has them too, and an error survives pickling (process pools) with them.
+    e = kfp_auth.LoginTimeoutError("slow", url="http://h/p", history=[
+        {"method": "GET", "url": "http://h/p", "status": None, "elapsed_ms": 5}])
+    assert (kfp_auth.KFPAuthError("x").status, kfp_auth.KFPAuthError("x").history) == (None, [])
+    import pickle
+
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is kfp_auth.LoginTimeoutError and str(back) == "slow"
+    assert (back.url, back.history, back.status) == (e.url, e.history, None)
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for var in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+                "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    yield monkeypatch
+
+
+URL = "http://127.0.0.1:9/pipeline"
+BAD_ARGUMENTS: list[tuple[str, dict[str, typing.Any], str]] = [
+    # Checked in the Rust core:
+    ("api_url", {"api_url": "not a url"}, "not an absolute URL"),
+    ("api_url", {"api_url": f"http://alice:{SECRET}@127.0.0.1/p"}, "must not contain user:password@"),
+    ("timeout", {"timeout": float("nan")}, "finite number of seconds above zero"),
+    ("timeout", {"timeout": 0, "existing_token": "t"}, "finite number of seconds above zero"),
+    ("timeout", {"timeout": -1, "dex_client_id": "c", "dex_client_secret": "s"}, "above zero"),
+    ("dex_auth_type", {"dex_auth_type": "a/b"}, "'/' at position 2"),
+    ("proxy", {"proxy": "socks5://127.0.0.1:1080"}, "SOCKS proxies are not supported"),
+    ("ssl_ca_cert", {"ssl_ca_cert": "/nonexistent/ca.pem"}, "cannot read"),
+    ("dex_client_id", {"dex_client_id": "", "dex_client_secret": "s"}, "is empty"),
+    ("dex_url", {"api_url": "https://kf.example.com/p", "dex_client_id": "c", "dex_client_secret": "s",
+                 "dex_url": "http://dex.example.com/dex"}, "unencrypted"),
+    # Checked by the manager, in Python:
+    ("dex_password", {"dex_password": None}, "a Dex login needs both"),
+    ("dex_client_secret", {"dex_client_id": "c"}, "needs both dex_client_id and dex_client_secret"),
+]
+
+
+@pytest.mark.parametrize("argument,kw,says", BAD_ARGUMENTS, ids=[f"{a}:{i}" for i, (a, _, _) in enumerate(BAD_ARGUMENTS)])
+def test_a_bad_argument_is_a_kfp_auth_error_and_a_value_error(
+    argument: str, kw: dict[str, typing.Any], says: str, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    args = {"api_url": URL, "dex_username": "u", "dex_password": SECRET, **kw}
+    for catch in (kfp_auth.KFPAuthError, ValueError):
+        with pytest.raises(catch) as ei:
+            KFPClientManager(**args)
+        e = ei.value
+        assert type(e) is kfp_auth.InvalidArgumentError
+        assert e.argument == argument and says in str(e), str(e)
+        assert SECRET not in str(e) + repr(vars(e))
+
+
+def test_a_socks_proxy_from_the_environment_is_a_bad_argument(no_proxy_env: pytest.MonkeyPatch) -> None:
+    no_proxy_env.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(ValueError, match="SOCKS is not supported") as ei:
+        KFPClientManager(URL, existing_token="t")
+    assert isinstance(ei.value, kfp_auth.InvalidArgumentError) and ei.value.argument == "proxy"
+    # Set after the manager was made: the client it builds is refused by the same check, in the core.
+    no_proxy_env.delenv("ALL_PROXY")
+    m = KFPClientManager(URL, existing_token="t")
+    no_proxy_env.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(kfp_auth.InvalidArgumentError, match="SOCKS is not supported"):
+        m.create_kfp_client()
+
+
+def test_session_cache_true_without_a_home_is_a_bad_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOME")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    with pytest.raises(kfp_auth.KFPAuthError) as ei:
+        KFPClientManager(URL, "u", SECRET, session_cache=True)
+    assert isinstance(ei.value, ValueError) and ei.value.argument == "session_cache"
+
+
+def test_a_login_timeout_is_a_timeout_error(silent_server: str) -> None:
+    m = KFPClientManager(silent_server, "u", SECRET, timeout=0.3)
+    with pytest.raises(TimeoutError) as ei:
+        m.get_session_cookies()
+    e = ei.value
+    assert type(e) is kfp_auth.LoginTimeoutError and isinstance(e, kfp_auth.KFPAuthError)
+    assert e.url == silent_server and e.status is None and len(e.history) == 1
+
+
+def test_an_async_login_timeout_is_a_timeout_error(silent_server: str) -> None:
+    m = KFPClientManager(silent_server, "u", SECRET, timeout=0.3)
+    with pytest.raises(TimeoutError) as ei:
+        asyncio.run(m.get_session_cookies_async())
+    assert type(ei.value) is kfp_auth.LoginTimeoutError and ei.value.history
+
+
+def test_a_refused_connection_is_a_connection_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}/pipeline"
+    with pytest.raises(ConnectionError) as ei:
+        KFPClientManager(url, "u", SECRET).get_session_cookies()
+    e = ei.value
+    assert type(e) is kfp_auth.ConnectError and isinstance(e, kfp_auth.KFPAuthError)
+    assert "Connection refused" in str(e) and e.url is not None and e.status is None
+
+
+def test_a_body_cut_short_is_its_own_error() -> None:
+    with HostileServer() as srv:
+        script_login(srv)
+        srv.route("/dex/auth/local", truncated(PASSWORD_FORM.encode()[:60], declared=5000), method="GET")
+        with pytest.raises(kfp_auth.KFPAuthError) as ei:
+            KFPClientManager(srv.url + "/pipeline", "u", SECRET).get_session_cookies()
+    e = ei.value
+    assert type(e) is kfp_auth.IncompleteBodyError and not isinstance(e, ConnectionError)
+    assert "cut short" in str(e) and e.url is not None and e.url.startswith(srv.url + "/dex/auth/local?")
+    assert e.history and e.history[-1]["url"] == e.url
+
+
+def corrupt_cache(tmp_path: Path) -> Path:
+    cache = tmp_path / "sessions.json"
+    cache.write_text('{"version": 1, "sessions": {"x": {"cookies": 5')
+    os.chmod(cache, 0o600)
+    return cache
+
+
+def test_a_warning_is_a_kfp_auth_warning_users_can_filter(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/pipeline"  # the warning comes before the login fails
+    m = KFPClientManager(url, "u", SECRET, session_cache=corrupt_cache(tmp_path))
+    with pytest.warns(kfp_auth.KFPAuthWarning, match="is corrupt") as seen, pytest.raises(kfp_auth.ConnectError):
+        m.get_session_cookies()
+    assert [type(w.message) for w in seen] == [kfp_auth.KFPAuthWarning]
+    # Filtered by its category: ignored...
+    m = KFPClientManager(url, "u", SECRET, session_cache=corrupt_cache(tmp_path))
+    with warnings.catch_warnings(record=True) as recorded, pytest.raises(kfp_auth.ConnectError):
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=kfp_auth.KFPAuthWarning)
+        m.get_session_cookies()
+    assert recorded == []
+    # ...or made an error, raised as the warning itself.
+    m = KFPClientManager(url, "u", SECRET, session_cache=corrupt_cache(tmp_path))
+    with warnings.catch_warnings(), pytest.raises(kfp_auth.KFPAuthWarning, match="is corrupt"):
+        warnings.filterwarnings("error", category=kfp_auth.KFPAuthWarning)
+        m.get_session_cookies()
+
+
+def test_an_async_call_raises_its_warnings_as_kfp_auth_warnings(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/pipeline"
+    m = KFPClientManager(url, "u", SECRET, session_cache=corrupt_cache(tmp_path))
+    with pytest.warns(kfp_auth.KFPAuthWarning, match="is corrupt"), pytest.raises(ConnectionError):
+        asyncio.run(m.get_session_cookies_async())

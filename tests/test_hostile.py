@@ -201,11 +201,12 @@ def test_gigantic_bodies_end_at_the_cap(srv: HostileServer) -> None:
     assert "larger than 1048576 bytes" in str(e)
 
 
-def test_a_truncated_body_is_a_connection_error(srv: HostileServer) -> None:
+def test_a_truncated_body_is_an_incomplete_body_error(srv: HostileServer) -> None:
     script_login(srv)
     srv.route("/dex/auth/local", truncated(PASSWORD_FORM.encode()[:60], declared=5000), method="GET")
-    e = login_fails(srv.url + "/pipeline", kfp_auth.ConnectError)
-    assert "before the whole answer" in str(e)
+    e = login_fails(srv.url + "/pipeline", kfp_auth.IncompleteBodyError)
+    assert not isinstance(e, kfp_auth.ConnectError)  # the server answered: not a connection failure
+    assert "before the whole answer" in str(e) and e.url is not None and "/dex/auth/local?" in e.url
     assert not posted_password(srv, SECRET)
 
 

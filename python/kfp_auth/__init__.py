@@ -5,13 +5,14 @@ Kubeflow docs. The login itself runs in the Rust core (``kfp_auth._native``).
 Importing this package does not import ``kfp``.
 """
 
-from kfp_auth._manager import IN_CLUSTER_URL, KFPClientManager
-from kfp_auth._native import (
-    BearerSession,
+from kfp_auth._errors import (
     ConnectError,
-    DexSession,
+    IncompleteBodyError,
+    InvalidArgumentError,
     InvalidCredentialsError,
     KFPAuthError,
+    KFPAuthWarning,
+    LoginStep,
     LoginTimeoutError,
     PermissionDeniedError,
     SessionCacheError,
@@ -19,17 +20,22 @@ from kfp_auth._native import (
     TokenError,
     UnexpectedResponseError,
     UnknownConnectorError,
-    __version__,
 )
+from kfp_auth._manager import IN_CLUSTER_URL, KFPClientManager
+from kfp_auth._native import BearerSession, DexSession, __version__
 
 __all__ = [
     "BearerSession",
     "ConnectError",
     "DexSession",
+    "IN_CLUSTER_URL",
+    "IncompleteBodyError",
+    "InvalidArgumentError",
     "InvalidCredentialsError",
     "KFPAuthError",
-    "IN_CLUSTER_URL",
+    "KFPAuthWarning",
     "KFPClientManager",
+    "LoginStep",
     "LoginTimeoutError",
     "PermissionDeniedError",
     "SessionCacheError",

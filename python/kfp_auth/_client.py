@@ -16,11 +16,10 @@ import inspect
 from typing import Any, Union
 from urllib.parse import urlsplit
 
+from kfp_auth._errors import PermissionDeniedError, UnexpectedResponseError
 from kfp_auth._native import (
     BearerSession,
     DexSession,
-    PermissionDeniedError,
-    UnexpectedResponseError,
     is_login_response,
     rbac_denial,
     redact_url,
@@ -216,16 +215,13 @@ def _raise_if_denied(e: Any, method: str, url: str) -> None:
         "or use a namespace you belong to"
     )
     api_exception: type = type(e)
-    err = _denied_class(api_exception)(msg)
-    for attr in ("status", "reason", "body"):
-        setattr(err, attr, getattr(e, attr, None))
-    # The answer's headers, without those that carry a credential.
-    err.headers = _without_credentials(getattr(e, "headers", None))
-    err.url = redact_url(url)
-    err.history = []
-    err.user, err.namespace, err.verb, err.resource = (
-        denial["user"], denial["namespace"], denial["verb"], denial["resource"]
+    err = _denied_class(api_exception)(
+        msg, status=getattr(e, "status", None), url=redact_url(url), user=denial["user"],
+        namespace=denial["namespace"], verb=denial["verb"], resource=denial["resource"],
     )
+    # ApiException's own attributes; its headers without those that carry a credential.
+    err.reason, err.body = getattr(e, "reason", None), getattr(e, "body", None)
+    err.headers = _without_credentials(getattr(e, "headers", None))
     raise err from None
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client
+from kfp_auth._errors import InvalidArgumentError
 from kfp_auth._native import (
     BearerSession,
     DexSession,
@@ -87,7 +88,8 @@ class KFPClientManager:
             ``HTTP_PROXY`` and ``NO_PROXY`` apply, as in ``requests``
         :param allow_insecure_redirect: let a Dex login go on when it is sent from https down to
             plain http (the password and cookies then travel unencrypted); off by default
-        :raises ValueError: when an argument is malformed or credentials are incomplete
+        :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
+            credentials are incomplete
         """
         self._api_url = api_url
         self._skip_tls_verify = skip_tls_verify
@@ -105,7 +107,10 @@ class KFPClientManager:
         }
         check_settings(api_url, **tls)  # every mode fails on bad settings at construction
         if (dex_client_id is None) != (dex_client_secret is None):
-            raise ValueError("the password grant needs both dex_client_id and dex_client_secret")
+            raise InvalidArgumentError(
+                "the password grant needs both dex_client_id and dex_client_secret",
+                argument="dex_client_secret" if dex_client_secret is None else "dex_client_id",
+            )
         have_dex = dex_username is not None or dex_password is not None
         if existing_token is not None:
             self._bearer = BearerSession.from_token(existing_token)
@@ -114,7 +119,9 @@ class KFPClientManager:
         elif have_dex:
             if dex_username is None or dex_password is None:
                 missing = "dex_password" if dex_password is None else "dex_username"
-                raise ValueError(f"{missing} is missing: a Dex login needs both dex_username and dex_password")
+                raise InvalidArgumentError(
+                    f"{missing} is missing: a Dex login needs both dex_username and dex_password", argument=missing
+                )
             if dex_client_id is not None and dex_client_secret is not None:
                 self._bearer = BearerSession.from_dex_password_grant(
                     api_url, dex_username, dex_password, dex_client_id, dex_client_secret, dex_url=dex_url, **tls
@@ -131,7 +138,7 @@ class KFPClientManager:
                     **tls,
                 )
         elif dex_client_id is not None:
-            raise ValueError("the password grant needs dex_username and dex_password")
+            raise InvalidArgumentError("the password grant needs dex_username and dex_password", argument="dex_username")
         self._auth: Auth = (
             CookieAuth(self._session)
             if self._session is not None
@@ -285,6 +292,8 @@ def _cache_path(session_cache: bool | str | os.PathLike[str]) -> str | None:
     if session_cache is True:
         path = default_session_cache()
         if path is None:
-            raise ValueError("session_cache=True needs $HOME or $XDG_CACHE_HOME; pass a path instead")
+            raise InvalidArgumentError(
+                "session_cache=True needs $HOME or $XDG_CACHE_HOME; pass a path instead", argument="session_cache"
+            )
         return path
     return os.fspath(session_cache)

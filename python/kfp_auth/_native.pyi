@@ -4,6 +4,22 @@ import os
 from collections.abc import Awaitable
 from typing import TypedDict, final
 
+# The exception classes are defined in Python (kfp_auth/_errors.py); the module offers them too.
+from kfp_auth._errors import ConnectError as ConnectError
+from kfp_auth._errors import IncompleteBodyError as IncompleteBodyError
+from kfp_auth._errors import InvalidArgumentError as InvalidArgumentError
+from kfp_auth._errors import InvalidCredentialsError as InvalidCredentialsError
+from kfp_auth._errors import KFPAuthError as KFPAuthError
+from kfp_auth._errors import KFPAuthWarning as KFPAuthWarning
+from kfp_auth._errors import LoginTimeoutError as LoginTimeoutError
+from kfp_auth._errors import PermissionDeniedError as PermissionDeniedError
+from kfp_auth._errors import SessionCacheError as SessionCacheError
+from kfp_auth._errors import TLSError as TLSError
+from kfp_auth._errors import TokenError as TokenError
+from kfp_auth._errors import UnexpectedResponseError as UnexpectedResponseError
+from kfp_auth._errors import UnknownConnectorError as UnknownConnectorError
+from kfp_auth._errors import LoginStep
+
 __all__ = [
     "__version__",
     "DexSession",
@@ -11,19 +27,22 @@ __all__ = [
     "rbac_denial",
     "check_settings",
     "proxy_for",
-    "PermissionDeniedError",
     "is_login_response",
     "redact_url",
     "default_session_cache",
-    "SessionCacheError",
     "KFPAuthError",
+    "InvalidArgumentError",
     "InvalidCredentialsError",
     "UnknownConnectorError",
     "UnexpectedResponseError",
     "TLSError",
     "ConnectError",
+    "IncompleteBodyError",
     "LoginTimeoutError",
     "TokenError",
+    "SessionCacheError",
+    "PermissionDeniedError",
+    "KFPAuthWarning",
     "inspect_token",
     "inspect_token_file",
     "default_token_path",
@@ -34,12 +53,6 @@ __all__ = [
 __version__: str
 TOKEN_PATH_ENV: str
 DEFAULT_TOKEN_PATH: str
-
-class _LoginStep(TypedDict):
-    method: str
-    url: str
-    status: int | None
-    elapsed_ms: int
 
 class _Claims(TypedDict):
     subject: str | None
@@ -54,45 +67,16 @@ class _Diagnosis(TypedDict):
     gateway: str
     connectors: list[str]
     approval: str
-    steps: list[_LoginStep]
+    steps: list[LoginStep]
     verdict: str
     error: KFPAuthError | None
 
-class KFPAuthError(RuntimeError):
-    """Base class of every kfp-auth error."""
-
-    status: int | None
-    url: str | None
-    history: list[_LoginStep]
-
-class InvalidCredentialsError(KFPAuthError):
-    """Dex rejected the username or password."""
-
-class UnknownConnectorError(KFPAuthError):
-    """Dex does not offer the requested connector (dex_auth_type)."""
-
-    offered: list[str]
-
-class UnexpectedResponseError(KFPAuthError):
-    """A status or page that no Kubeflow login path produces at that step."""
-
-class TLSError(KFPAuthError):
-    """The TLS handshake or certificate verification failed."""
-
-class ConnectError(KFPAuthError):
-    """The server could not be reached, or the connection broke."""
-
-class LoginTimeoutError(KFPAuthError):
-    """A login request took longer than `timeout`."""
-
-class TokenError(KFPAuthError):
-    """A bearer token, or its file, cannot be used."""
-
-class PermissionDeniedError(KFPAuthError):
-    """The KFP API denied this user the request (an RBAC denial): a login does not change it."""
-
-class SessionCacheError(KFPAuthError):
-    """The session cache file cannot be used safely."""
+class _Denial(TypedDict):
+    user: str | None
+    namespace: str | None
+    verb: str | None
+    resource: str | None
+    message: str
 
 @final
 class DexSession:
@@ -145,13 +129,6 @@ class DexSession:
     def ssl_ca_cert(self) -> str | None: ...
     @property
     def timeout(self) -> float: ...
-
-class _Denial(TypedDict):
-    user: str | None
-    namespace: str | None
-    verb: str | None
-    resource: str | None
-    message: str
 
 @final
 class BearerSession:
@@ -213,7 +190,7 @@ def check_settings(
     timeout: float = 30.0,
     proxy: str | None = None,
 ) -> None:
-    """Raise `ValueError` when `api_url` or a transport setting is unusable."""
+    """Raise `InvalidArgumentError` when `api_url` or a transport setting is unusable."""
 
 def proxy_for(url: str, proxy: str | None = None) -> tuple[str, str | None] | None:
     """The proxy for `url` (URL without credentials, `Proxy-Authorization` value), or `None`."""

@@ -41,7 +41,7 @@ def _fail(code: int, message: str) -> NoReturn:
 def _exit_code(e: BaseException) -> int:
     if isinstance(e, (_native.InvalidCredentialsError, _native.UnknownConnectorError)):
         return EXIT_CREDENTIALS
-    if isinstance(e, (_native.ConnectError, _native.LoginTimeoutError)):
+    if isinstance(e, (_native.ConnectError, _native.IncompleteBodyError, _native.LoginTimeoutError)):
         return EXIT_UNREACHABLE
     if isinstance(e, _native.TLSError):
         return EXIT_TLS

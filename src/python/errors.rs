@@ -1,158 +1,155 @@
 //! Core errors as Python exceptions, and core warnings as Python warnings.
+//!
+//! The classes live in Python (`kfp_auth/_errors.py`): one made here by PyO3 would
+//! have an instance layout of its own, which Python cannot combine with OSError's,
+//! so `LoginTimeoutError` could not also be a `TimeoutError`, nor `ConnectError` a
+//! `ConnectionError`. Each class is looked up once and kept.
 
-use pyo3::create_exception;
-use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyRuntimeWarning, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyType};
 
 use crate::error::Error;
 use crate::http::Step;
 
-create_exception!(
-    kfp_auth,
-    KFPAuthError,
-    PyRuntimeError,
-    "Base class of every kfp-auth error."
-);
-create_exception!(
-    kfp_auth,
-    InvalidCredentialsError,
-    KFPAuthError,
-    "Dex rejected the username or password."
-);
-create_exception!(
-    kfp_auth,
-    UnknownConnectorError,
-    KFPAuthError,
-    "Dex does not offer the requested connector (dex_auth_type)."
-);
-create_exception!(
-    kfp_auth,
-    UnexpectedResponseError,
-    KFPAuthError,
-    "A status or page that no Kubeflow login path produces at that step."
-);
-create_exception!(
-    kfp_auth,
-    TLSError,
-    KFPAuthError,
-    "The TLS handshake or certificate verification failed."
-);
-create_exception!(
-    kfp_auth,
-    ConnectError,
-    KFPAuthError,
-    "The server could not be reached, or the connection broke."
-);
-create_exception!(
-    kfp_auth,
-    LoginTimeoutError,
-    KFPAuthError,
-    "A login request took longer than `timeout`."
-);
-create_exception!(
-    kfp_auth,
-    TokenError,
-    KFPAuthError,
-    "A bearer token, or its file, cannot be used."
-);
-create_exception!(
-    kfp_auth,
-    PermissionDeniedError,
-    KFPAuthError,
-    "The KFP API denied this user the request (an RBAC denial): a login does not change it."
-);
-create_exception!(
-    kfp_auth,
-    SessionCacheError,
-    KFPAuthError,
-    "The session cache file cannot be used safely."
-);
+/// The Python module that defines the classes.
+pub const MODULE: &str = "kfp_auth._errors";
 
-/// The exception classes, for module init.
-pub fn add_classes(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("TokenError", py.get_type::<TokenError>())?;
-    m.add("SessionCacheError", py.get_type::<SessionCacheError>())?;
-    m.add("PermissionDeniedError", py.get_type::<PermissionDeniedError>())?;
-    m.add("KFPAuthError", py.get_type::<KFPAuthError>())?;
-    m.add("InvalidCredentialsError", py.get_type::<InvalidCredentialsError>())?;
-    m.add("UnknownConnectorError", py.get_type::<UnknownConnectorError>())?;
-    m.add("UnexpectedResponseError", py.get_type::<UnexpectedResponseError>())?;
-    m.add("TLSError", py.get_type::<TLSError>())?;
-    m.add("ConnectError", py.get_type::<ConnectError>())?;
-    m.add("LoginTimeoutError", py.get_type::<LoginTimeoutError>())?;
-    Ok(())
+/// One class of `kfp_auth._errors`, imported on first use.
+pub struct Class {
+    name: &'static str,
+    cell: PyOnceLock<Py<PyType>>,
 }
 
-/// The exception of a core error, by the error at its root.
-fn new_err(e: &Error, msg: String) -> PyErr {
-    match e {
-        Error::Failed { source, .. } => new_err(source, msg),
-        Error::InvalidArgument { .. } => PyValueError::new_err(msg),
-        Error::InvalidCredentials { .. } => InvalidCredentialsError::new_err(msg),
-        Error::UnknownConnector { .. } => UnknownConnectorError::new_err(msg),
-        Error::UnexpectedResponse { .. } | Error::TooManySteps { .. } | Error::BodyTooLarge { .. } => {
-            UnexpectedResponseError::new_err(msg)
+impl Class {
+    const fn new(name: &'static str) -> Self {
+        Class {
+            name,
+            cell: PyOnceLock::new(),
         }
-        Error::Tls { .. } => TLSError::new_err(msg),
-        Error::Connect { .. } | Error::Http { .. } => ConnectError::new_err(msg),
-        Error::Timeout { .. } => LoginTimeoutError::new_err(msg),
-        Error::SessionCache { .. } => SessionCacheError::new_err(msg),
-        Error::Token { .. } => TokenError::new_err(msg),
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn get<'py>(&self, py: Python<'py>) -> PyResult<&Bound<'py, PyType>> {
+        self.cell.import(py, MODULE, self.name)
+    }
+}
+
+pub static KFP_AUTH_ERROR: Class = Class::new("KFPAuthError");
+static INVALID_ARGUMENT: Class = Class::new("InvalidArgumentError");
+static INVALID_CREDENTIALS: Class = Class::new("InvalidCredentialsError");
+static UNKNOWN_CONNECTOR: Class = Class::new("UnknownConnectorError");
+static UNEXPECTED_RESPONSE: Class = Class::new("UnexpectedResponseError");
+static TLS: Class = Class::new("TLSError");
+static CONNECT: Class = Class::new("ConnectError");
+static INCOMPLETE_BODY: Class = Class::new("IncompleteBodyError");
+static LOGIN_TIMEOUT: Class = Class::new("LoginTimeoutError");
+static TOKEN: Class = Class::new("TokenError");
+static SESSION_CACHE: Class = Class::new("SessionCacheError");
+static PERMISSION_DENIED: Class = Class::new("PermissionDeniedError");
+static WARNING: Class = Class::new("KFPAuthWarning");
+
+/// The classes `_native` offers: each it raises (looked up at module init, before
+/// any is needed), and `PermissionDeniedError`, which the Python client raises.
+pub static EXPORTED: [&Class; 13] = [
+    &KFP_AUTH_ERROR,
+    &INVALID_ARGUMENT,
+    &INVALID_CREDENTIALS,
+    &UNKNOWN_CONNECTOR,
+    &UNEXPECTED_RESPONSE,
+    &TLS,
+    &CONNECT,
+    &INCOMPLETE_BODY,
+    &LOGIN_TIMEOUT,
+    &TOKEN,
+    &SESSION_CACHE,
+    &PERMISSION_DENIED,
+    &WARNING,
+];
+
+/// The class of a core error, by the error at its root.
+fn class_of(e: &Error) -> &'static Class {
+    match e {
+        Error::Failed { source, .. } => class_of(source),
+        Error::InvalidArgument { .. } => &INVALID_ARGUMENT,
+        Error::InvalidCredentials { .. } => &INVALID_CREDENTIALS,
+        Error::UnknownConnector { .. } => &UNKNOWN_CONNECTOR,
+        Error::UnexpectedResponse { .. } | Error::TooManySteps { .. } | Error::BodyTooLarge { .. } => {
+            &UNEXPECTED_RESPONSE
+        }
+        Error::Tls { .. } => &TLS,
+        Error::Connect { .. } | Error::Http { .. } => &CONNECT,
+        Error::IncompleteBody { .. } => &INCOMPLETE_BODY,
+        Error::Timeout { .. } => &LOGIN_TIMEOUT,
+        Error::SessionCache { .. } => &SESSION_CACHE,
+        Error::Token { .. } => &TOKEN,
     }
 }
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
-        let err = new_err(&e, e.to_string());
-        if !matches!(e.root(), Error::InvalidArgument { .. }) {
-            // Attributes are a convenience; a failure to set one must not hide the error.
-            Python::attach(|py| {
-                let _ = set_attributes(py, err.value(py), &e);
-            });
-        }
-        err
+        Python::attach(|py| {
+            // The class is never missing (module init looked each up); if making the
+            // exception failed anyway, the message must still reach the user.
+            exception(py, &e).unwrap_or_else(|_| PyRuntimeError::new_err(e.to_string()))
+        })
     }
 }
 
-/// `.status`, `.url`, `.offered` and `.history` (the redacted requests of the failed login).
-fn set_attributes(py: Python<'_>, value: &Bound<'_, PyBaseException>, e: &Error) -> PyResult<()> {
-    let (status, url) = match e.root() {
+/// The exception for `e`, its facts passed as the class's declared attributes.
+fn exception(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
+    let kwargs = PyDict::new(py);
+    let root = e.root();
+    let (status, url) = match root {
         Error::InvalidCredentials { status, url, .. } | Error::UnexpectedResponse { status, url, .. } => {
-            (Some(*status), Some(url.clone()))
+            (Some(*status), Some(url))
         }
         Error::TooManySteps { url, .. }
         | Error::BodyTooLarge { url, .. }
         | Error::Tls { url, .. }
         | Error::Connect { url, .. }
         | Error::Timeout { url, .. }
-        | Error::Http { url, .. } => (None, Some(url.clone())),
+        | Error::IncompleteBody { url, .. }
+        | Error::Http { url, .. } => (None, Some(url)),
         _ => (None, None),
     };
-    value.setattr("status", status)?;
-    value.setattr("url", url)?;
-    if let Error::UnknownConnector { offered, .. } = e.root() {
-        value.setattr("offered", offered.clone())?;
+    kwargs.set_item("status", status)?;
+    kwargs.set_item("url", url)?;
+    kwargs.set_item("history", steps_to_py(py, e.history())?)?;
+    match root {
+        Error::UnknownConnector { offered, .. } => kwargs.set_item("offered", offered)?,
+        Error::InvalidArgument { name, .. } => kwargs.set_item("argument", name)?,
+        _ => {}
     }
-    value.setattr("history", steps_to_py(py, e.history())?)
+    let value = class_of(e).get(py)?.call((e.to_string(),), Some(&kwargs))?;
+    Ok(PyErr::from_value(value))
 }
 
 /// A `KFPAuthError` of the bindings' own (the runtime cannot start, Python is exiting).
 pub fn kfp_auth_error(msg: impl Into<String>) -> PyErr {
-    KFPAuthError::new_err(msg.into())
+    let msg = msg.into();
+    Python::attach(
+        |py| match KFP_AUTH_ERROR.get(py).and_then(|c| c.call1((msg.as_str(),))) {
+            Ok(value) => PyErr::from_value(value),
+            Err(_) => PyRuntimeError::new_err(msg),
+        },
+    )
 }
 
-/// Raise each of the core's warnings as a `RuntimeWarning`.
+/// Raise each of the core's warnings as a `KFPAuthWarning`.
 pub fn warn(py: Python<'_>, warnings: Vec<String>) -> PyResult<()> {
     for w in warnings {
         let msg = std::ffi::CString::new(w.replace('\0', " ")).expect("no NUL left");
-        PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 1)?;
+        PyErr::warn(py, WARNING.get(py)?.as_any(), &msg, 1)?;
     }
     Ok(())
 }
 
-/// Login steps as dicts, for `history` and a diagnosis.
+/// Login steps as the `LoginStep` dicts of `history` and of a diagnosis.
 pub fn steps_to_py<'py>(py: Python<'py>, steps: &[Step]) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for step in steps {

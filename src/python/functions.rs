@@ -82,7 +82,7 @@ pub fn rbac_denial<'py>(py: Python<'py>, status: u16, body: &[u8]) -> PyResult<O
     Ok(Some(out))
 }
 
-/// Raise `ValueError` when `api_url` or a transport setting is unusable: what
+/// Raise `InvalidArgumentError` when `api_url` or a transport setting is unusable: what
 /// every session checks at construction, for the modes that make no session.
 #[pyfunction]
 #[pyo3(signature = (api_url, *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]

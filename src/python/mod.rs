@@ -32,7 +32,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kwargs.set_item("after_in_child", wrap_pyfunction!(exit::_after_fork_in_child, m)?)?;
     py.import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
 
-    errors::add_classes(m)?;
+    // The exception classes, looked up now so a missing one fails the import rather
+    // than a later error; offered here too, as they were when the bindings made them.
+    for class in errors::EXPORTED {
+        m.add(class.name(), class.get(py)?)?;
+    }
+
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<dex::DexSession>()?;
     m.add_class::<bearer::BearerSession>()?;
