@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import time
 import typing
@@ -220,6 +222,21 @@ def test_the_attributes_are_declared_and_typed() -> None:
     assert (back.url, back.history, back.status) == (e.url, e.history, None)
 
 
+def test_the_kinds_are_literal_types() -> None:
+    assert set(typing.get_args(kfp_auth.AuthKind)) == {"dex-login", "token", "file", "dex-password-grant", "none"}
+    assert set(typing.get_args(kfp_auth.BearerKind)) == {"token", "file", "dex-password-grant"}
+    url = "http://127.0.0.1:1/pipeline"
+    for m in (KFPClientManager(url), KFPClientManager(url, "u", SECRET), KFPClientManager(url, existing_token="t")):
+        assert m.auth_kind in typing.get_args(kfp_auth.AuthKind)
+
+
+def test_the_dict_shapes_are_public() -> None:
+    for name in ("LoginStep", "TokenClaims", "Diagnosis", "RBACDenial"):
+        assert typing.is_typeddict(getattr(kfp_auth, name)), name
+        assert name in kfp_auth.__all__
+    assert typing.get_type_hints(kfp_auth.Diagnosis)["steps"] == typing.List[kfp_auth.LoginStep]
+
+
 @pytest.fixture
 def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     for var in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
@@ -352,3 +369,18 @@ def test_an_async_call_raises_its_warnings_as_kfp_auth_warnings(tmp_path: Path) 
     m = KFPClientManager(url, "u", SECRET, session_cache=corrupt_cache(tmp_path))
     with pytest.warns(kfp_auth.KFPAuthWarning, match="is corrupt"), pytest.raises(ConnectionError):
         asyncio.run(m.get_session_cookies_async())
+
+
+def test_get_bearer_token_async_takes_force_refresh(tmp_path: Path) -> None:
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+    token = f"{enc({'alg': 'RS256'})}.{enc({'sub': 'x', 'exp': int(time.time()) + 3600})}.c2ln"
+    path = tmp_path / "token"
+    path.write_text(token)
+    m = KFPClientManager(URL, token_path=path)
+    assert m.bearer is not None
+    reads = m.bearer.fetches
+    assert asyncio.run(m.get_bearer_token_async()) == token
+    assert m.bearer.fetches == reads  # the file did not change: not read again
+    assert asyncio.run(m.get_bearer_token_async(force_refresh=True)) == token
+    assert m.bearer.fetches == reads + 1  # read again, as get_bearer_token(force_refresh=True) does
+    assert m.get_bearer_token(force_refresh=True) == token and m.bearer.fetches == reads + 2

@@ -23,11 +23,15 @@ from kfp_auth._errors import (
 )
 from kfp_auth._manager import IN_CLUSTER_URL, KFPClientManager
 from kfp_auth._native import BearerSession, DexSession, __version__
+from kfp_auth._types import AuthKind, BearerKind, Diagnosis, RBACDenial, TokenClaims
 
 __all__ = [
+    "AuthKind",
+    "BearerKind",
     "BearerSession",
     "ConnectError",
     "DexSession",
+    "Diagnosis",
     "IN_CLUSTER_URL",
     "IncompleteBodyError",
     "InvalidArgumentError",
@@ -38,8 +42,10 @@ __all__ = [
     "LoginStep",
     "LoginTimeoutError",
     "PermissionDeniedError",
+    "RBACDenial",
     "SessionCacheError",
     "TLSError",
+    "TokenClaims",
     "TokenError",
     "UnexpectedResponseError",
     "UnknownConnectorError",

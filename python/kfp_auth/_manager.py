@@ -18,6 +18,7 @@ from kfp_auth._native import (
     proxy_for,
     redact_url,
 )
+from kfp_auth._types import AuthKind, TokenClaims
 
 if TYPE_CHECKING:
     import kfp
@@ -181,7 +182,7 @@ class KFPClientManager:
         return self._bearer
 
     @property
-    def auth_kind(self) -> str:
+    def auth_kind(self) -> AuthKind:
         """How this manager authenticates: ``"dex-login"``, ``"token"``, ``"file"``,
         ``"dex-password-grant"`` or ``"none"``."""
         if self._session is not None:
@@ -220,17 +221,18 @@ class KFPClientManager:
             return None
         return self._bearer.renew() if force_refresh else self._bearer.token()
 
-    async def get_bearer_token_async(self) -> str | None:
-        """``get_bearer_token`` for asyncio."""
-        return None if self._bearer is None else await self._bearer.token_async()
-
-    def token_claims(self) -> dict[str, Any] | None:
-        """The bearer token's claims (``subject``, ``issuer``, ``audience``, ``expires``,
-        ``issued``; times in Unix seconds), decoded and never verified; ``None`` without a JWT."""
+    async def get_bearer_token_async(self, *, force_refresh: bool = False) -> str | None:
+        """``get_bearer_token`` for asyncio: a renewal never blocks the event loop."""
         if self._bearer is None:
             return None
-        claims = self._bearer.claims()
-        return None if claims is None else dict(claims)
+        if force_refresh:
+            return await self._bearer.renew_async()
+        return await self._bearer.token_async()
+
+    def token_claims(self) -> TokenClaims | None:
+        """The bearer token's claims (``subject``, ``issuer``, ``audience``, ``expires``,
+        ``issued``; times in Unix seconds), decoded and never verified; ``None`` without a JWT."""
+        return None if self._bearer is None else self._bearer.claims()
 
     def create_kfp_client(self, *, force_login: bool = False) -> kfp.Client:
         """A Kubeflow Pipelines client on this manager's credentials.

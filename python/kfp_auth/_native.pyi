@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Awaitable
-from typing import TypedDict, final
+from typing import final
 
 # The exception classes are defined in Python (kfp_auth/_errors.py); the module offers them too.
 from kfp_auth._errors import ConnectError as ConnectError
@@ -18,7 +18,7 @@ from kfp_auth._errors import TLSError as TLSError
 from kfp_auth._errors import TokenError as TokenError
 from kfp_auth._errors import UnexpectedResponseError as UnexpectedResponseError
 from kfp_auth._errors import UnknownConnectorError as UnknownConnectorError
-from kfp_auth._errors import LoginStep
+from kfp_auth._types import BearerKind, Diagnosis, RBACDenial, TokenClaims
 
 __all__ = [
     "__version__",
@@ -54,30 +54,6 @@ __version__: str
 TOKEN_PATH_ENV: str
 DEFAULT_TOKEN_PATH: str
 
-class _Claims(TypedDict):
-    subject: str | None
-    issuer: str | None
-    audience: list[str]
-    expires: float | None
-    issued: float | None
-
-class _Diagnosis(TypedDict):
-    url: str
-    tls: str
-    gateway: str
-    connectors: list[str]
-    approval: str
-    steps: list[LoginStep]
-    verdict: str
-    error: KFPAuthError | None
-
-class _Denial(TypedDict):
-    user: str | None
-    namespace: str | None
-    verb: str | None
-    resource: str | None
-    message: str
-
 @final
 class DexSession:
     """A Dex login against one Kubeflow Pipelines endpoint."""
@@ -109,7 +85,7 @@ class DexSession:
     def cookies_async(self) -> Awaitable[str]: ...
     def login_async(self) -> Awaitable[str]: ...
     def refresh_async(self, stale: str) -> Awaitable[str]: ...
-    def diagnose(self) -> _Diagnosis:
+    def diagnose(self) -> Diagnosis:
         """Log in as a diagnosis: what guards the endpoint, each request (redacted), and the verdict."""
     @property
     def session_cache(self) -> str | None:
@@ -164,10 +140,11 @@ class BearerSession:
         """A new token now, whatever is held (a new grant, or a re-read of the file)."""
     def token_async(self) -> Awaitable[str]: ...
     def refresh_async(self, stale: str) -> Awaitable[str]: ...
-    def claims(self) -> _Claims | None:
+    def renew_async(self) -> Awaitable[str]: ...
+    def claims(self) -> TokenClaims | None:
         """The current token's claims, decoded without verification."""
     @property
-    def kind(self) -> str:
+    def kind(self) -> BearerKind:
         """`"token"`, `"file"` or `"dex-password-grant"`."""
     @property
     def path(self) -> str | None:
@@ -179,7 +156,7 @@ class BearerSession:
     def fetches(self) -> int:
         """Reads of the token file, or grants made."""
 
-def rbac_denial(status: int, body: bytes) -> _Denial | None:
+def rbac_denial(status: int, body: bytes) -> RBACDenial | None:
     """What an RBAC denial from the KFP API says, or `None` when the answer is not one."""
 
 def check_settings(
@@ -204,11 +181,11 @@ def redact_url(url: str) -> str:
 def default_session_cache() -> str | None:
     """The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`."""
 
-def inspect_token(token: str) -> _Claims:
+def inspect_token(token: str) -> TokenClaims:
     """The claims of a JWT (subject, issuer, audience, expires, issued), decoded without verification."""
 
 def default_token_path() -> str:
     """The token file kfp reads in a pod: `$KF_PIPELINES_SA_TOKEN_PATH`, or the default."""
 
-def inspect_token_file(path: str | os.PathLike[str]) -> _Claims:
+def inspect_token_file(path: str | os.PathLike[str]) -> TokenClaims:
     """The claims of the JWT in a token file, which must exist, be readable, and hold a JWT."""

@@ -126,9 +126,10 @@ def cmd_login(args: argparse.Namespace) -> None:
     m = _manager(args)
     if m.auth_kind == "dex-password-grant":
         token = _token(m)
-        claims = m.token_claims() or {}
+        claims = m.token_claims()
         if args.output == "json":
-            print(json.dumps({"api_url": args.url, "bearer_token": token, "expires": claims.get("expires")}))
+            expires = None if claims is None else claims["expires"]
+            print(json.dumps({"api_url": args.url, "bearer_token": token, "expires": expires}))
         elif args.output == "export":
             print(f"export {ENV_URL}={shlex.quote(args.url)}")
             print(f"export KFP_AUTH_TOKEN={shlex.quote(token)}")

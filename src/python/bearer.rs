@@ -107,6 +107,10 @@ impl BearerSession {
         })
     }
 
+    fn renew_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, &self.bearer, |bearer| async move { bearer.renew().await })
+    }
+
     /// The current token's claims (subject, issuer, audience, expires, issued),
     /// decoded without verification; `None` before a grant, or for a non-JWT token.
     fn claims<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {

@@ -1,0 +1,61 @@
+"""The shapes of the dicts kfp-auth returns, and the names of its kinds of credentials."""
+
+# Evaluated annotations in 3.9's syntax, as in _errors.py.
+from typing import List, Literal, Optional, TypedDict
+
+from kfp_auth._errors import KFPAuthError, LoginStep
+
+__all__ = ["AuthKind", "BearerKind", "Diagnosis", "LoginStep", "RBACDenial", "TokenClaims"]
+
+#: How a ``KFPClientManager`` authenticates (its ``auth_kind``).
+AuthKind = Literal["dex-login", "token", "file", "dex-password-grant", "none"]
+
+#: Where a ``BearerSession``'s token comes from (its ``kind``).
+BearerKind = Literal["token", "file", "dex-password-grant"]
+
+
+class TokenClaims(TypedDict):
+    """The claims of a JWT, decoded and never verified. Times are Unix seconds."""
+
+    subject: Optional[str]
+    """``sub``."""
+    issuer: Optional[str]
+    """``iss``."""
+    audience: List[str]
+    """``aud``, as a list (empty when absent)."""
+    expires: Optional[float]
+    """``exp``, or ``None`` when absent or absurd."""
+    issued: Optional[float]
+    """``iat``, or ``None`` when absent or absurd."""
+
+
+class Diagnosis(TypedDict):
+    """What ``DexSession.diagnose()`` found: what guards the endpoint, each request, the verdict."""
+
+    url: str
+    """The API URL (query values hidden)."""
+    tls: str
+    """The TLS connection and certificate, in words (or that it is plain http)."""
+    gateway: str
+    """What guards the endpoint (oauth2-proxy, oidc-authservice, nothing...)."""
+    connectors: List[str]
+    """The connectors Dex offered."""
+    approval: str
+    """Whether Dex asked to approve the client."""
+    steps: List[LoginStep]
+    """Every request of the login, redacted."""
+    verdict: str
+    """The outcome, in words."""
+    error: Optional[KFPAuthError]
+    """The error that failed the login, or ``None``."""
+
+
+class RBACDenial(TypedDict):
+    """What an RBAC denial from the KFP API says."""
+
+    user: Optional[str]
+    namespace: Optional[str]
+    verb: Optional[str]
+    resource: Optional[str]
+    message: str
+    """The API's own message."""
