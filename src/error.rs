@@ -3,9 +3,17 @@
 
 use std::time::Duration;
 
-use crate::http::Step;
-
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// One request of a login as it may be shown to a user: nothing secret in it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub method: &'static str,
+    pub url: String,
+    /// `None` when no answer came.
+    pub status: Option<u16>,
+    pub elapsed_ms: u64,
+}
 
 /// The `connector` of an `InvalidCredentials` from Dex's password grant.
 pub const PASSWORD_GRANT: &str = "password grant";

@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::config::LoginConfig;
-use crate::error::{Error, Result};
-use crate::http::{Reply, Step, Transport, cookie_expiry, cookie_header};
+use crate::error::{Error, Result, Step};
+use crate::http::{Reply, Transport, cookie_expiry, cookie_header};
 use crate::page::{self, Form, Page};
 use crate::redact;
 

@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode, redirect};
 use url::Url;
 
 use crate::config::{Options, ProxyUrl};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Step};
 use crate::redact;
 
 const USER_AGENT: &str = concat!("kfp-auth/", env!("CARGO_PKG_VERSION"));
@@ -63,15 +63,6 @@ impl Reply {
             .as_deref()
             .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"))
     }
-}
-
-/// One step as it may be shown to a user: nothing secret in it.
-#[derive(Debug, Clone)]
-pub struct Step {
-    pub method: &'static str,
-    pub url: String,
-    pub status: Option<u16>,
-    pub elapsed_ms: u64,
 }
 
 pub struct Transport {

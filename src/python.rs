@@ -126,7 +126,7 @@ fn set_attributes(py: Python<'_>, value: &Bound<'_, pyo3::exceptions::PyBaseExce
     value.setattr("history", steps_to_py(py, e.history())?)
 }
 
-fn steps_to_py<'py>(py: Python<'py>, steps: &[crate::http::Step]) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+fn steps_to_py<'py>(py: Python<'py>, steps: &[crate::error::Step]) -> PyResult<Bound<'py, pyo3::types::PyList>> {
     let list = pyo3::types::PyList::empty(py);
     for step in steps {
         let d = pyo3::types::PyDict::new(py);
