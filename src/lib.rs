@@ -14,6 +14,7 @@ pub mod flow;
 pub mod http;
 pub mod page;
 pub mod redact;
+pub mod renew;
 pub mod runtime;
 pub mod secret;
 pub mod session;
