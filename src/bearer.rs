@@ -268,7 +268,6 @@ pub struct PasswordGrant {
 
 #[derive(Deserialize)]
 struct TokenReply {
-    #[serde(default, deserialize_with = "crate::secret::option::deserialize")]
     id_token: Option<SecretString>,
     expires_in: Option<f64>,
     error: Option<String>,
@@ -444,6 +443,8 @@ mod tests {
         assert!(!b.describe().contains(&jwt("someone")));
         let reply: TokenReply = serde_json::from_str(&format!(r#"{{"id_token":"{}"}}"#, jwt("x"))).unwrap();
         assert_eq!(reply.id_token.unwrap().expose_secret(), jwt("x"));
+        let refused: TokenReply = serde_json::from_str(r#"{"error":"access_denied"}"#).unwrap();
+        assert!(refused.id_token.is_none() && refused.error.as_deref() == Some("access_denied"));
     }
 
     #[test]
