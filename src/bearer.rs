@@ -15,7 +15,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::Options;
-use crate::error::{Error, Result};
+use crate::error::{Checker, Error, Result};
 use crate::http::Transport;
 use crate::renew::{Credential, Renew, Renewable, Renewing, refresh_at};
 use crate::token::{self, Claims};
@@ -346,7 +346,7 @@ impl Renew for PasswordGrant {
             (Some(t), None) if status == 200 => t,
             (_, Some("access_denied")) => {
                 return Err(Error::InvalidCredentials {
-                    connector: crate::error::PASSWORD_GRANT.into(),
+                    checker: Checker::PasswordGrant,
                     status,
                     url,
                 });
@@ -364,10 +364,10 @@ impl Renew for PasswordGrant {
                 ));
             }
             (_, error) => {
+                let description = body.error_description.map(|d| format!(": {d}")).unwrap_or_default();
                 return Err(unexpected(format!(
-                    "Dex answered {}: {}",
-                    error.unwrap_or("no ID token"),
-                    body.error_description.as_deref().unwrap_or("-")
+                    "Dex answered {}{description}",
+                    error.unwrap_or("no ID token")
                 )));
             }
         };

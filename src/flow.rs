@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::config::LoginConfig;
-use crate::error::{Error, Result, Step};
+use crate::error::{Checker, Error, Result, Step};
 use crate::http::{Reply, Transport, cookie_expiry, cookie_header};
 use crate::page::{self, Form, Page};
 use crate::redact;
@@ -387,7 +387,7 @@ impl<'a> Flow<'a> {
                 if self.submitted {
                     // Dex shows the form again (401 since v2.36, 200 before) on bad credentials.
                     return Err(Error::InvalidCredentials {
-                        connector: self.cfg.connector.clone(),
+                        checker: Checker::Connector(self.cfg.connector.clone()),
                         status: status.as_u16(),
                         url: redact::url(&reply.url),
                     });

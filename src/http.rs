@@ -180,8 +180,8 @@ impl Transport {
             .tls_info(opts.tls_info)
             .build()
             .map_err(|e| Error::Http {
-                method: "-",
-                url: "-".into(),
+                method: None,
+                url: None,
                 detail: chain(&e),
             })?;
         Ok(Transport {
@@ -359,8 +359,8 @@ impl Transport {
             chain(e)
         };
         Error::Http {
-            method,
-            url: shown,
+            method: Some(method),
+            url: Some(shown),
             detail,
         }
     }

@@ -114,8 +114,8 @@ fn set_attributes(py: Python<'_>, value: &Bound<'_, pyo3::exceptions::PyBaseExce
         | Error::BodyTooLarge { url, .. }
         | Error::Tls { url, .. }
         | Error::Connect { url, .. }
-        | Error::Timeout { url, .. }
-        | Error::Http { url, .. } => (None, Some(url.clone())),
+        | Error::Timeout { url, .. } => (None, Some(url.clone())),
+        Error::Http { url, .. } => (None, url.clone()),
         _ => (None, None),
     };
     value.setattr("status", status)?;
