@@ -283,10 +283,6 @@ impl PasswordGrant {
         }
     }
 
-    pub fn config(&self) -> &GrantConfig {
-        &self.cfg
-    }
-
     fn cached(&self) -> Option<Credential> {
         self.token.fresh()
     }
