@@ -75,7 +75,7 @@ pub struct Transport {
 /// bcrypt (60-250 ms of CPU), a core at a time, so a few dozen logins already
 /// keep a Dex busy; more only queue there, each holding a connection (a file
 /// descriptor) and its buffers here. 200 at once took as long with this bound,
-/// with 41 descriptors instead of 207 and 8 MB less memory (measured here).
+/// with 41 descriptors instead of 207 and 8 MB less memory.
 pub const MAX_CONCURRENT_LOGINS: usize = 32;
 
 /// The variables reqwest reads its proxies from (as `requests` does).
