@@ -329,7 +329,7 @@ impl Renew for PasswordGrant {
         let unexpected = |detail: String| Error::UnexpectedResponse {
             method: "POST",
             url: url.clone(),
-            status,
+            status: Some(status),
             detail,
         };
         let Some(body) = parsed else {

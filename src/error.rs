@@ -51,12 +51,19 @@ pub enum Error {
     )]
     UnknownConnector { requested: String, offered: Vec<String> },
 
-    /// A status or page that no Kubeflow login path produces at that step.
-    #[error("unexpected answer during login: {method} {url} gave HTTP {status}: {detail}")]
+    /// A status or page that no Kubeflow login path produces at that step; or,
+    /// with no `status`, an earlier answer that keeps this request from being sent.
+    #[error(
+        "{}: {detail}",
+        match status {
+            Some(status) => format!("unexpected answer during login: {method} {url} gave HTTP {status}"),
+            None => format!("the login could not go on to {method} {url}"),
+        }
+    )]
     UnexpectedResponse {
         method: &'static str,
         url: String,
-        status: u16,
+        status: Option<u16>,
         detail: String,
     },
 
@@ -198,5 +205,16 @@ mod tests {
             detail: "no TLS backend".into(),
         };
         assert_eq!(setup.to_string(), "the HTTP client could not be set up: no TLS backend");
+        let unsent = Error::UnexpectedResponse {
+            method: "GET",
+            url: "http://gw/pipeline".into(),
+            status: None,
+            detail: "a cookie set earlier in the login cannot be sent back as a header".into(),
+        };
+        assert_eq!(
+            unsent.to_string(),
+            "the login could not go on to GET http://gw/pipeline: a cookie set earlier in the login cannot be \
+             sent back as a header"
+        );
     }
 }

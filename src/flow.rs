@@ -713,7 +713,7 @@ impl<'a> Flow<'a> {
         Error::UnexpectedResponse {
             method: reply.method,
             url: redact::url(&reply.url),
-            status: reply.status.as_u16(),
+            status: Some(reply.status.as_u16()),
             detail,
         }
     }

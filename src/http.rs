@@ -248,7 +248,7 @@ impl Transport {
             let mut value = HeaderValue::from_str(&cookies).map_err(|_| Error::UnexpectedResponse {
                 method: method_name,
                 url: redact::url(url),
-                status: 0,
+                status: None,
                 detail: "a cookie set earlier in the login cannot be sent back as a header".into(),
             })?;
             value.set_sensitive(true);

@@ -107,9 +107,8 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
 /// `.status`, `.url`, `.offered` and `.history` (the redacted requests of the failed login).
 fn set_attributes(py: Python<'_>, value: &Bound<'_, pyo3::exceptions::PyBaseException>, e: &Error) -> PyResult<()> {
     let (status, url) = match e.root() {
-        Error::InvalidCredentials { status, url, .. } | Error::UnexpectedResponse { status, url, .. } => {
-            (Some(*status), Some(url.clone()))
-        }
+        Error::InvalidCredentials { status, url, .. } => (Some(*status), Some(url.clone())),
+        Error::UnexpectedResponse { status, url, .. } => (*status, Some(url.clone())),
         Error::TooManySteps { url, .. }
         | Error::BodyTooLarge { url, .. }
         | Error::Tls { url, .. }

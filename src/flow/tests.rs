@@ -95,7 +95,7 @@ fn other_401_or_403_is_not_mistaken_for_unsecured() {
         let r = reply("GET", "http://gw/pipeline", status, "text/plain", "RBAC: access denied");
         let err = with_flow(&c, |f| f.on_page(&r, None)).unwrap_err();
         assert!(
-            matches!(err, Error::UnexpectedResponse { status: s, .. } if s == status),
+            matches!(err, Error::UnexpectedResponse { status: s, .. } if s == Some(status)),
             "{err}"
         );
     }
@@ -509,7 +509,7 @@ fn a_401_that_is_not_oauth2_proxys_is_not_followed() {
     );
     assert!(matches!(
         with_flow(&c, |f| f.on_page(&r, None)),
-        Err(Error::UnexpectedResponse { status: 401, .. })
+        Err(Error::UnexpectedResponse { status: Some(401), .. })
     ));
 }
 
