@@ -107,15 +107,14 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
 /// `.status`, `.url`, `.offered` and `.history` (the redacted requests of the failed login).
 fn set_attributes(py: Python<'_>, value: &Bound<'_, pyo3::exceptions::PyBaseException>, e: &Error) -> PyResult<()> {
     let (status, url) = match e.root() {
-        Error::InvalidCredentials { status, url, .. } | Error::UnexpectedResponse { status, url, .. } => {
-            (Some(*status), Some(url.clone()))
-        }
+        Error::InvalidCredentials { status, url, .. } => (Some(*status), Some(url.clone())),
+        Error::UnexpectedResponse { status, url, .. } => (*status, Some(url.clone())),
         Error::TooManySteps { url, .. }
         | Error::BodyTooLarge { url, .. }
         | Error::Tls { url, .. }
         | Error::Connect { url, .. }
-        | Error::Timeout { url, .. }
-        | Error::Http { url, .. } => (None, Some(url.clone())),
+        | Error::Timeout { url, .. } => (None, Some(url.clone())),
+        Error::Http { url, .. } => (None, url.clone()),
         _ => (None, None),
     };
     value.setattr("status", status)?;
@@ -126,7 +125,7 @@ fn set_attributes(py: Python<'_>, value: &Bound<'_, pyo3::exceptions::PyBaseExce
     value.setattr("history", steps_to_py(py, e.history())?)
 }
 
-fn steps_to_py<'py>(py: Python<'py>, steps: &[crate::http::Step]) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+fn steps_to_py<'py>(py: Python<'py>, steps: &[crate::error::Step]) -> PyResult<Bound<'py, pyo3::types::PyList>> {
     let list = pyo3::types::PyList::empty(py);
     for step in steps {
         let d = pyo3::types::PyDict::new(py);
