@@ -90,10 +90,12 @@ wheels: $(WHEELS_VENV)/.installed rust-targets
 # Every claimed CPython (3.9 to 3.13) installs the x86_64 wheel with no Rust on
 # PATH and runs tests/wheel against the real stack; then the README's wheel
 # table must match what ran, and the README's quick start runs in a Jupyter kernel.
+# Then pip's fall-backs: the sdist builds, and CPython 3.8 is refused.
 test-wheels: wheels stack system-deps venv
 	bash scripts/wheel-smoke.sh
 	$(VENV)/bin/python scripts/platforms.py --check
 	bash scripts/notebook-smoke.sh
+	bash scripts/sdist-check.sh
 
 # Rewrite the README's wheel table from the last test-wheels run.
 platforms:

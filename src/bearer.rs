@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use cookie_store::CookieStore;
@@ -15,10 +15,9 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::Options;
-use crate::error::{Error, Result};
+use crate::error::{Checker, Error, Result};
 use crate::http::Transport;
-use crate::runtime::{ProcessLock, SharedFailure};
-use crate::session::refresh_at;
+use crate::renew::{Credential, Renew, Renewable, Renewing, refresh_at};
 use crate::token::{self, Claims};
 
 /// Where the token comes from.
@@ -264,23 +263,15 @@ pub struct GrantConfig {
     pub options: Options,
 }
 
-struct Held {
-    token: Arc<SecretString>,
-    refresh_at: Option<SystemTime>,
-}
-
 pub struct PasswordGrant {
     cfg: GrantConfig,
-    held: RwLock<Option<Held>>,
-    lock: ProcessLock,
-    /// A refused grant is the answer for those who waited for it.
-    failures: SharedFailure,
+    /// The ID token, and the one grant at a time that renews it.
+    token: Renewable,
     grants: AtomicU64,
 }
 
 #[derive(Deserialize)]
 struct TokenReply {
-    #[serde(default, deserialize_with = "crate::secret::option::deserialize")]
     id_token: Option<SecretString>,
     expires_in: Option<f64>,
     error: Option<String>,
@@ -291,70 +282,31 @@ impl PasswordGrant {
     fn new(cfg: GrantConfig) -> Self {
         PasswordGrant {
             cfg,
-            held: RwLock::new(None),
-            lock: ProcessLock::default(),
-            failures: SharedFailure::default(),
+            token: Renewable::default(),
             grants: AtomicU64::new(0),
         }
     }
 
-    pub fn config(&self) -> &GrantConfig {
-        &self.cfg
+    fn cached(&self) -> Option<Credential> {
+        self.token.fresh()
     }
 
-    fn cached(&self) -> Option<Arc<SecretString>> {
-        let held = self.held.read().unwrap_or_else(|p| p.into_inner());
-        held.as_ref()
-            .filter(|h| h.refresh_at.is_none_or(|t| SystemTime::now() < t))
-            .map(|h| h.token.clone())
+    async fn token(&self) -> Result<Credential> {
+        self.token.get(self).await
     }
 
-    async fn token(&self) -> Result<Arc<SecretString>> {
-        if let Some(t) = self.cached() {
-            return Ok(t);
-        }
-        let ticket = self.failures.ticket();
-        let lock = self.lock.get();
-        let _guard = lock.lock().await;
-        if let Some(t) = self.cached() {
-            return Ok(t);
-        }
-        if let Some(e) = self.failures.since(ticket) {
-            return Err(e);
-        }
-        self.grant().await
+    async fn refresh(&self, stale: &str) -> Result<Credential> {
+        self.token.replace(self, stale).await
     }
 
-    async fn refresh(&self, stale: &str) -> Result<Arc<SecretString>> {
-        let ticket = self.failures.ticket();
-        let lock = self.lock.get();
-        let _guard = lock.lock().await;
-        // Another caller may have replaced the refused token already, or failed to.
-        if let Some(t) = self.cached()
-            && t.expose_secret() != stale
-        {
-            return Ok(t);
-        }
-        if let Some(e) = self.failures.since(ticket) {
-            return Err(e);
-        }
-        self.grant().await
+    async fn grant_now(&self) -> Result<Credential> {
+        self.token.renew_now(self).await
     }
+}
 
-    async fn grant_now(&self) -> Result<Arc<SecretString>> {
-        let lock = self.lock.get();
-        let _guard = lock.lock().await;
-        self.grant().await
-    }
-
-    /// One grant, its outcome recorded; called with the lock held.
-    async fn grant(&self) -> Result<Arc<SecretString>> {
-        let outcome = self.grant_once().await;
-        self.failures.record(&outcome);
-        outcome
-    }
-
-    async fn grant_once(&self) -> Result<Arc<SecretString>> {
+/// A renewal is a grant.
+impl Renew for PasswordGrant {
+    async fn renew(&self, renewing: &Renewing<'_>) -> Result<Credential> {
         self.grants.fetch_add(1, Ordering::Relaxed);
         let transport = Transport::shared(&self.cfg.options)?;
         let started = SystemTime::now();
@@ -381,7 +333,7 @@ impl PasswordGrant {
         let unexpected = |detail: String| Error::UnexpectedResponse {
             method: "POST",
             url: url.clone(),
-            status,
+            status: Some(status),
             detail,
         };
         let Some(body) = parsed else {
@@ -394,7 +346,7 @@ impl PasswordGrant {
             (Some(t), None) if status == 200 => t,
             (_, Some("access_denied")) => {
                 return Err(Error::InvalidCredentials {
-                    connector: crate::error::PASSWORD_GRANT.into(),
+                    checker: Checker::PasswordGrant,
                     status,
                     url,
                 });
@@ -412,10 +364,10 @@ impl PasswordGrant {
                 ));
             }
             (_, error) => {
+                let description = body.error_description.map(|d| format!(": {d}")).unwrap_or_default();
                 return Err(unexpected(format!(
-                    "Dex answered {}: {}",
-                    error.unwrap_or("no ID token"),
-                    body.error_description.as_deref().unwrap_or("-")
+                    "Dex answered {}{description}",
+                    error.unwrap_or("no ID token")
                 )));
             }
         };
@@ -430,10 +382,7 @@ impl PasswordGrant {
             "Dex's password grant at {url} gave a token for {}",
             self.cfg.username
         );
-        *self.held.write().unwrap_or_else(|p| p.into_inner()) = Some(Held {
-            token: token.clone(),
-            refresh_at: expires.and_then(|e| refresh_at(started, e)),
-        });
+        renewing.keep(token.clone(), expires.and_then(|e| refresh_at(started, e)), started);
         Ok(token)
     }
 }
@@ -494,6 +443,8 @@ mod tests {
         assert!(!b.describe().contains(&jwt("someone")));
         let reply: TokenReply = serde_json::from_str(&format!(r#"{{"id_token":"{}"}}"#, jwt("x"))).unwrap();
         assert_eq!(reply.id_token.unwrap().expose_secret(), jwt("x"));
+        let refused: TokenReply = serde_json::from_str(r#"{"error":"access_denied"}"#).unwrap();
+        assert!(refused.id_token.is_none() && refused.error.as_deref() == Some("access_denied"));
     }
 
     #[test]

@@ -42,7 +42,7 @@ struct FileData {
 struct StoredEntry {
     /// Every session in the file stays in memory while the lock is held (across a login),
     /// so each is a zeroising secret, not a plain `String`.
-    #[serde(with = "crate::secret")]
+    #[serde(serialize_with = "crate::secret::serialize")]
     cookies: SecretString,
     /// Unix seconds after which the session must be renewed; absent when unknown.
     refresh_at: Option<u64>,

@@ -66,7 +66,7 @@ impl Options {
 
 /// A timeout given in seconds (as Python passes it). NaN, negative, infinite and
 /// too-small values become zero, which [`Options::check`] refuses: the rule stays there.
-pub fn seconds(secs: f64) -> Duration {
+pub fn timeout_from_secs(secs: f64) -> Duration {
     Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO)
 }
 
@@ -312,7 +312,7 @@ mod tests {
     fn one_timeout_rule_for_every_bad_number() {
         for secs in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-12] {
             let opts = Options {
-                timeout: seconds(secs),
+                timeout: timeout_from_secs(secs),
                 ..Options::default()
             };
             let err = opts.check().unwrap_err().to_string();
@@ -322,7 +322,7 @@ mod tests {
             );
         }
         let opts = Options {
-            timeout: seconds(0.5),
+            timeout: timeout_from_secs(0.5),
             ..Options::default()
         };
         assert!(opts.check().is_ok());

@@ -8,9 +8,9 @@ use std::time::SystemTime;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{LoginConfig, Options};
-use crate::error::Error;
+use crate::error::{Error, Step};
 use crate::flow::{self, Observations};
-use crate::http::{Step, Transport};
+use crate::http::Transport;
 use crate::redact;
 
 pub struct Diagnosis {

@@ -3,12 +3,26 @@
 
 use std::time::Duration;
 
-use crate::http::Step;
-
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The `connector` of an `InvalidCredentials` from Dex's password grant.
-pub const PASSWORD_GRANT: &str = "password grant";
+/// One request of a login as it may be shown to a user: nothing secret in it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub method: &'static str,
+    pub url: String,
+    /// `None` when no answer came.
+    pub status: Option<u16>,
+    pub elapsed_ms: u64,
+}
+
+/// What checked the credentials Dex rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checker {
+    /// The connector of a login through Dex's pages (`dex_auth_type`).
+    Connector(String),
+    /// Dex's password grant, which uses its `oauth2.passwordConnector`.
+    PasswordGrant,
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -19,18 +33,16 @@ pub enum Error {
     /// Dex showed its password form again (or refused a password grant): the username or password is wrong.
     #[error(
         "Dex rejected the username or password {} (HTTP {status} from POST {url}); check {}",
-        if connector == PASSWORD_GRANT { "of the password grant".to_owned() } else { format!("for connector `{connector}`") },
-        if connector == PASSWORD_GRANT {
-            "dex_username and dex_password (Dex checks them with its oauth2.passwordConnector)"
-        } else {
-            "dex_username, dex_password and dex_auth_type"
+        match checker {
+            Checker::Connector(id) => format!("for connector `{id}`"),
+            Checker::PasswordGrant => "of the password grant".to_owned(),
+        },
+        match checker {
+            Checker::Connector(_) => "dex_username, dex_password and dex_auth_type",
+            Checker::PasswordGrant => "dex_username and dex_password (Dex checks them with its oauth2.passwordConnector)",
         }
     )]
-    InvalidCredentials {
-        connector: String,
-        status: u16,
-        url: String,
-    },
+    InvalidCredentials { checker: Checker, status: u16, url: String },
 
     /// Dex does not offer the requested connector.
     #[error(
@@ -39,12 +51,19 @@ pub enum Error {
     )]
     UnknownConnector { requested: String, offered: Vec<String> },
 
-    /// A status or page that no Kubeflow login path produces at that step.
-    #[error("unexpected answer during login: {method} {url} gave HTTP {status}: {detail}")]
+    /// A status or page that no Kubeflow login path produces at that step; or,
+    /// with no `status`, an earlier answer that keeps this request from being sent.
+    #[error(
+        "{}: {detail}",
+        match status {
+            Some(status) => format!("unexpected answer during login: {method} {url} gave HTTP {status}"),
+            None => format!("the login could not go on to {method} {url}"),
+        }
+    )]
     UnexpectedResponse {
         method: &'static str,
         url: String,
-        status: u16,
+        status: Option<u16>,
         detail: String,
     },
 
@@ -115,11 +134,18 @@ pub enum Error {
     #[error("{source}")]
     Failed { source: Box<Error>, history: Vec<Step> },
 
-    /// Any other transport failure.
-    #[error("HTTP request {method} {url} failed: {detail}")]
+    /// Any other transport failure: of a request, or (with neither `method` nor
+    /// `url`) of setting up the HTTP client.
+    #[error(
+        "{}: {detail}",
+        match (method, url) {
+            (Some(method), Some(url)) => format!("HTTP request {method} {url} failed"),
+            _ => "the HTTP client could not be set up".to_owned(),
+        }
+    )]
     Http {
-        method: &'static str,
-        url: String,
+        method: Option<&'static str>,
+        url: Option<String>,
         detail: String,
     },
 }
@@ -146,5 +172,61 @@ impl Error {
             name,
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_checked_the_credentials_and_read_well_without_a_request() {
+        let rejected = |checker| {
+            Error::InvalidCredentials {
+                checker,
+                status: 401,
+                url: "http://gw/dex/auth/ldap/login".into(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            rejected(Checker::Connector("ldap".into())),
+            "Dex rejected the username or password for connector `ldap` (HTTP 401 from POST \
+             http://gw/dex/auth/ldap/login); check dex_username, dex_password and dex_auth_type"
+        );
+        let grant = rejected(Checker::PasswordGrant);
+        assert!(
+            grant.starts_with("Dex rejected the username or password of the password grant (HTTP 401")
+                && grant.ends_with(
+                    "check dex_username and dex_password (Dex checks them with its oauth2.passwordConnector)"
+                ),
+            "{grant}"
+        );
+        let request = Error::Http {
+            method: Some("GET"),
+            url: Some("http://gw/pipeline".into()),
+            detail: "connection reset".into(),
+        };
+        assert_eq!(
+            request.to_string(),
+            "HTTP request GET http://gw/pipeline failed: connection reset"
+        );
+        let setup = Error::Http {
+            method: None,
+            url: None,
+            detail: "no TLS backend".into(),
+        };
+        assert_eq!(setup.to_string(), "the HTTP client could not be set up: no TLS backend");
+        let unsent = Error::UnexpectedResponse {
+            method: "GET",
+            url: "http://gw/pipeline".into(),
+            status: None,
+            detail: "a cookie set earlier in the login cannot be sent back as a header".into(),
+        };
+        assert_eq!(
+            unsent.to_string(),
+            "the login could not go on to GET http://gw/pipeline: a cookie set earlier in the login cannot be \
+             sent back as a header"
+        );
     }
 }

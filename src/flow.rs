@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::config::LoginConfig;
-use crate::error::{Error, Result};
-use crate::http::{Reply, Step, Transport, cookie_expiry, cookie_header};
+use crate::error::{Checker, Error, Result, Step};
+use crate::http::{Reply, Transport, cookie_expiry, cookie_header};
 use crate::page::{self, Form, Page};
 use crate::redact;
 
@@ -56,7 +56,7 @@ impl Flow<'_> {
         // oauth2-proxy lost this login's CSRF cookie (it expired, or the gateway
         // restarted with a new cookie secret mid-login): one fresh start, as a
         // user would press "try again".
-        if result.is_err() && self.csrf_failed && !self.restarted {
+        if result.is_err() && self.attempt.phase == Phase::CsrfFailed && self.attempts == 1 {
             log::info!(target: "kfp_auth", "the gateway lost the login's CSRF cookie; starting the login again once");
             self.restart();
             result = self.run().await;
@@ -122,28 +122,57 @@ struct DexBase {
     prefix: String,
 }
 
-struct Flow<'a> {
-    cfg: &'a LoginConfig,
-    transport: &'a Transport,
-    jar: CookieStore,
-    history: Vec<Step>,
-    dex: Option<DexBase>,
+/// How far an attempt at the login got; it only moves forward.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// No login step seen yet: an endpoint that answers now is unsecured.
+    #[default]
+    Unstarted,
     /// A login step was seen: oauth2-proxy's start, an authorization request, a Dex page.
-    login_started: bool,
+    Started,
+    /// The credentials went in.
+    Submitted,
+    /// A reply from outside Dex came after the credentials went in: Dex took them.
+    LeftDex,
+    /// The gateway's callback failed on its CSRF cookie: worth one fresh start.
+    CsrfFailed,
+}
+
+/// One attempt at the login: all that a fresh start forgets.
+#[derive(Default)]
+struct Attempt {
+    jar: CookieStore,
+    phase: Phase,
+    dex: Option<DexBase>,
     /// The cookies `api_url` got before the credentials went in, to see the callback's change.
     before_login: SecretString,
     /// Cookies the gateway set after the credentials went in: the session's own,
     /// whose expiry is the session's.
     session_cookie_names: Vec<String>,
-    submitted: bool,
-    /// A reply from outside Dex came after the credentials went in: Dex took them.
-    left_dex: bool,
+    /// The `/auth/<connector>` shortcut was taken (once an attempt).
     shortcut_tried: bool,
+}
+
+impl Attempt {
+    /// Move on to `phase`, if the attempt is not past it already.
+    fn reach(&mut self, phase: Phase) {
+        self.phase = self.phase.max(phase);
+    }
+
+    fn reached(&self, phase: Phase) -> bool {
+        self.phase >= phase
+    }
+}
+
+struct Flow<'a> {
+    cfg: &'a LoginConfig,
+    transport: &'a Transport,
+    attempt: Attempt,
+    /// Attempts started: a second follows a lost CSRF cookie, once.
+    attempts: u32,
+    /// The requests of every attempt, and their count, which `MAX_REQUESTS` bounds.
+    history: Vec<Step>,
     requests: usize,
-    /// The gateway's callback failed on its CSRF cookie.
-    csrf_failed: bool,
-    /// The login was started again once (after a CSRF failure).
-    restarted: bool,
     /// What a diagnosis reports; gathered on every login, it costs nothing.
     pub(crate) seen: Observations,
 }
@@ -153,35 +182,18 @@ impl<'a> Flow<'a> {
         Flow {
             cfg,
             transport,
-            jar: CookieStore::default(),
+            attempt: Attempt::default(),
+            attempts: 1,
             history: Vec::new(),
-            dex: None,
-            login_started: false,
-            before_login: SecretString::from(String::new()),
-            session_cookie_names: Vec::new(),
-            submitted: false,
-            left_dex: false,
-            shortcut_tried: false,
             requests: 0,
-            csrf_failed: false,
-            restarted: false,
             seen: Observations::default(),
         }
     }
 
     /// Start over with no cookies; the history and the request bound go on.
     fn restart(&mut self) {
-        let fresh = Flow::new(self.cfg, self.transport);
-        self.jar = fresh.jar;
-        self.dex = None;
-        self.login_started = false;
-        self.before_login = fresh.before_login;
-        self.session_cookie_names.clear();
-        self.submitted = false;
-        self.left_dex = false;
-        self.shortcut_tried = false;
-        self.csrf_failed = false;
-        self.restarted = true;
+        self.attempt = Attempt::default();
+        self.attempts += 1;
     }
 
     /// The cookies for `api_url` (empty when unsecured) and their expiry.
@@ -205,9 +217,11 @@ impl<'a> Flow<'a> {
             // After the credentials, the first answer from outside Dex is the
             // gateway's callback. It is done once it has set a session cookie for
             // `api_url`; a gateway that sets it a redirect later is followed.
-            if self.submitted && !self.is_dex(&reply.url) {
-                self.left_dex = true;
-                self.session_cookie_names.extend(reply.set_cookies.iter().cloned());
+            if self.attempt.reached(Phase::Submitted) && !self.is_dex(&reply.url) {
+                self.attempt.reach(Phase::LeftDex);
+                self.attempt
+                    .session_cookie_names
+                    .extend(reply.set_cookies.iter().cloned());
                 if let Some(done) = self.session_if_set(&reply) {
                     return Ok(done);
                 }
@@ -227,13 +241,13 @@ impl<'a> Flow<'a> {
                 }
                 let target = self.redirect_target(&reply)?;
                 self.check_connector_redirect(&target)?;
-                if self.left_dex && is_authorization_request(&target) {
+                if self.attempt.reached(Phase::LeftDex) && is_authorization_request(&target) {
                     // Dex took the password and the gateway asks for a login again: its
                     // callback's cookie was not kept, or is not sent back.
                     return Err(self.cookie_not_kept(&reply));
                 }
                 if is_authorization_request(&target) {
-                    self.login_started = true;
+                    self.attempt.reach(Phase::Started);
                     self.observe_authorization_request(&target);
                 }
                 if let Some(id) = self.connector_of(&target) {
@@ -243,8 +257,8 @@ impl<'a> Flow<'a> {
                     selection_fallback = Some(target);
                     Next::Get(shortcut)
                 } else if self.posts_credentials_to(&reply.url, &target) {
-                    self.before_login = SecretString::from(cookie_header(&self.jar, &self.cfg.api_url));
-                    self.submitted = true;
+                    self.attempt.before_login = SecretString::from(cookie_header(&self.attempt.jar, &self.cfg.api_url));
+                    self.attempt.reach(Phase::Submitted);
                     Next::PostCredentials(target, Vec::new())
                 } else if self.approves_at(&reply.url, &target) {
                     Next::Post(target, vec![("approval".into(), "approve".into())])
@@ -270,12 +284,14 @@ impl<'a> Flow<'a> {
     /// `KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL` between the password post and the callback.
     #[cfg(debug_assertions)]
     async fn test_hold(&self, next: &Next) {
-        if self.restarted {
+        if self.attempts > 1 {
             return;
         }
         let var = match next {
             Next::PostCredentials(..) => "KFP_AUTH_TEST_HOLD_CREDENTIALS_UNTIL",
-            Next::Get(u) if self.submitted && !self.is_dex(u) => "KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL",
+            Next::Get(u) if self.attempt.reached(Phase::Submitted) && !self.is_dex(u) => {
+                "KFP_AUTH_TEST_HOLD_CALLBACK_UNTIL"
+            }
             _ => return,
         };
         let Some(go) = std::env::var_os(var) else {
@@ -302,13 +318,13 @@ impl<'a> Flow<'a> {
         match next {
             Next::Get(u) => {
                 self.transport
-                    .send(Method::GET, u, None, &mut self.jar, &mut self.history)
+                    .send(Method::GET, u, None, &mut self.attempt.jar, &mut self.history)
                     .await
             }
             Next::Post(u, fields) => {
                 let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 self.transport
-                    .send(Method::POST, u, Some(&fields), &mut self.jar, &mut self.history)
+                    .send(Method::POST, u, Some(&fields), &mut self.attempt.jar, &mut self.history)
                     .await
             }
             Next::PostCredentials(u, hidden) => {
@@ -320,7 +336,7 @@ impl<'a> Flow<'a> {
                 fields.push(("login", &self.cfg.username));
                 fields.push(("password", self.cfg.password.expose_secret()));
                 self.transport
-                    .send(Method::POST, u, Some(&fields), &mut self.jar, &mut self.history)
+                    .send(Method::POST, u, Some(&fields), &mut self.attempt.jar, &mut self.history)
                     .await
             }
         }
@@ -336,7 +352,7 @@ impl<'a> Flow<'a> {
         if status == StatusCode::UNAUTHORIZED && reply.is_json() && reply.text().trim() == "{}" && !self.started() {
             let mut start = reply.url.join("/oauth2/start").expect("absolute path joins");
             start.query_pairs_mut().append_pair("rd", &self.rd());
-            self.login_started = true;
+            self.attempt.reach(Phase::Started);
             self.seen.oauth2_proxy = true;
             return Ok(Some(Next::Get(start)));
         }
@@ -358,7 +374,7 @@ impl<'a> Flow<'a> {
                 let mut start = self.form_target(reply, &form)?;
                 start.set_query(None);
                 start.query_pairs_mut().append_pair("rd", &self.rd());
-                self.login_started = true;
+                self.attempt.reach(Phase::Started);
                 self.seen.oauth2_proxy = true;
                 Ok(Some(Next::Get(start)))
             }
@@ -380,14 +396,14 @@ impl<'a> Flow<'a> {
                 ..
             } => {
                 self.note_dex(&reply.url);
-                if self.left_dex {
+                if self.attempt.reached(Phase::LeftDex) {
                     // Dex took the password once; its form again means the gateway lost the session.
                     return Err(self.cookie_not_kept(reply));
                 }
-                if self.submitted {
+                if self.attempt.reached(Phase::Submitted) {
                     // Dex shows the form again (401 since v2.36, 200 before) on bad credentials.
                     return Err(Error::InvalidCredentials {
-                        connector: self.cfg.connector.clone(),
+                        checker: Checker::Connector(self.cfg.connector.clone()),
                         status: status.as_u16(),
                         url: redact::url(&reply.url),
                     });
@@ -429,8 +445,8 @@ impl<'a> Flow<'a> {
                         ),
                     ));
                 }
-                self.before_login = SecretString::from(cookie_header(&self.jar, &self.cfg.api_url));
-                self.submitted = true;
+                self.attempt.before_login = SecretString::from(cookie_header(&self.attempt.jar, &self.cfg.api_url));
+                self.attempt.reach(Phase::Submitted);
                 Ok(Some(Next::PostCredentials(target, form.hidden)))
             }
             Page::Approval { form } if self.is_dex(&reply.url) => {
@@ -454,11 +470,11 @@ impl<'a> Flow<'a> {
         if reply.set_cookies.is_empty() || !(reply.is_redirect() || reply.status.is_success()) {
             return None;
         }
-        let cookies = cookie_header(&self.jar, &self.cfg.api_url);
-        if cookies.is_empty() || cookies.as_str() == self.before_login.expose_secret() {
+        let cookies = cookie_header(&self.attempt.jar, &self.cfg.api_url);
+        if cookies.is_empty() || cookies.as_str() == self.attempt.before_login.expose_secret() {
             return None;
         }
-        let expires = cookie_expiry(&self.jar, &self.cfg.api_url, &self.session_cookie_names);
+        let expires = cookie_expiry(&self.attempt.jar, &self.cfg.api_url, &self.attempt.session_cookie_names);
         Some((SecretString::from(cookies), expires))
     }
 
@@ -466,12 +482,12 @@ impl<'a> Flow<'a> {
     fn callback_failed(&mut self, reply: &Reply) -> Error {
         let status = reply.status;
         let detail = if status == StatusCode::FORBIDDEN && reply.text().contains("CSRF") {
-            self.csrf_failed = true;
+            self.attempt.reach(Phase::CsrfFailed);
             format!(
                 "oauth2-proxy found no valid CSRF cookie for this login{} (it expired before the login \
                  finished, the gateway restarted with a new cookie secret, or its cookie settings keep \
                  the cookie from being sent back: check cookie_csrf_expire, cookie_secret and cookie_secure)",
-                if self.restarted {
+                if self.attempts > 1 {
                     ", also after starting the login again"
                 } else {
                     ""
@@ -496,11 +512,11 @@ impl<'a> Flow<'a> {
     /// Dex took the password, then the gateway asked for a login again: the session
     /// cookie its callback set was refused by the jar or does not go to `api_url`.
     fn cookie_not_kept(&self, reply: &Reply) -> Error {
-        let set = if self.session_cookie_names.is_empty() {
+        let set = if self.attempt.session_cookie_names.is_empty() {
             String::new()
         } else {
             // Names only: values are secrets.
-            format!(" (it set {})", self.session_cookie_names.join(", "))
+            format!(" (it set {})", self.attempt.session_cookie_names.join(", "))
         };
         self.unexpected(
             reply,
@@ -515,7 +531,7 @@ impl<'a> Flow<'a> {
     }
 
     fn started(&self) -> bool {
-        self.login_started || self.dex.is_some()
+        self.attempt.reached(Phase::Started) || self.attempt.dex.is_some()
     }
 
     /// `rd` for oauth2-proxy: the path and query of `api_url`, so the user lands where they asked.
@@ -528,18 +544,18 @@ impl<'a> Flow<'a> {
     }
 
     fn is_dex(&self, u: &Url) -> bool {
-        self.dex.as_ref().is_some_and(|d| {
+        self.attempt.dex.as_ref().is_some_and(|d| {
             u.origin() == d.origin && u.path().strip_prefix(&d.prefix).is_some_and(|r| r.starts_with('/'))
         })
     }
 
     /// Remember Dex's base from a URL under `<prefix>/auth…`.
     fn note_dex(&mut self, u: &Url) {
-        if self.dex.is_some() {
+        if self.attempt.dex.is_some() {
             return;
         }
         if let Some(prefix) = dex_prefix(u) {
-            self.dex = Some(DexBase {
+            self.attempt.dex = Some(DexBase {
                 origin: u.origin(),
                 prefix,
             });
@@ -550,15 +566,20 @@ impl<'a> Flow<'a> {
     /// can go straight to `<prefix>/auth/<connector>`: one round trip fewer than
     /// reading the selection page or following Dex's own redirect.
     fn connector_shortcut(&mut self, target: &Url) -> Option<Url> {
-        if self.submitted || !target.path().ends_with("/auth") || !is_authorization_request(target) {
-            return None;
-        }
-        self.note_dex(target);
-        if self.shortcut_tried || !self.cfg.options.shortcuts || target.query_pairs().any(|(k, _)| k == "connector_id")
+        if self.attempt.reached(Phase::Submitted)
+            || !target.path().ends_with("/auth")
+            || !is_authorization_request(target)
         {
             return None;
         }
-        self.shortcut_tried = true;
+        self.note_dex(target);
+        if self.attempt.shortcut_tried
+            || !self.cfg.options.shortcuts
+            || target.query_pairs().any(|(k, _)| k == "connector_id")
+        {
+            return None;
+        }
+        self.attempt.shortcut_tried = true;
         let mut u = target.clone();
         let path = format!("{}/{}", target.path(), self.cfg.connector);
         u.set_path(&path);
@@ -570,7 +591,7 @@ impl<'a> Flow<'a> {
     /// carries no other field: Dex's redirect there can take the post directly.
     fn posts_credentials_to(&self, from: &Url, target: &Url) -> bool {
         self.cfg.options.shortcuts
-            && !self.submitted
+            && !self.attempt.reached(Phase::Submitted)
             && self.is_dex(from)
             && target.origin() == from.origin()
             && self
@@ -583,9 +604,11 @@ impl<'a> Flow<'a> {
     /// `req` (and `hmac`) Dex reads from the query as well: the redirect there
     /// after the credentials can take the post directly.
     fn approves_at(&self, from: &Url, target: &Url) -> bool {
-        let Some(dex) = self.dex.as_ref() else { return false };
+        let Some(dex) = self.attempt.dex.as_ref() else {
+            return false;
+        };
         self.cfg.options.shortcuts
-            && self.submitted
+            && self.attempt.reached(Phase::Submitted)
             && self.is_dex(from)
             && self.is_dex(target)
             && target.path() == format!("{}/approval", dex.prefix)
@@ -609,7 +632,7 @@ impl<'a> Flow<'a> {
 
     /// `<dex>/auth/<id><suffix>` → `<id>`, for a URL under Dex.
     fn connector_in(&self, target: &Url, suffix: &str) -> Option<String> {
-        let prefix = &self.dex.as_ref().filter(|_| self.is_dex(target))?.prefix;
+        let prefix = &self.attempt.dex.as_ref().filter(|_| self.is_dex(target))?.prefix;
         let rest = target.path()[prefix.len()..]
             .strip_prefix("/auth/")?
             .strip_suffix(suffix)?;
@@ -690,7 +713,7 @@ impl<'a> Flow<'a> {
         Error::UnexpectedResponse {
             method: reply.method,
             url: redact::url(&reply.url),
-            status: reply.status.as_u16(),
+            status: Some(reply.status.as_u16()),
             detail,
         }
     }
@@ -737,555 +760,6 @@ fn describe(reply: &Reply, started: bool, at_dex: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Options;
-
-    fn cfg(api_url: &str, connector: &str) -> LoginConfig {
-        LoginConfig::new(api_url, "jane", SecretString::from("pw"), connector, Options::default()).unwrap()
-    }
-
-    fn reply(method: &'static str, url: &str, status: u16, content_type: &str, body: &str) -> Reply {
-        Reply {
-            method,
-            url: Url::parse(url).unwrap(),
-            status: StatusCode::from_u16(status).unwrap(),
-            location: None,
-            location_unreadable: false,
-            content_type: Some(content_type.into()),
-            body: body.as_bytes().to_vec().into(),
-            set_cookies: Vec::new(),
-            peer_certificate: None,
-        }
-    }
-
-    fn redirect(method: &'static str, url: &str, status: u16, location: Option<&str>) -> Reply {
-        let mut r = reply(method, url, status, "text/html", "");
-        r.location = location.map(str::to_owned);
-        r
-    }
-
-    /// Run `f` against a fresh flow for `cfg`.
-    fn with_flow<T>(cfg: &LoginConfig, f: impl FnOnce(&mut Flow<'_>) -> T) -> T {
-        let transport = Transport::new(&cfg.options).unwrap();
-        f(&mut Flow::new(cfg, &transport))
-    }
-
-    fn get_url(n: Option<Next>) -> String {
-        match n {
-            Some(Next::Get(u)) => u.to_string(),
-            _ => panic!("expected a GET"),
-        }
-    }
-
-    const SIGN_IN: &str =
-        r#"<form method="GET" action="/oauth2/start"><input type="hidden" name="rd" value="/x"></form>"#;
-    const PASSWORD: &str = r#"<form method="post" action="/dex/auth/local/login?back=&amp;state=s1">
-        <input name="login"><input name="password" type="password"></form>"#;
-    const SELECTION: &str = r#"<a href="/dex/auth/local?client_id=c&amp;state=s">x</a><a href="/dex/auth/ldap?client_id=c&amp;state=s">y</a>"#;
-    const APPROVAL: &str = r#"<form method="post"><input type="hidden" name="req" value="r1"/>
-        <input type="hidden" name="approval" value="approve"></form>"#;
-
-    #[test]
-    fn sign_in_page_starts_oauth2_with_path_and_query_in_rd() {
-        let c = cfg("http://gw/pipeline?ns=a&x=1", "local");
-        let next = with_flow(&c, |f| {
-            f.on_page(
-                &reply("GET", "http://gw/pipeline?ns=a&x=1", 403, "text/html", SIGN_IN),
-                None,
-            )
-        });
-        assert_eq!(
-            get_url(next.unwrap()),
-            "http://gw/oauth2/start?rd=%2Fpipeline%3Fns%3Da%26x%3D1"
-        );
-    }
-
-    #[test]
-    fn api_route_401_json_starts_oauth2() {
-        let c = cfg("http://gw/pipeline/apis/v2beta1/healthz", "local");
-        let r = reply(
-            "GET",
-            "http://gw/pipeline/apis/v2beta1/healthz",
-            401,
-            "application/json",
-            "{}",
-        );
-        let next = with_flow(&c, |f| f.on_page(&r, None)).unwrap();
-        assert_eq!(
-            get_url(next),
-            "http://gw/oauth2/start?rd=%2Fpipeline%2Fapis%2Fv2beta1%2Fhealthz"
-        );
-    }
-
-    #[test]
-    fn plain_200_before_any_login_step_is_unsecured() {
-        let c = cfg("http://kfp:3000/pipeline", "local");
-        let r = reply("GET", "http://kfp:3000/pipeline", 200, "text/html", "<html>KFP</html>");
-        assert!(with_flow(&c, |f| f.on_page(&r, None)).unwrap().is_none());
-    }
-
-    #[test]
-    fn other_401_or_403_is_not_mistaken_for_unsecured() {
-        let c = cfg("http://gw/pipeline", "local");
-        for status in [401, 403] {
-            let r = reply("GET", "http://gw/pipeline", status, "text/plain", "RBAC: access denied");
-            let err = with_flow(&c, |f| f.on_page(&r, None)).unwrap_err();
-            assert!(
-                matches!(err, Error::UnexpectedResponse { status: s, .. } if s == status),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn connector_selection_picks_the_requested_connector_or_lists_the_offer() {
-        let r = reply(
-            "GET",
-            "http://gw/dex/auth?client_id=c&response_type=code",
-            200,
-            "text/html",
-            SELECTION,
-        );
-        let next = with_flow(&cfg("http://gw/p", "ldap"), |f| f.on_page(&r, None)).unwrap();
-        assert_eq!(get_url(next), "http://gw/dex/auth/ldap?client_id=c&state=s");
-
-        let err = with_flow(&cfg("http://gw/p", "github"), |f| f.on_page(&r, None)).unwrap_err();
-        let Error::UnknownConnector { requested, offered } = err else {
-            panic!("{err}")
-        };
-        assert_eq!(
-            (requested.as_str(), offered),
-            ("github", vec!["local".to_owned(), "ldap".to_owned()])
-        );
-    }
-
-    #[test]
-    fn password_form_is_posted_to_its_action_once() {
-        let c = cfg("http://gw/p", "local");
-        let r = reply(
-            "GET",
-            "http://gw/dex/auth/local/login?back=&state=s1",
-            200,
-            "text/html",
-            PASSWORD,
-        );
-        with_flow(&c, |f| {
-            match f.on_page(&r, None).unwrap() {
-                Some(Next::PostCredentials(u, hidden)) => {
-                    assert_eq!(u.as_str(), "http://gw/dex/auth/local/login?back=&state=s1");
-                    assert!(hidden.is_empty());
-                }
-                _ => panic!("expected the credentials post"),
-            }
-            assert!(f.submitted && f.is_dex(&Url::parse("http://gw/dex/approval").unwrap()));
-            // The form again after the post: 401 on Dex >= 2.36, 200 before.
-            for status in [401, 200] {
-                let again = reply(
-                    "POST",
-                    "http://gw/dex/auth/local/login?back=&state=s1",
-                    status,
-                    "text/html",
-                    PASSWORD,
-                );
-                let err = f.on_page(&again, None).unwrap_err();
-                assert!(matches!(err, Error::InvalidCredentials { status: s, .. } if s == status));
-                assert!(!err.to_string().contains("s1"), "query values are redacted: {err}");
-            }
-        });
-    }
-
-    #[test]
-    fn approval_form_is_granted_at_the_page_url() {
-        let c = cfg("http://gw/p", "local");
-        with_flow(&c, |f| {
-            f.note_dex(&Url::parse("http://gw/dex/auth/local/login").unwrap());
-            let r = reply(
-                "GET",
-                "http://gw/dex/approval?req=r1&hmac=h",
-                200,
-                "text/html",
-                APPROVAL,
-            );
-            match f.on_page(&r, None).unwrap() {
-                Some(Next::Post(u, fields)) => {
-                    assert_eq!(u.as_str(), "http://gw/dex/approval?req=r1&hmac=h");
-                    assert_eq!(
-                        fields,
-                        vec![("req".into(), "r1".into()), ("approval".into(), "approve".into())]
-                    );
-                }
-                _ => panic!("expected the approval post"),
-            }
-        });
-    }
-
-    #[test]
-    fn failed_shortcut_falls_back_to_the_selection_page() {
-        let c = cfg("http://gw/p", "ldap");
-        with_flow(&c, |f| {
-            let auth = Url::parse("http://gw/dex/auth?client_id=c&response_type=code&state=s").unwrap();
-            let short = f.connector_shortcut(&auth).expect("shortcut");
-            assert_eq!(
-                short.as_str(),
-                "http://gw/dex/auth/ldap?client_id=c&response_type=code&state=s"
-            );
-            assert!(f.connector_shortcut(&auth).is_none(), "tried once only");
-            let notfound = reply(
-                "GET",
-                short.as_str(),
-                404,
-                "text/html",
-                r#"<p class="dex-error-box">Requested resource does not exist.</p>"#,
-            );
-            assert_eq!(
-                get_url(f.on_page(&notfound, Some(auth.clone())).unwrap()),
-                auth.as_str()
-            );
-            // Without a fallback the same page is Dex's error, quoted.
-            let err = f.on_page(&notfound, None).unwrap_err();
-            assert!(
-                err.to_string().contains("Dex says: Requested resource does not exist."),
-                "{err}"
-            );
-        });
-    }
-
-    #[test]
-    fn credentials_go_straight_only_to_dexs_own_form_url_for_our_connector() {
-        let c = cfg("http://gw/p", "local");
-        let u = |s: &str| Url::parse(s).unwrap();
-        with_flow(&c, |f| {
-            let from = u("http://gw/dex/auth/local?client_id=c&response_type=code");
-            // Dex is not known yet: nothing is posted blind.
-            assert!(!f.posts_credentials_to(&from, &u("http://gw/dex/auth/local/login?state=s1")));
-            f.note_dex(&from);
-            assert!(f.posts_credentials_to(&from, &u("http://gw/dex/auth/local/login?back=&state=s1")));
-            for target in [
-                "http://gw/dex/auth/ldap/login?state=s1",    // another connector
-                "http://gw/dex/auth/local/login?back=",      // no auth request id
-                "http://evil/dex/auth/local/login?state=s1", // another origin
-                "https://gw/dex/auth/local/login?state=s1",  // another scheme
-                "http://gw/other/auth/local/login?state=s1", // not under Dex
-                "http://gw/dex/auth/local/x/login?state=s1", // not Dex's form path
-            ] {
-                assert!(!f.posts_credentials_to(&from, &u(target)), "{target}");
-            }
-            // Only from Dex's own redirect.
-            assert!(!f.posts_credentials_to(&u("http://gw/pipeline"), &u("http://gw/dex/auth/local/login?state=s1")));
-            // Approval goes straight only after the credentials, under Dex, with `req`.
-            let approval = u("http://gw/dex/approval?req=r1&hmac=h");
-            assert!(!f.approves_at(&from, &approval), "before the credentials");
-            f.submitted = true;
-            assert!(
-                !f.posts_credentials_to(&from, &u("http://gw/dex/auth/local/login?state=s1")),
-                "posted once"
-            );
-            assert!(f.approves_at(&from, &approval));
-            assert!(!f.approves_at(&from, &u("http://gw/dex/approval?hmac=h")));
-            assert!(!f.approves_at(&from, &u("http://evil/dex/approval?req=r1")));
-        });
-        let off = LoginConfig::new(
-            "http://gw/p",
-            "jane",
-            SecretString::from("pw"),
-            "local",
-            Options {
-                shortcuts: false,
-                ..Options::default()
-            },
-        )
-        .unwrap();
-        with_flow(&off, |f| {
-            let from = Url::parse("http://gw/dex/auth/local?client_id=c&response_type=code").unwrap();
-            f.note_dex(&from);
-            assert!(!f.posts_credentials_to(&from, &Url::parse("http://gw/dex/auth/local/login?state=s1").unwrap()));
-        });
-    }
-
-    #[test]
-    fn no_shortcut_when_the_gateway_names_the_connector() {
-        let c = cfg("http://gw/p", "local");
-        let auth = Url::parse("http://gw/dex/auth?client_id=c&response_type=code&connector_id=local").unwrap();
-        assert!(with_flow(&c, |f| f.connector_shortcut(&auth)).is_none());
-        let not_auth = Url::parse("http://gw/oauth/auth?x=1").unwrap();
-        assert!(with_flow(&c, |f| f.connector_shortcut(&not_auth)).is_none());
-    }
-
-    #[test]
-    fn dex_redirecting_to_another_connector_is_refused() {
-        let c = cfg("http://gw/p", "local");
-        with_flow(&c, |f| {
-            f.note_dex(&Url::parse("http://gw/dex/auth").unwrap());
-            let err = f
-                .check_connector_redirect(&Url::parse("http://gw/dex/auth/ldap?x=1").unwrap())
-                .unwrap_err();
-            assert!(matches!(err, Error::UnknownConnector { ref offered, .. } if offered == &["ldap"]));
-            assert!(
-                f.check_connector_redirect(&Url::parse("http://gw/dex/auth/local?x=1").unwrap())
-                    .is_ok()
-            );
-            assert!(
-                f.check_connector_redirect(&Url::parse("http://gw/dex/auth/local/login").unwrap())
-                    .is_ok()
-            );
-        });
-    }
-
-    #[test]
-    fn redirects_that_cannot_be_followed() {
-        let c = cfg("http://gw/p", "local");
-        with_flow(&c, |f| {
-            let e = f
-                .redirect_target(&redirect(
-                    "POST",
-                    "http://gw/dex/auth/local/login",
-                    307,
-                    Some("/elsewhere"),
-                ))
-                .unwrap_err();
-            assert!(e.to_string().contains("does not re-send credentials"), "{e}");
-            let e = f
-                .redirect_target(&redirect("GET", "http://gw/p", 302, None))
-                .unwrap_err();
-            assert!(e.to_string().contains("without a Location"), "{e}");
-            let e = f
-                .redirect_target(&redirect("GET", "http://gw/p", 302, Some("javascript:alert(1)")))
-                .unwrap_err();
-            assert!(e.to_string().contains("scheme `javascript`"), "{e}");
-            let mut bytes = redirect("GET", "http://gw/p", 302, None);
-            bytes.location_unreadable = true;
-            let e = f.redirect_target(&bytes).unwrap_err();
-            assert!(e.to_string().contains("not ASCII text"), "{e}");
-            let ok = f
-                .redirect_target(&redirect("GET", "http://gw/a/b", 302, Some("../c?d=1")))
-                .unwrap();
-            assert_eq!(ok.as_str(), "http://gw/c?d=1");
-        });
-    }
-
-    #[test]
-    fn callback_finishes_only_with_a_new_cookie_for_the_api() {
-        let c = cfg("http://gw/pipeline", "local");
-        with_flow(&c, |f| {
-            let url = Url::parse("http://gw/oauth2/callback").unwrap();
-            let mut cb = redirect(
-                "GET",
-                "http://gw/oauth2/callback?code=x&state=y",
-                302,
-                Some("/pipeline"),
-            );
-            // A state cookie from before the credentials went in is not a session.
-            f.jar.parse("oidc_state_csrf=S; Path=/", &url).unwrap();
-            f.before_login = SecretString::from(cookie_header(&f.jar, &c.api_url));
-            assert!(f.session_if_set(&cb).is_none(), "nothing was set");
-            cb.set_cookies = vec!["other".into()];
-            f.session_cookie_names = vec!["other".into()];
-            f.jar.parse("other=v2; Path=/elsewhere", &url).unwrap();
-            assert!(f.session_if_set(&cb).is_none(), "nothing new for /pipeline");
-
-            f.jar.parse("authservice_session=v1; Path=/; HttpOnly", &url).unwrap();
-            f.session_cookie_names.push("authservice_session".into());
-            let (cookies, expires) = f.session_if_set(&cb).unwrap();
-            assert_eq!(cookies.expose_secret(), "oidc_state_csrf=S; authservice_session=v1");
-            assert_eq!(expires, None, "a session cookie has no expiry");
-
-            f.jar
-                .parse("authservice_session=v3; Path=/; Max-Age=3600", &url)
-                .unwrap();
-            f.jar.parse("second=v4; Path=/; Max-Age=60", &url).unwrap();
-            f.jar.parse("oidc_state_csrf=S; Path=/; Max-Age=10", &url).unwrap();
-            f.session_cookie_names.push("second".into());
-            let (_, expires) = f.session_if_set(&cb).unwrap();
-            let left = expires.unwrap().duration_since(SystemTime::now()).unwrap().as_secs();
-            assert!(
-                (50..=60).contains(&left),
-                "the earliest session cookie's expiry counts: {left}"
-            );
-        });
-    }
-
-    #[test]
-    fn callback_failures_say_why() {
-        let c = cfg("http://gw/pipeline", "local");
-        with_flow(&c, |f| {
-            let cb = redirect(
-                "GET",
-                "http://gw/oauth2/callback?code=x&state=y",
-                302,
-                Some("/pipeline"),
-            );
-            assert!(f.callback_failed(&cb).to_string().contains("set no cookie"));
-            let csrf = reply(
-                "GET",
-                "http://gw/oauth2/callback?code=x&state=y",
-                403,
-                "text/html",
-                "<p>Unable to find a valid CSRF token. Please try again.</p>",
-            );
-            let e = f.callback_failed(&csrf).to_string();
-            assert!(
-                e.contains("CSRF") && !e.contains("code=x") && !e.contains("state=y"),
-                "{e}"
-            );
-        });
-    }
-
-    #[test]
-    fn credentials_never_leave_the_forms_origin() {
-        let c = cfg("http://gw/p", "local");
-        let page = PASSWORD.replace("/dex/auth/local/login", "http://evil.example/collect");
-        let r = reply(
-            "GET",
-            "http://gw/dex/auth/local/login?state=s1",
-            200,
-            "text/html",
-            &page,
-        );
-        let err = with_flow(&c, |f| f.on_page(&r, None)).unwrap_err();
-        assert!(err.to_string().contains("another origin"), "{err}");
-        // Nor from https down to http on the same host.
-        let page = PASSWORD.replace("/dex/auth/local/login", "http://gw/dex/auth/local/login");
-        let r = reply(
-            "GET",
-            "https://gw/dex/auth/local/login?state=s1",
-            200,
-            "text/html",
-            &page,
-        );
-        assert!(with_flow(&c, |f| f.on_page(&r, None)).is_err());
-    }
-
-    #[test]
-    fn a_login_sent_from_https_down_to_http_stops_unless_allowed() {
-        let down = redirect("GET", "https://gw/p", 302, Some("http://gw/dex/auth?client_id=c"));
-        let c = cfg("https://gw/p", "local");
-        let e = with_flow(&c, |f| f.redirect_target(&down)).unwrap_err();
-        assert!(
-            e.to_string().contains("from https to http") && e.to_string().contains("allow_insecure_redirect=True"),
-            "{e}"
-        );
-        // Links and form actions go through the same check.
-        let page = reply("GET", "https://gw/dex/auth", 200, "text/html", SELECTION);
-        let link = with_flow(&c, |f| f.resolve(&page, "http://gw/dex/auth/local"));
-        assert!(link.is_err());
-        let mut opted_in = cfg("https://gw/p", "local");
-        opted_in.options.allow_insecure_redirect = true;
-        let u = with_flow(&opted_in, |f| f.redirect_target(&down)).unwrap();
-        assert_eq!(u.as_str(), "http://gw/dex/auth?client_id=c");
-        // Up from http to https is fine.
-        let up = redirect("GET", "http://gw/p", 302, Some("https://gw/p"));
-        assert!(with_flow(&cfg("http://gw/p", "local"), |f| f.redirect_target(&up)).is_ok());
-    }
-
-    #[test]
-    fn password_forms_it_cannot_fill_or_tell_apart_get_no_password() {
-        let c = cfg("http://gw/p", "local");
-        let url = "http://gw/dex/auth/local/login?state=s1";
-        let otp = PASSWORD.replace("</form>", r#"<input name="otp"></form>"#);
-        let e = with_flow(&c, |f| f.on_page(&reply("GET", url, 200, "text/html", &otp), None)).unwrap_err();
-        assert!(e.to_string().contains("`otp`"), "{e}");
-        let two = format!("{PASSWORD}{PASSWORD}");
-        let e = with_flow(&c, |f| f.on_page(&reply("GET", url, 200, "text/html", &two), None)).unwrap_err();
-        assert!(e.to_string().contains("2 password forms"), "{e}");
-    }
-
-    #[test]
-    fn the_form_again_after_dex_took_the_password_is_a_cookie_problem() {
-        let c = cfg("http://gw/pipeline", "local");
-        with_flow(&c, |f| {
-            let url = "http://gw/dex/auth/local/login?state=s1";
-            assert!(f.on_page(&reply("GET", url, 200, "text/html", PASSWORD), None).is_ok());
-            f.left_dex = true;
-            f.session_cookie_names = vec!["sess".into()];
-            let e = f
-                .on_page(&reply("GET", url, 200, "text/html", PASSWORD), None)
-                .unwrap_err();
-            assert!(matches!(e, Error::UnexpectedResponse { .. }), "{e}");
-            let msg = e.to_string();
-            assert!(
-                msg.contains("Dex accepted the login") && msg.contains("(it set sess)") && msg.contains("Secure"),
-                "{msg}"
-            );
-        });
-    }
-
-    #[test]
-    fn server_errors_say_whose_they_are() {
-        let c = cfg("http://gw/pipeline", "local");
-        with_flow(&c, |f| {
-            f.note_dex(&Url::parse("http://gw/dex/auth").unwrap());
-            let at_dex = reply("POST", "http://gw/dex/auth/local/login", 500, "text/plain", "boom");
-            let e = f.on_page(&at_dex, None).unwrap_err().to_string();
-            assert!(e.contains("Dex failed with a server error"), "{e}");
-            let at_gw = reply("GET", "http://gw/other", 500, "text/plain", "boom");
-            let e = f.on_page(&at_gw, None).unwrap_err().to_string();
-            assert!(e.contains("the gateway failed"), "{e}");
-            let cb = reply("GET", "http://gw/oauth2/callback?code=x", 500, "text/plain", "boom");
-            let e = f.callback_failed(&cb).to_string();
-            assert!(e.contains("could not finish the login at Dex"), "{e}");
-        });
-    }
-
-    #[test]
-    fn a_401_that_is_not_oauth2_proxys_is_not_followed() {
-        let c = cfg("http://gw/pipeline", "local");
-        let r = reply(
-            "GET",
-            "http://gw/pipeline",
-            401,
-            "application/json",
-            r#"{"error":"no token"}"#,
-        );
-        assert!(matches!(
-            with_flow(&c, |f| f.on_page(&r, None)),
-            Err(Error::UnexpectedResponse { status: 401, .. })
-        ));
-    }
-
-    #[test]
-    fn links_that_look_like_connectors_on_an_unsecured_page_are_not_a_login() {
-        let c = cfg("http://kfp/", "local");
-        let r = reply(
-            "GET",
-            "http://kfp/",
-            200,
-            "text/html",
-            r#"<a href="/docs/auth/oidc">auth docs</a>"#,
-        );
-        assert!(with_flow(&c, |f| f.on_page(&r, None)).unwrap().is_none());
-    }
-
-    #[test]
-    fn a_second_sign_in_page_is_an_error_not_a_loop() {
-        let c = cfg("http://gw/pipeline", "local");
-        let r = reply("GET", "http://gw/pipeline", 403, "text/html", SIGN_IN);
-        with_flow(&c, |f| {
-            assert!(f.on_page(&r, None).unwrap().is_some());
-            let err = f.on_page(&r, None).unwrap_err();
-            assert!(err.to_string().contains("sign-in page again"), "{err}");
-        });
-    }
-
-    #[test]
-    fn dex_prefix_from_paths() {
-        let p = |s: &str| dex_prefix(&Url::parse(s).unwrap());
-        assert_eq!(p("http://h/dex/auth").as_deref(), Some("/dex"));
-        assert_eq!(p("http://h/dex/auth/local/login").as_deref(), Some("/dex"));
-        assert_eq!(p("http://h/auth/ldap").as_deref(), Some(""));
-        assert_eq!(p("http://h/dex/authx"), None);
-        assert_eq!(p("http://h/pipeline"), None);
-    }
-
-    #[test]
-    fn authorization_requests() {
-        let u = |s: &str| Url::parse(s).unwrap();
-        assert!(is_authorization_request(&u(
-            "http://h/dex/auth?client_id=a&response_type=code"
-        )));
-        assert!(!is_authorization_request(&u("http://h/dex/auth?client_id=a")));
-    }
-}
-
-#[cfg(test)]
 mod props;
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode, redirect};
 use url::Url;
 
 use crate::config::{Options, ProxyUrl};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Step};
 use crate::redact;
 
 const USER_AGENT: &str = concat!("kfp-auth/", env!("CARGO_PKG_VERSION"));
@@ -65,15 +65,6 @@ impl Reply {
     }
 }
 
-/// One step as it may be shown to a user: nothing secret in it.
-#[derive(Debug, Clone)]
-pub struct Step {
-    pub method: &'static str,
-    pub url: String,
-    pub status: Option<u16>,
-    pub elapsed_ms: u64,
-}
-
 pub struct Transport {
     client: reqwest::Client,
     opts: Options,
@@ -84,7 +75,7 @@ pub struct Transport {
 /// bcrypt (60-250 ms of CPU), a core at a time, so a few dozen logins already
 /// keep a Dex busy; more only queue there, each holding a connection (a file
 /// descriptor) and its buffers here. 200 at once took as long with this bound,
-/// with 41 descriptors instead of 207 and 8 MB less memory (measured here).
+/// with 41 descriptors instead of 207 and 8 MB less memory.
 pub const MAX_CONCURRENT_LOGINS: usize = 32;
 
 /// The variables reqwest reads its proxies from (as `requests` does).
@@ -221,8 +212,8 @@ impl Transport {
             .tls_info(opts.tls_info)
             .build()
             .map_err(|e| Error::Http {
-                method: "-",
-                url: "-".into(),
+                method: None,
+                url: None,
                 detail: chain(&e),
             })?;
         Ok(Transport {
@@ -289,7 +280,7 @@ impl Transport {
             let mut value = HeaderValue::from_str(&cookies).map_err(|_| Error::UnexpectedResponse {
                 method: method_name,
                 url: redact::url(url),
-                status: 0,
+                status: None,
                 detail: "a cookie set earlier in the login cannot be sent back as a header".into(),
             })?;
             value.set_sensitive(true);
@@ -402,8 +393,8 @@ impl Transport {
             };
         }
         Error::Http {
-            method,
-            url: shown,
+            method: Some(method),
+            url: Some(shown),
             detail: chain(e),
         }
     }

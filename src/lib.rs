@@ -2,28 +2,33 @@
 //! it (oauth2-proxy or oidc-authservice in front of Dex, or nothing at all).
 //!
 //! Everything here is plain Rust; the Python bindings live behind the `python`
-//! feature in [`python`].
+//! feature. The modules are private; what the crate offers is re-exported
+//! below. The modules the property tests and the fuzz targets reach into
+//! (pages, cookies, redaction, detection, tokens) stay public for them.
 
-pub mod bearer;
-pub mod cache;
-pub mod config;
+mod bearer;
+mod cache;
+mod config;
 pub mod detect;
-pub mod diagnose;
-pub mod error;
-pub mod flow;
+mod diagnose;
+mod error;
+mod flow;
 pub mod http;
 pub mod page;
 pub mod redact;
-pub mod runtime;
-pub mod secret;
-pub mod session;
+mod renew;
+mod secret;
+mod session;
 pub mod token;
 
 #[cfg(feature = "python")]
 mod python;
 
-pub use config::{LoginConfig, Options};
-pub use error::{Error, Result};
+pub use bearer::{Bearer, GrantConfig, Source, TokenFile};
+pub use cache::SessionCache;
+pub use config::{LoginConfig, Options, ProxyUrl, dex_token_url, parse_proxy_url, timeout_from_secs};
+pub use diagnose::{Diagnosis, diagnose};
+pub use error::{Checker, Error, Result, Step};
 pub use flow::{Session, login};
 pub use http::Transport;
 pub use session::Authenticator;

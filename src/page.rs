@@ -22,13 +22,11 @@ pub struct ConnectorLink {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
-    /// Dex's password form (fields `login` and `password`). `invalid` is set when
-    /// Dex shows its "Invalid … and password." box. `unfillable` names the form's other
+    /// Dex's password form (fields `login` and `password`). `unfillable` names the form's other
     /// fields a user would type into (a one-time code, say), which kfp-auth cannot fill;
     /// `forms` counts the password forms on the page (Dex shows one).
     Password {
         form: Form,
-        invalid: bool,
         unfillable: Vec<String>,
         forms: usize,
     },
@@ -54,7 +52,6 @@ sel!(INPUT, "input");
 sel!(FIELD, "input, select, textarea");
 sel!(PASSWORD_INPUT, r#"input[name="password"]"#);
 sel!(LOGIN_INPUT, r#"input[name="login"]"#);
-sel!(LOGIN_ERROR, "#login-error");
 sel!(LINK, "a[href]");
 sel!(DEX_ERROR, ".dex-error-box");
 
@@ -67,7 +64,6 @@ pub fn classify(html: &str) -> Page {
     if let Some(form) = password_forms.next() {
         return Page::Password {
             form: read_form(form),
-            invalid: doc.select(&LOGIN_ERROR).next().is_some(),
             unfillable: unfillable_fields(form),
             forms: 1 + password_forms.count(),
         };
@@ -213,7 +209,6 @@ mod tests {
     fn password_form() {
         let Page::Password {
             form,
-            invalid,
             unfillable,
             forms,
         } = classify(PASSWORD)
@@ -221,11 +216,10 @@ mod tests {
             panic!()
         };
         assert_eq!(form.action.as_deref(), Some("/dex/auth/local/login?back=&state=abc"));
-        assert!(!invalid && unfillable.is_empty() && forms == 1);
-        assert!(matches!(
-            classify(PASSWORD_INVALID),
-            Page::Password { invalid: true, .. }
-        ));
+        assert!(unfillable.is_empty() && forms == 1);
+        // The form shown again after a wrong password is the same form: the flow
+        // knows it posted the password already, which is what makes it a rejection.
+        assert!(matches!(classify(PASSWORD_INVALID), Page::Password { forms: 1, .. }));
     }
 
     #[test]

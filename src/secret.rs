@@ -1,36 +1,29 @@
-//! Secrets through serde, read straight into a zeroising [`SecretString`] and written
-//! from one (secrecy's own `Deserialize` does not cover `SecretString`). Use with
-//! `#[serde(with = "crate::secret")]`, or `crate::secret::option` for an `Option`.
+//! Writing a [`SecretString`] out through serde, for the session cache file.
+//!
+//! Reading one needs nothing here: secrecy's `serde` feature deserialises a
+//! `SecretString` (and so an `Option<SecretString>`) straight into its zeroising
+//! box. It deliberately gives no `Serialize`, so a secret is never written by
+//! accident; a field that must be written says so with
+//! `#[serde(serialize_with = "crate::secret::serialize")]`.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer, Serializer};
+use serde::Serializer;
 
 pub fn serialize<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(secret.expose_secret())
 }
 
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
-    String::deserialize(d).map(SecretString::from)
-}
-
-pub mod option {
-    use super::*;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-        Option::<String>::deserialize(d).map(|s| s.map(SecretString::from))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use serde::{Deserialize, Serialize};
+
     use super::*;
-    use serde::Serialize;
 
     #[derive(Serialize, Deserialize)]
     struct Held {
-        #[serde(with = "crate::secret")]
+        #[serde(serialize_with = "serialize")]
         value: SecretString,
-        #[serde(default, deserialize_with = "option::deserialize", skip_serializing)]
+        #[serde(skip_serializing)]
         maybe: Option<SecretString>,
     }
 

@@ -3,60 +3,27 @@
 //! and a forked child gets its own HTTP client and login lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::cache::{Entry, SessionCache};
+use crate::cache::{Entry, Locked, SessionCache};
 use crate::config::LoginConfig;
 use crate::error::{Error, Result};
 use crate::flow;
 use crate::http::Transport;
-use crate::runtime::{ProcessLock, SharedFailure};
-
-/// How long before a cookie's expiry the session counts as stale: 60 s, or a
-/// quarter of its lifetime for short-lived sessions.
-const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
-#[derive(Clone)]
-struct Current {
-    cookies: Arc<SecretString>,
-    /// When to log in again before using it; `None` when the gateway gave no expiry.
-    refresh_at: Option<SystemTime>,
-    /// When this session was obtained (by a login here, or saved by another process).
-    obtained: SystemTime,
-}
-
-impl Current {
-    fn valid(&self, now: SystemTime) -> bool {
-        self.refresh_at.is_none_or(|t| now < t)
-    }
-}
+use crate::renew::{Credential, Need, Renew, Renewable, Renewing, refresh_at};
 
 pub struct Authenticator {
     cfg: LoginConfig,
-    /// Read on every request without waiting; written only under the login lock.
-    current: RwLock<Option<Current>>,
-    /// Held for the whole of a login, so concurrent callers wait for one login.
-    login_lock: ProcessLock,
-    /// A failed login is the answer for those who waited for it.
-    failures: SharedFailure,
+    /// The session's cookies, and the one login at a time that renews them.
+    session: Renewable,
     logins: AtomicU64,
     /// The opt-in session cache on disk, shared with other processes.
     disk: Option<SessionCache>,
     /// Things the caller should warn about (a corrupt cache file replaced).
     warnings: Mutex<Vec<String>>,
-}
-
-/// Which session from the disk cache a renewal may take instead of logging in.
-enum FromDisk {
-    /// Any valid one.
-    Any,
-    /// Any valid one but this, which the gateway rejected, saved after this time.
-    NewerThan(String, SystemTime),
-    /// None: a fresh login was asked for.
-    No,
 }
 
 impl Authenticator {
@@ -65,9 +32,7 @@ impl Authenticator {
         Transport::check(&cfg.options)?;
         Ok(Authenticator {
             cfg,
-            current: RwLock::new(None),
-            login_lock: ProcessLock::default(),
-            failures: SharedFailure::default(),
+            session: Renewable::default(),
             logins: AtomicU64::new(0),
             disk: None,
             warnings: Mutex::new(Vec::new()),
@@ -99,144 +64,64 @@ impl Authenticator {
     }
 
     /// The session's cookies if one is held and still valid; never touches the network.
-    pub fn cached(&self) -> Option<Arc<SecretString>> {
-        let cur = self.current_read();
-        cur.as_ref()
-            .filter(|c| c.valid(SystemTime::now()))
-            .map(|c| c.cookies.clone())
+    pub fn cached(&self) -> Option<Credential> {
+        self.session.fresh()
     }
 
     /// The session's cookies, logging in first when none is held or it is about to expire.
-    pub async fn cookies(&self) -> Result<Arc<SecretString>> {
-        if let Some(c) = self.cached() {
-            return Ok(c);
-        }
-        let ticket = self.failures.ticket();
-        let lock = self.login_lock();
-        let _guard = lock.lock().await;
-        // Whoever held the lock before us may have just logged in, or failed to.
-        if let Some(c) = self.cached() {
-            return Ok(c);
-        }
-        if let Some(e) = self.failures.since(ticket) {
-            return self.after_shared_failure(e, FromDisk::Any).await;
-        }
-        self.renew(FromDisk::Any).await
+    pub async fn cookies(&self) -> Result<Credential> {
+        self.session.get(self).await
     }
 
     /// Log in now, whatever is held.
-    pub async fn login(&self) -> Result<Arc<SecretString>> {
-        let lock = self.login_lock();
-        let _guard = lock.lock().await;
-        self.renew(FromDisk::No).await
+    pub async fn login(&self) -> Result<Credential> {
+        self.session.renew_now(self).await
     }
 
     /// The session `stale` was rejected by the gateway: log in again, unless
     /// another caller already replaced it, in which case that session is returned.
-    pub async fn refresh(&self, stale: &str) -> Result<Arc<SecretString>> {
-        let ticket = self.failures.ticket();
-        let lock = self.login_lock();
-        let _guard = lock.lock().await;
-        if let Some(c) = self.cached()
-            && c.expose_secret() != stale
-        {
-            return Ok(c);
-        }
-        // A session another process saved is worth trying only if it is newer
-        // than the rejected one: an older one was voided by the same event.
-        let held_since = self
-            .current_read()
-            .as_ref()
-            .map_or(SystemTime::UNIX_EPOCH, |c| c.obtained);
-        let from_disk = FromDisk::NewerThan(stale.to_owned(), held_since);
-        if let Some(e) = self.failures.since(ticket) {
-            return self.after_shared_failure(e, from_disk).await;
-        }
-        self.renew(from_disk).await
-    }
-
-    fn login_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
-        self.login_lock.get()
-    }
-
-    fn current_read(&self) -> std::sync::RwLockReadGuard<'_, Option<Current>> {
-        self.current.read().unwrap_or_else(|p| p.into_inner())
+    pub async fn refresh(&self, stale: &str) -> Result<Credential> {
+        self.session.replace(self, stale).await
     }
 
     /// Forget the session, so the next use logs in.
     pub fn invalidate(&self) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.session.forget();
     }
 
-    /// A new session, from the disk cache when allowed and valid, else from a
-    /// login. Called with `login_lock` held; with a disk cache, the file lock is
-    /// held across the login, so processes sharing the file log in once.
-    async fn renew(&self, from_disk: FromDisk) -> Result<Arc<SecretString>> {
-        let outcome = self.renew_once(from_disk).await;
-        self.failures.record(&outcome);
-        outcome
-    }
-
-    async fn renew_once(&self, from_disk: FromDisk) -> Result<Arc<SecretString>> {
-        if self.disk.is_none() {
-            return Ok(self.login_now().await?.0);
-        }
-        let mut locked = self.disk_lock().await?;
-        if let Some(cookies) = self.take_from_disk(&locked, &from_disk) {
-            return Ok(cookies);
-        }
-        let (cookies, refresh_at) = self.login_now().await?;
-        let entry = Entry {
-            cookies: SecretString::from(cookies.expose_secret().to_owned()),
-            refresh_at,
-            saved: SystemTime::now(),
-        };
-        let key = self.cache_key();
-        tokio::task::spawn_blocking(move || locked.put(&key, &entry))
-            .await
-            .map_err(join_error)??;
-        Ok(cookies)
-    }
-
-    /// A login this caller waited for failed with `shared`. With a disk cache, a
-    /// session another process saved since may still serve; otherwise the error does.
-    async fn after_shared_failure(&self, shared: Error, from_disk: FromDisk) -> Result<Arc<SecretString>> {
-        if self.disk.is_none() {
-            return Err(shared);
-        }
-        let locked = self.disk_lock().await?;
-        self.take_from_disk(&locked, &from_disk).ok_or(shared)
-    }
-
-    /// The disk cache, locked (the caller checked that there is one).
-    async fn disk_lock(&self) -> Result<crate::cache::Locked> {
-        let disk = self.disk.clone().ok_or_else(|| Error::SessionCache {
-            path: "-".into(),
-            reason: "no session cache".into(),
-        })?;
+    /// The disk cache, locked.
+    async fn disk_lock(&self, disk: &SessionCache) -> Result<Locked> {
+        let path = disk.path().to_owned();
+        let disk = disk.clone();
         let mut locked = tokio::task::spawn_blocking(move || disk.lock())
             .await
-            .map_err(join_error)??;
+            .map_err(|e| join_error(&path, e))??;
         if let Some(w) = locked.warning.take() {
             self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
         }
         Ok(locked)
     }
 
-    /// The cached session, if `from_disk` allows it; it becomes the current one.
-    fn take_from_disk(&self, locked: &crate::cache::Locked, from_disk: &FromDisk) -> Option<Arc<SecretString>> {
+    /// The cached session, if the renewal may take it instead of logging in; it
+    /// becomes the current one.
+    fn take_from_disk(&self, disk: &SessionCache, locked: &Locked, renewing: &Renewing<'_>) -> Option<Credential> {
         let entry = locked.get(&self.cache_key())?;
-        let usable = match from_disk {
-            FromDisk::Any => true,
-            FromDisk::NewerThan(stale, since) => entry.cookies.expose_secret() != stale && entry.saved > *since,
-            FromDisk::No => false,
+        let usable = match renewing.need {
+            Need::Fresh => true,
+            // A session another process saved is worth trying only if it is newer
+            // than the rejected one: an older one was voided by the same event.
+            Need::Replace(stale) => {
+                entry.cookies.expose_secret() != stale
+                    && entry.saved > renewing.held_since.unwrap_or(SystemTime::UNIX_EPOCH)
+            }
+            Need::New => false,
         };
         if !usable {
             return None;
         }
-        log::debug!(target: "kfp_auth", "reusing the session cached in {}", self.disk.as_ref().map(|d| d.path().display().to_string()).unwrap_or_default());
+        log::debug!(target: "kfp_auth", "reusing the session cached in {}", disk.path().display());
         let cookies = Arc::new(entry.cookies);
-        self.set_current(cookies.clone(), entry.refresh_at, entry.saved);
+        renewing.keep(cookies.clone(), entry.refresh_at, entry.saved);
         Some(cookies)
     }
 
@@ -244,7 +129,7 @@ impl Authenticator {
         SessionCache::key(self.cfg.api_url.as_str(), &self.cfg.username, &self.cfg.connector)
     }
 
-    async fn login_now(&self) -> Result<(Arc<SecretString>, Option<SystemTime>)> {
+    async fn login_now(&self, renewing: &Renewing<'_>) -> Result<(Credential, Option<SystemTime>)> {
         self.logins.fetch_add(1, Ordering::Relaxed);
         let transport = self.transport()?;
         let turn = transport.login_turn().await;
@@ -275,16 +160,8 @@ impl Authenticator {
         );
         let refresh_at = session.expires.and_then(|exp| refresh_at(started, exp));
         let cookies = Arc::new(session.cookies);
-        self.set_current(cookies.clone(), refresh_at, started);
+        renewing.keep(cookies.clone(), refresh_at, started);
         Ok((cookies, refresh_at))
-    }
-
-    fn set_current(&self, cookies: Arc<SecretString>, refresh_at: Option<SystemTime>, obtained: SystemTime) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current {
-            cookies,
-            refresh_at,
-            obtained,
-        });
     }
 
     /// The HTTP client of this process for these options (see `Transport::shared`).
@@ -293,18 +170,46 @@ impl Authenticator {
     }
 }
 
-/// When to renew a credential obtained at `started` that expires at `expires`:
-/// 60 s before, or a quarter of its lifetime before for short-lived ones. An
-/// expiry already past means our clock and the server's disagree: `None`
-/// (unknown) rather than renewing on every call.
-pub(crate) fn refresh_at(started: SystemTime, expires: SystemTime) -> Option<SystemTime> {
-    let lifetime = expires.duration_since(started).ok().filter(|l| !l.is_zero())?;
-    Some(expires - (lifetime / 4).min(MAX_REFRESH_MARGIN))
+/// A renewal is a login: from the disk cache when allowed and valid, else over
+/// the network. With a disk cache, the file lock is held across the login, so
+/// processes sharing the file log in once.
+impl Renew for Authenticator {
+    async fn renew(&self, renewing: &Renewing<'_>) -> Result<Credential> {
+        let Some(disk) = &self.disk else {
+            return Ok(self.login_now(renewing).await?.0);
+        };
+        let mut locked = self.disk_lock(disk).await?;
+        if let Some(cookies) = self.take_from_disk(disk, &locked, renewing) {
+            return Ok(cookies);
+        }
+        let (cookies, refresh_at) = self.login_now(renewing).await?;
+        let entry = Entry {
+            cookies: SecretString::from(cookies.expose_secret().to_owned()),
+            refresh_at,
+            saved: SystemTime::now(),
+        };
+        let key = self.cache_key();
+        let path = disk.path().to_owned();
+        tokio::task::spawn_blocking(move || locked.put(&key, &entry))
+            .await
+            .map_err(|e| join_error(&path, e))??;
+        Ok(cookies)
+    }
+
+    /// A login this caller waited for failed with `shared`. With a disk cache, a
+    /// session another process saved since may still serve; otherwise the error does.
+    async fn after_failure(&self, shared: Error, renewing: &Renewing<'_>) -> Result<Credential> {
+        let Some(disk) = &self.disk else {
+            return Err(shared);
+        };
+        let locked = self.disk_lock(disk).await?;
+        self.take_from_disk(disk, &locked, renewing).ok_or(shared)
+    }
 }
 
-fn join_error(e: tokio::task::JoinError) -> Error {
+fn join_error(path: &std::path::Path, e: tokio::task::JoinError) -> Error {
     Error::SessionCache {
-        path: "-".into(),
+        path: path.display().to_string(),
         reason: format!("the cache task failed: {e}"),
     }
 }

@@ -38,6 +38,44 @@ def pytest_configure(config: pytest.Config) -> None:
     stack_mod.on_start = show
 
 
+# Modules whose tests all run on the real stack; elsewhere a test is marked by the
+# stack fixtures it uses, or by its own @pytest.mark.stack.
+STACK_MODULES = {
+    "test_bearer", "test_cli", "test_client", "test_connectors", "test_credential_safety", "test_kfp18",
+    "test_legacy_authservice", "test_login", "test_long_lived", "test_shapes",
+}
+STACK_FIXTURES = {
+    "kubeflow", "own_kubeflow", "grant_kubeflow", "https_kubeflow", "kubeflow_19", "ldap_kubeflow", "legacy",
+    "safe_stack", "faulty_dex", "restartable", "short_cookies", "server_side_sessions", "no_api_routes",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if (module is not None and module.__name__ in STACK_MODULES) or STACK_FIXTURES & set(
+            getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.stack)
+
+
+_current: list[pytest.Item] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _current[:] = [item]
+
+
+def _check_stack_mark() -> None:
+    if _current and _current[0].get_closest_marker("stack") is None:
+        pytest.fail(f"{_current[0].nodeid} starts the real stack: mark it @pytest.mark.stack "
+                    "(or add its fixture to STACK_FIXTURES in tests/conftest.py)", pytrace=False)
+
+
+stack_mod.before_stack = _check_stack_mark
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     # Reported, not built: a run that needs no stack (the wheel smoke tests with
     # -m "not stack") must not need Go; the first stack fixture builds them.

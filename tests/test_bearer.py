@@ -23,45 +23,10 @@ from stack import (
     Stack,
 )
 
+from stack.tokens import TokenVolume, api_log, sa_token
+
 import kfp_auth
 from kfp_auth import IN_CLUSTER_URL, KFPClientManager
-
-
-def sa_token(serial: int, *, exp_in: float = 3600) -> str:
-    """A token shaped like a projected ServiceAccount token (the test server compares it, and
-    our code only decodes it: the signature is never checked locally)."""
-    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
-    now = int(time.time())
-    claims = {"aud": ["pipelines.kubeflow.org"], "exp": now + int(exp_in), "iat": now,
-              "iss": "https://kubernetes.default.svc.cluster.local", "sub": SA_IDENTITY, "serial": serial}
-    return f"{enc({'alg': 'RS256', 'kid': 'test'})}.{enc(claims)}.c2lnbmF0dXJl"
-
-
-class TokenVolume:
-    """A projected token volume laid out as the kubelet does it: `token` is a link to
-    `..data/token`, and a rotation writes a new timestamped folder and swaps `..data`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.serial = 0
-        root.mkdir(parents=True)
-        (root / "token").symlink_to("..data/token")
-        self.rotate()
-
-    @property
-    def path(self) -> Path:
-        return self.root / "token"
-
-    def rotate(self) -> str:
-        self.serial += 1
-        token = sa_token(self.serial)
-        d = self.root / f"..2026_11_28_{self.serial:04d}"
-        d.mkdir()
-        (d / "token").write_text(token)
-        link = self.root / "..data_tmp"
-        link.symlink_to(d.name)
-        os.replace(link, self.root / "..data")
-        return token
 
 
 @pytest.fixture
@@ -74,10 +39,6 @@ def in_cluster(tmp_path: Path) -> Iterator[tuple[TokenVolume, str, Path]]:
         yield vol, url, tmp_path / "kfp-requests.jsonl"
     finally:
         proc.stop()
-
-
-def api_log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if '"/_test/' not in line]
 
 
 def test_in_cluster_reads_the_env_var_path_and_follows_rotation(
@@ -198,7 +159,8 @@ def test_precedence_token_then_file_then_dex_then_none(in_cluster: tuple[TokenVo
     m = KFPClientManager(url, "someone", "secret", token_path=vol.path)
     assert m.auth_kind == "file"
     m.create_kfp_client().list_experiments(namespace=NAMESPACE)
-    assert all(e["bearer"] == "accepted" for e in api_log(log))
+    seen = api_log(log)
+    assert seen and all(e["bearer"] == "accepted" for e in seen)
     assert KFPClientManager(url, "someone", "secret").auth_kind == "dex-login"
     none = KFPClientManager(url)
     assert none.auth_kind == "none" and none.get_session_cookies() == "" and none.get_bearer_token() is None
@@ -324,7 +286,8 @@ def test_a_token_client_sends_no_cookie_from_kfps_context_file(in_cluster: tuple
             m.create_kfp_client().list_experiments(namespace=NAMESPACE)
     finally:
         context.unlink()
-    assert all(e["cookie_names"] == [] and e["bearer"] == "accepted" for e in api_log(log))
+    seen = api_log(log)
+    assert seen and all(e["cookie_names"] == [] and e["bearer"] == "accepted" for e in seen)
 
 
 @pytest.mark.parametrize("kw,name", [

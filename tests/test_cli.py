@@ -14,19 +14,9 @@ from pathlib import Path
 import pytest
 import stack
 from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack
+from stack.cli import run
 
 BIN = Path(sys.executable).parent
-
-
-def run(args: list[str], home: Path, *, password: str | None = FAST_PASSWORD, stdin: str | None = None,
-        extra_env: dict[str, str] | None = None, tool: str = "kfp-auth") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
-    env["HOME"] = str(home)
-    if password is not None:
-        env["KFP_AUTH_PASSWORD"] = password
-    env.update(extra_env or {})
-    return subprocess.run([str(BIN / tool), *args], input=stdin, capture_output=True, text=True, env=env,
-                          timeout=120)
 
 
 def login_args(s: Stack, *more: str) -> list[str]:

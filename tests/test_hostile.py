@@ -373,6 +373,7 @@ def test_dex_answering_500(faulty_dex: tuple[Stack, FaultProxy]) -> None:
     assert e.status == 503 and "Dex" in str(e)
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize("when", ["credentials", "callback"])
 def test_dex_killed_in_the_middle_of_a_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
     """Dex is stopped just before the password post (the gateway cannot reach it: 502), or
@@ -409,6 +410,7 @@ def test_dex_killed_in_the_middle_of_a_login(tmp_path: Path, monkeypatch: pytest
     assert PASSWORD not in str(e) + repr(e.history)
 
 
+@pytest.mark.stack
 def test_oauth2_proxy_restarted_during_a_session(tmp_path: Path) -> None:
     """Restarted with the same cookie secret, the session still holds; with a new one (an
     unpinned secret) it is void, and the next kfp call logs in again and succeeds."""
@@ -502,6 +504,7 @@ def test_a_session_cookie_the_api_would_not_get(attrs: str) -> None:
         assert sum(r.method == "POST" for r in srv.requests) == 1  # the password went once
 
 
+@pytest.mark.stack
 def test_secure_cookies_over_http_on_loopback_work_as_in_browsers(tmp_path: Path) -> None:
     """The real oauth2-proxy with cookie_secure=true, on plain http at 127.0.0.1: loopback
     counts as a secure context (as in browsers, and in the cookie_store crate), so its

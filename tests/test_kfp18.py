@@ -24,7 +24,7 @@ from stack import (
 )
 from stack.authservice import drop_sessions, gateway_requests, start_authservice_stack
 from stack.ldap import LDAP_EMAIL, LDAP_NAMESPACE, LDAP_PASSWORD, LDAP_USER
-from test_bearer import TokenVolume
+from stack.tokens import TokenVolume
 
 SCRIPT = """
 import json, sys
@@ -393,7 +393,7 @@ def test_kfp_18_authservice_client_logs_in_again_after_sessions_are_dropped(lega
     seen = api_seen(legacy.kfp_requests()[api_before:])
     assert {("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
             ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER)} <= seen
-    assert all(user == FAST_USER for _, _, user in seen)
+    assert seen and all(user == FAST_USER for _, _, user in seen)
 
 
 # -- Dex's LDAP connector, with a real slapd --
@@ -423,7 +423,7 @@ def test_kfp_18_ldap_user_logs_in(ldap_kubeflow: Stack, kfp18_python: str) -> No
     seen = api_seen(ldap_kubeflow.kfp_requests()[before:])
     assert {("GET", "/pipeline/apis/v1beta1/experiments", LDAP_EMAIL),
             ("POST", "/pipeline/apis/v1beta1/experiments", LDAP_EMAIL)} <= seen
-    assert all(user == LDAP_EMAIL for _, _, user in seen)
+    assert seen and all(user == LDAP_EMAIL for _, _, user in seen)
     dex_log = (ldap_kubeflow.workdir / "dex.log").read_text(errors="replace")
     ok = [line for line in dex_log.splitlines() if 'msg="login successful"' in line and "connector_id=ldap " in line]
     assert len(ok) == 1 and f"email={LDAP_EMAIL} " in ok[0]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import run
+from stack.cli import run
 
 import kfp_auth
 

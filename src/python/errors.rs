@@ -10,8 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyType};
 
-use crate::error::Error;
-use crate::http::Step;
+use crate::error::{Error, Step};
 
 /// The Python module that defines the classes.
 pub const MODULE: &str = "kfp_auth._errors";
@@ -105,16 +104,15 @@ fn exception(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
     let kwargs = PyDict::new(py);
     let root = e.root();
     let (status, url) = match root {
-        Error::InvalidCredentials { status, url, .. } | Error::UnexpectedResponse { status, url, .. } => {
-            (Some(*status), Some(url))
-        }
+        Error::InvalidCredentials { status, url, .. } => (Some(*status), Some(url)),
+        Error::UnexpectedResponse { status, url, .. } => (*status, Some(url)),
         Error::TooManySteps { url, .. }
         | Error::BodyTooLarge { url, .. }
         | Error::Tls { url, .. }
         | Error::Connect { url, .. }
         | Error::Timeout { url, .. }
-        | Error::IncompleteBody { url, .. }
-        | Error::Http { url, .. } => (None, Some(url)),
+        | Error::IncompleteBody { url, .. } => (None, Some(url)),
+        Error::Http { url, .. } => (None, url.as_ref()),
         _ => (None, None),
     };
     kwargs.set_item("status", status)?;

@@ -20,7 +20,7 @@ pub fn options(
     Ok(Options {
         skip_tls_verify,
         ca_bundle: ssl_ca_cert,
-        timeout: config::seconds(timeout),
+        timeout: config::timeout_from_secs(timeout),
         proxy: proxy.map(config::parse_proxy_url).transpose()?,
         ..Options::default()
     })

@@ -36,9 +36,10 @@ fn process_runtime() -> std::io::Result<&'static Runtime> {
     {
         return Ok(rt);
     }
-    // Two workers, whatever the machine: a login mostly waits on the network and
-    // uses the CPU only to parse a page, so a second worker keeps I/O served while
-    // one parses; more threads would only sit idle.
+    // Sized by what logins need: they are I/O-bound (they wait on the gateway and
+    // Dex), with little CPU of their own (a TLS handshake, a few small pages), so
+    // two workers serve many at once, the second keeping one busy login from
+    // stalling the rest. More would sit idle in the host program.
     let rt = Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("kfp-auth-io")

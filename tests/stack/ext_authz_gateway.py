@@ -129,8 +129,10 @@ class Handler(BaseHTTPRequestHandler):
                 status, headers, resp_body = 503, [("Content-Type", "text/plain")], b"no healthy upstream"
         else:
             status, headers, resp_body = check_status, check_resp_headers, check_body
-        self._reply(status, headers, resp_body)
+        # Logged before the reply goes out: a test that reads the log right after its
+        # request returns must find the entry.
         self._log(check_status, status, headers)
+        self._reply(status, headers, resp_body)
 
     def _log(self, check_status: int, status: int, headers: list[tuple[str, str]]) -> None:
         if not self.cfg.log_path:
