@@ -54,7 +54,7 @@ USER = "jane@example.com"
 
 
 # Tests whose logins run in a child process (their logs are not this process's).
-LOGIN_IN_A_CHILD = {"test_memory_stays_bounded"}
+LOGIN_IN_A_CHILD = {"test_memory_stays_bounded", "test_a_declared_length_past_memory_does_not_abort_the_process"}
 
 
 @pytest.fixture(autouse=True)
@@ -276,6 +276,37 @@ def test_memory_stays_bounded(srv: HostileServer, fault: str) -> None:
     print(f"{fault}: peak RSS grew by {grown_kib} KiB")
     assert name == "UnexpectedResponseError", r.stdout + r.stderr[-2000:]
     assert int(grown_kib) < 64 * 1024, f"peak RSS grew by {grown_kib} KiB"
+
+
+# -- a declared length past memory (issue 16) --------------------------------------------------
+
+ABORT = """
+import sys, kfp_auth
+url, cap = sys.argv[1], int(sys.argv[2])
+try:
+    s = kfp_auth._native.DexSession(url, "u", sys.argv[3], max_body_bytes=cap)
+    s.cookies()
+    print("no error")
+except (ValueError, kfp_auth.KFPAuthError) as e:
+    print(type(e).__name__, str(e))
+"""
+
+
+@pytest.mark.parametrize("cap", [1 << 46, 64 << 20], ids=["cap-2**46", "cap-64MiB"])
+def test_a_declared_length_past_memory_does_not_abort_the_process(srv: HostileServer, cap: int) -> None:
+    """`Content-Length: 2**45` with a raised max_body_bytes: the process used to die of a failed
+    allocation (SIGABRT, a core dump that would hold the password). Now max_body_bytes is
+    bounded, and the body's buffer grows as bytes come, not as the server announces."""
+    srv.route("/pipeline", raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                               b"Connection: close\r\n\r\n<html>" % (1 << 45)))
+    r = subprocess.run([sys.executable, "-c", ABORT, srv.url + "/pipeline", str(cap), SECRET],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    assert SECRET not in r.stdout + r.stderr
+    if cap == 1 << 46:
+        assert r.stdout.startswith("ValueError invalid `max_body_bytes`: must be at most"), r.stdout
+    else:
+        assert r.stdout.startswith("UnexpectedResponseError") and "larger than 67108864 bytes" in r.stdout, r.stdout
 
 
 def test_html_with_no_form(srv: HostileServer) -> None:
