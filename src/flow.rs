@@ -613,11 +613,8 @@ impl<'a> Flow<'a> {
         let rest = target.path()[prefix.len()..]
             .strip_prefix("/auth/")?
             .strip_suffix(suffix)?;
-        (!rest.contains('/')).then(|| {
-            percent_encoding::percent_decode_str(rest)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        // Shown in errors and in `diagnose`: without control characters.
+        (!rest.contains('/')).then(|| redact::text(&percent_encoding::percent_decode_str(rest).decode_utf8_lossy()))
     }
 
     /// Dex sends a single-connector setup straight to its only connector: refuse to

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import functools
 import ipaddress
+import json
 import logging
 import subprocess
 import sys
@@ -31,7 +32,10 @@ from stack.hostile_server import (
     SESSION_COOKIE,
     FaultProxy,
     HostileServer,
+    deep_nesting,
     endless_body,
+    many_attributes,
+    many_links,
     non_loopback_address,
     posted_password,
     raw,
@@ -54,7 +58,8 @@ USER = "jane@example.com"
 
 
 # Tests whose logins run in a child process (their logs are not this process's).
-LOGIN_IN_A_CHILD = {"test_memory_stays_bounded", "test_a_declared_length_past_memory_does_not_abort_the_process"}
+LOGIN_IN_A_CHILD = {"test_memory_stays_bounded", "test_pages_built_to_be_expensive_cost_a_bounded_cpu_time",
+                    "test_a_declared_length_past_memory_does_not_abort_the_process"}
 
 
 @pytest.fixture(autouse=True)
@@ -276,6 +281,64 @@ def test_memory_stays_bounded(srv: HostileServer, fault: str) -> None:
     print(f"{fault}: peak RSS grew by {grown_kib} KiB")
     assert name == "UnexpectedResponseError", r.stdout + r.stderr[-2000:]
     assert int(grown_kib) < 64 * 1024, f"peak RSS grew by {grown_kib} KiB"
+
+
+# -- pages built to cost CPU (issue 16) --------------------------------------------------------
+
+COST = """
+import json, sys, time, kfp_auth
+url, max_body, body_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = kfp_auth._native.DexSession(url, "u", sys.argv[4], max_body_bytes=max_body, timeout=60)
+wall, cpu = time.monotonic(), time.process_time()
+try:
+    s.cookies()
+    error = "no error"
+except kfp_auth.KFPAuthError as e:
+    error = type(e).__name__ + ": " + str(e)[:300]
+login = {"wall": time.monotonic() - wall, "cpu": time.process_time() - cpu, "error": error}
+# The kfp.Client hook's check of a 2xx API answer: on the same body (past the size it
+# reads, so refused unread), and on the largest part of it the hook does read.
+body = open(body_path, "rb").read()
+wall, cpu = time.monotonic(), time.process_time()
+seen = [kfp_auth._native.is_login_response(200, "text/html", None, b) for b in (body, body[:256 << 10])]
+hook = {"wall": time.monotonic() - wall, "cpu": time.process_time() - cpu, "login": any(seen)}
+print(json.dumps({"login": login, "hook": hook}))
+"""
+
+EXPENSIVE = {
+    # name: (body, max_body_bytes): each at its body cap.
+    "deep-nesting": (lambda: deep_nesting(1 << 20), 1 << 20),
+    "many-attributes": (lambda: many_attributes(1 << 20), 1 << 20),
+    # ~660k distinct connector links need a raised cap (16 MiB).
+    "660k-links": (lambda: many_links(660_000), 16 << 20),
+}
+
+
+@pytest.mark.parametrize("page", list(EXPENSIVE))
+def test_pages_built_to_be_expensive_cost_a_bounded_cpu_time(srv: HostileServer, tmp_path: Path,
+                                                              page: str) -> None:
+    """A benchmark more than a test: it prints the login's and the client hook's wall and CPU
+    time on a page built to be expensive to parse, at the body cap, and bounds them only
+    generously (a login page is read in milliseconds; these took minutes)."""
+    make, cap = EXPENSIVE[page]
+    body = make()
+    assert len(body) <= cap
+    script_login(srv)
+    srv.route("/dex/auth/local", respond(200, body), method="GET")
+    path = tmp_path / "page.html"
+    path.write_bytes(body)
+    r = subprocess.run([sys.executable, "-c", COST, srv.url + "/pipeline", str(cap), str(path), SECRET],
+                       capture_output=True, text=True, timeout=600)
+    assert "panicked" not in r.stderr and SECRET not in r.stdout + r.stderr, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    login, hook = out["login"], out["hook"]
+    print(f"{page} ({len(body) >> 10} KiB): login {login['wall']:.2f} s wall, {login['cpu']:.2f} s CPU "
+          f"-> {login['error'][:60]}…; client hook {hook['wall']:.2f} s wall, {hook['cpu']:.2f} s CPU")
+    assert login["error"].startswith(("UnexpectedResponseError", "UnknownConnectorError")), login
+    # A page of connector links is Dex's selection page, a login page, also in its first 256 KiB.
+    assert hook["login"] is (page == "660k-links")
+    assert login["cpu"] < 10 and hook["cpu"] < 10
+    assert login["wall"] < 30 and hook["wall"] < 30
 
 
 # -- a declared length past memory (issue 16) --------------------------------------------------
