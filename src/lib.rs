@@ -13,6 +13,7 @@ pub mod error;
 pub mod flow;
 pub mod http;
 pub mod page;
+pub mod private_dir;
 pub mod redact;
 pub mod runtime;
 pub mod secret;

@@ -60,3 +60,47 @@ def test_control_characters_from_a_page_never_reach_the_terminal(srv: HostileSer
         assert not [c for c in CONTROLS if c in json.loads(d.stdout)["verdict"] + "".join(json.loads(d.stdout)["connectors"])]
 
 
+# -- kfp's context file, by the session cache's rules ---------------------------------------------
+
+def context(srv: HostileServer, home: Path, ctx: Path) -> object:
+    return run(["context", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", str(ctx)], home,
+               password="pw")
+
+
+def test_the_context_file_is_written_privately(srv: HostileServer, tmp_path: Path) -> None:
+    script_login(srv)
+    ctx = tmp_path / "kfp" / "context.json"
+    r = context(srv, tmp_path, ctx)
+    assert r.returncode == 0, shown(r)  # type: ignore[attr-defined]
+    assert json.loads(ctx.read_text())["client_authentication_cookie"] == f"{SESSION_COOKIE}=s3ss10n"
+    assert stat.S_IMODE(ctx.stat().st_mode) == 0o600 and stat.S_IMODE(ctx.parent.stat().st_mode) == 0o700
+    # kfp itself writes the file 0644: that one is read and replaced, keeping its keys.
+    ctx.write_text(json.dumps({"namespace": "team"}))
+    ctx.chmod(0o644)
+    assert context(srv, tmp_path, ctx).returncode == 0  # type: ignore[attr-defined]
+    data = json.loads(ctx.read_text())
+    assert data["namespace"] == "team" and stat.S_IMODE(ctx.stat().st_mode) == 0o600
+
+
+def test_a_context_file_planted_as_a_link_is_not_followed(srv: HostileServer, tmp_path: Path) -> None:
+    script_login(srv)
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text(json.dumps({"namespace": "theirs"}))
+    folder = tmp_path / "kfp"
+    folder.mkdir(mode=0o700)
+    (folder / "context.json").symlink_to(theirs)
+    r = context(srv, tmp_path, folder / "context.json")
+    assert r.returncode == 6 and "not a regular file" in r.stderr, shown(r)  # type: ignore[attr-defined]
+    assert json.loads(theirs.read_text()) == {"namespace": "theirs"}
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_a_context_folder_others_can_write_is_refused(srv: HostileServer, tmp_path: Path, mode: int) -> None:
+    script_login(srv)
+    folder = tmp_path / "kfp"
+    folder.mkdir()
+    folder.chmod(mode)
+    r = context(srv, tmp_path, folder / "context.json")
+    assert r.returncode == 6 and "not private" in r.stderr, shown(r)  # type: ignore[attr-defined]
+    assert not (folder / "context.json").exists()
+    assert os.listdir(folder) == []

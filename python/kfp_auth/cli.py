@@ -12,7 +12,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -146,18 +145,9 @@ def cmd_login(args: argparse.Namespace) -> None:
 
 
 def write_private_json(path: Path, data: dict[str, object]) -> None:
-    """Replace `path` atomically with `data`, readable by the owner only (it holds a session)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Replace `path` atomically with `data`, mode 0600, by the session cache's rules: a private
+    folder under folders others cannot write, reached without following a link."""
+    _native.write_private_file(path, json.dumps(data, indent=2).encode())
 
 
 def _cookie_session(args: argparse.Namespace) -> KFPClientManager:
@@ -171,16 +161,24 @@ def cmd_context(args: argparse.Namespace) -> None:
     m = _cookie_session(args)
     cookies = _cookies(m)
     path = Path(os.path.expanduser(str(args.context_file)))
+    # The file kfp wrote (0644) is read, kept by the same rules as what we write.
     try:
-        data = json.loads(path.read_text()) if path.exists() else {}
+        raw = _native.read_private_file(path)
+        data = {} if raw is None else json.loads(raw)
+    except _native.SessionCacheError as e:
+        _fail(EXIT_CACHE, f"cannot use kfp's context file: {e}")
     except (OSError, ValueError) as e:
-        _fail(EXIT_OTHER, f"cannot read {path} ({e}); fix or delete it")
+        _fail(EXIT_OTHER, f"cannot read the context file (--context-file) ({getattr(e, 'strerror', None) or e}); "
+                          "fix or delete it")
     if not isinstance(data, dict):
         _fail(EXIT_OTHER, f"{path} does not hold a JSON object; fix or delete it")
     data["client_authentication_cookie"] = cookies
     if args.namespace:
         data["namespace"] = args.namespace
-    write_private_json(path, data)
+    try:
+        write_private_json(path, data)
+    except _native.SessionCacheError as e:
+        _fail(EXIT_CACHE, f"cannot use kfp's context file: {e}")
     print(f"wrote the session for {_native.redact_url(args.url)} to {path}"
           + (f" (namespace {args.namespace})" if args.namespace else ""), file=sys.stderr)
     print(f"now: kfp --endpoint {shlex.quote(args.url)} experiment list", file=sys.stderr)
