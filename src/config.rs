@@ -35,6 +35,10 @@ pub struct Options {
     /// Follow a login from https down to plain http (a redirect, link or form that
     /// leaves TLS). Off by default: the password and cookies would travel unencrypted.
     pub allow_insecure_redirect: bool,
+    /// Where Dex is. A login sends the password to this URL's origin only: a Dex
+    /// found elsewhere is refused before the password goes. Unset, a Dex on another
+    /// origin than `api_url`'s is logged as a warning.
+    pub dex_url: Option<Url>,
 }
 
 /// A proxy URL, which may carry the proxy's own credentials: `Debug` shows it without them.
@@ -59,6 +63,7 @@ impl Default for Options {
             tls_info: false,
             proxy: None,
             allow_insecure_redirect: false,
+            dex_url: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::config::LoginConfig;
+use crate::detect::is_login_path;
 use crate::error::{Error, Result};
 use crate::http::{Reply, Step, Transport, cookie_expiry, cookie_header};
 use crate::page::{self, Form, Page};
@@ -114,6 +115,8 @@ pub struct Observations {
     pub unsecured: bool,
     /// Each https origin reached, with its certificate described (`Options::tls_info`).
     pub certificates: Vec<(String, String)>,
+    /// Where Dex was found: its origin and path prefix.
+    pub dex: Option<String>,
 }
 
 /// Where Dex lives: its origin and path prefix (`/dex` in Kubeflow).
@@ -144,6 +147,11 @@ struct Flow<'a> {
     csrf_failed: bool,
     /// The login was started again once (after a CSRF failure).
     restarted: bool,
+    /// A redirect led into a login path (Dex's or the gateway's): a page there that
+    /// is no login page is a failed login, not an unsecured endpoint.
+    entered_login_path: bool,
+    /// When the whole login must have ended (`timeout` from its start, restart included).
+    deadline: tokio::time::Instant,
     /// What a diagnosis reports; gathered on every login, it costs nothing.
     pub(crate) seen: Observations,
 }
@@ -165,6 +173,8 @@ impl<'a> Flow<'a> {
             requests: 0,
             csrf_failed: false,
             restarted: false,
+            entered_login_path: false,
+            deadline: tokio::time::Instant::now() + cfg.options.timeout,
             seen: Observations::default(),
         }
     }
@@ -181,6 +191,7 @@ impl<'a> Flow<'a> {
         self.left_dex = false;
         self.shortcut_tried = false;
         self.csrf_failed = false;
+        self.entered_login_path = false;
         self.restarted = true;
     }
 
@@ -236,6 +247,7 @@ impl<'a> Flow<'a> {
                     self.login_started = true;
                     self.observe_authorization_request(&target);
                 }
+                self.entered_login_path |= is_login_path(target.path());
                 if let Some(id) = self.connector_of(&target) {
                     self.seen.connectors = vec![id];
                 }
@@ -243,6 +255,7 @@ impl<'a> Flow<'a> {
                     selection_fallback = Some(target);
                     Next::Get(shortcut)
                 } else if self.posts_credentials_to(&reply.url, &target) {
+                    self.check_pinned_dex(&reply, &target)?;
                     self.before_login = SecretString::from(cookie_header(&self.jar, &self.cfg.api_url));
                     self.submitted = true;
                     Next::PostCredentials(target, Vec::new())
@@ -287,7 +300,49 @@ impl<'a> Flow<'a> {
         }
     }
 
+    /// Send `next`, within what is left of the login's time: a request the deadline
+    /// cuts short is in the history, without a status.
     async fn send(&mut self, next: &Next) -> Result<Reply> {
+        let (method, url) = match next {
+            Next::Get(u) => ("GET", u),
+            Next::Post(u, _) | Next::PostCredentials(u, _) => ("POST", u),
+        };
+        let started = tokio::time::Instant::now();
+        if started >= self.deadline {
+            return Err(self.out_of_time(url));
+        }
+        match tokio::time::timeout_at(self.deadline, self.send_now(next)).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                let first = self.history.is_empty();
+                self.history.push(Step {
+                    method,
+                    url: redact::url(url),
+                    status: None,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                });
+                if first {
+                    // The login's one request took all its time: said as that request's timeout.
+                    return Err(Error::Timeout {
+                        method,
+                        url: redact::url(url),
+                        after: self.cfg.options.timeout,
+                    });
+                }
+                Err(self.out_of_time(url))
+            }
+        }
+    }
+
+    fn out_of_time(&self, last: &Url) -> Error {
+        Error::LoginTimeout {
+            after: self.cfg.options.timeout,
+            requests: self.history.len(),
+            url: redact::url(last),
+        }
+    }
+
+    async fn send_now(&mut self, next: &Next) -> Result<Reply> {
         self.requests += 1;
         let url = match next {
             Next::Get(u) | Next::Post(u, _) | Next::PostCredentials(u, _) => u,
@@ -429,6 +484,7 @@ impl<'a> Flow<'a> {
                         ),
                     ));
                 }
+                self.check_pinned_dex(reply, &target)?;
                 self.before_login = SecretString::from(cookie_header(&self.jar, &self.cfg.api_url));
                 self.submitted = true;
                 Ok(Some(Next::PostCredentials(target, form.hidden)))
@@ -442,6 +498,17 @@ impl<'a> Flow<'a> {
                 // Dex has no `/auth/<connector>` for our id: read its selection page.
                 Ok(fallback.map(Next::Get))
             }
+            Page::Other | Page::Connectors(_) | Page::TooComplex if self.entered_login_path && !self.started() => {
+                Err(self.unusable_login_page(reply))
+            }
+            Page::TooComplex => Err(self.unexpected(
+                reply,
+                format!(
+                    "a page that costs more to read than any login page ({} bytes of HTML nested thousands \
+                     deep, or the like); kfp-auth stopped reading it",
+                    reply.body.len()
+                ),
+            )),
             Page::Other | Page::Connectors(_) if status.is_success() && !self.started() => Ok(None),
             Page::DexError(msg) => Err(self.unexpected(reply, format!("Dex says: {msg}"))),
             _ => Err(self.unexpected(reply, describe(reply, self.started(), self.is_dex(&reply.url)))),
@@ -539,6 +606,16 @@ impl<'a> Flow<'a> {
             return;
         }
         if let Some(prefix) = dex_prefix(u) {
+            self.seen.dex = Some(format!("{}{prefix}", redact::origin(u)));
+            if u.origin() != self.cfg.api_url.origin() && self.cfg.options.dex_url.is_none() {
+                log::warn!(
+                    target: "kfp_auth",
+                    "Dex is on another origin ({}) than the gateway ({}): the password goes there. Pass \
+                     dex_url to pin Dex's origin, so that a login sent anywhere else is refused",
+                    redact::origin(u),
+                    redact::origin(&self.cfg.api_url)
+                );
+            }
             self.dex = Some(DexBase {
                 origin: u.origin(),
                 prefix,
@@ -691,6 +768,51 @@ impl<'a> Flow<'a> {
             detail,
         }
     }
+
+    /// A redirect led into a login path, and the page there holds no login form that
+    /// can be read: what came back, and what to check.
+    fn unusable_login_page(&self, reply: &Reply) -> Error {
+        let mut what = vec![
+            format!("HTTP {}", reply.status.as_u16()),
+            reply.content_type.clone().unwrap_or_else(|| "no Content-Type".into()),
+            format!("{} bytes", reply.body.len()),
+        ];
+        if let Some(encoding) = &reply.content_encoding {
+            what.push(format!("Content-Encoding {encoding}, which kfp-auth does not decode"));
+        }
+        if std::str::from_utf8(&reply.body).is_err() {
+            what.push("not UTF-8 text".into());
+        }
+        if reply.body.len() > page::MAX_PAGE_BYTES {
+            what.push(format!("only its first {} KiB read", page::MAX_PAGE_BYTES >> 10));
+        }
+        self.unexpected(
+            reply,
+            format!(
+                "the login page could not be used: the login was sent to {}, and the answer holds no login \
+                 form kfp-auth can read ({}). Check that Dex and the gateway are up and serve their login \
+                 pages there (not a maintenance page), as UTF-8 HTML without compression",
+                redact::url(&reply.url),
+                what.join(", ")
+            ),
+        )
+    }
+
+    /// With `dex_url`, the password goes to its origin only.
+    fn check_pinned_dex(&self, reply: &Reply, target: &Url) -> Result<()> {
+        match &self.cfg.options.dex_url {
+            Some(pin) if pin.origin() != target.origin() => Err(self.unexpected(
+                reply,
+                format!(
+                    "the login's Dex is at {}, not at the origin of dex_url ({}), to which this login is \
+                     pinned: the password was not sent. Check dex_url, and where the gateway sends the login",
+                    redact::origin(target),
+                    redact::origin(pin)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `true` for an OAuth2 authorization request URL (`client_id` and `response_type` in the query).
@@ -750,6 +872,7 @@ mod tests {
             location: None,
             location_unreadable: false,
             content_type: Some(content_type.into()),
+            content_encoding: None,
             body: body.as_bytes().to_vec().into(),
             set_cookies: Vec::new(),
             peer_certificate: None,
@@ -1261,6 +1384,64 @@ mod tests {
             assert!(f.on_page(&r, None).unwrap().is_some());
             let err = f.on_page(&r, None).unwrap_err();
             assert!(err.to_string().contains("sign-in page again"), "{err}");
+        });
+    }
+
+    #[test]
+    fn a_page_in_a_login_path_that_is_no_login_page_fails_the_login() {
+        let c = cfg("http://gw/pipeline", "local");
+        let url = "http://gw/dex/auth/local/login?back=&state=s1";
+        let mut page = reply("GET", url, 200, "text/html", "<h1>Down for maintenance</h1>");
+        page.content_encoding = Some("br".into());
+        with_flow(&c, |f| {
+            // Reached without a redirect into a login path: an unsecured endpoint, as before.
+            assert!(f.on_page(&page, None).unwrap().is_none());
+            f.entered_login_path = true;
+            let e = f.on_page(&page, None).unwrap_err().to_string();
+            assert!(
+                e.contains("the login page could not be used")
+                    && e.contains("HTTP 200, text/html, 29 bytes, Content-Encoding br")
+                    && e.contains("/dex/auth/local/login?back=…&state=…")
+                    && !e.contains("s1"),
+                "{e}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_pinned_dex_gets_the_password_on_its_own_origin_only() {
+        let mut c = cfg("http://gw/pipeline", "local");
+        c.options.dex_url = Some(Url::parse("https://dex.example/dex").unwrap());
+        let form = |host: &str| {
+            reply(
+                "GET",
+                &format!("{host}/dex/auth/local/login?state=s1"),
+                200,
+                "text/html",
+                PASSWORD,
+            )
+        };
+        with_flow(&c, |f| {
+            let e = f.on_page(&form("http://gw"), None).unwrap_err().to_string();
+            assert!(
+                e.contains("the login's Dex is at http://gw, not at the origin of dex_url (https://dex.example)")
+                    && e.contains("the password was not sent"),
+                "{e}"
+            );
+            assert!(!f.submitted);
+            assert!(matches!(
+                f.on_page(&form("https://dex.example"), None),
+                Ok(Some(Next::PostCredentials(..)))
+            ));
+        });
+        // Dex's redirect to its own form takes the password too: the same rule.
+        with_flow(&c, |f| {
+            let from = Url::parse("http://gw/dex/auth/local?client_id=c&response_type=code").unwrap();
+            f.note_dex(&from);
+            let r = redirect("GET", from.as_str(), 302, Some("/dex/auth/local/login?state=s1"));
+            let target = f.redirect_target(&r).unwrap();
+            assert!(f.posts_credentials_to(&r.url, &target));
+            assert!(f.check_pinned_dex(&r, &target).is_err());
         });
     }
 

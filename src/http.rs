@@ -29,6 +29,8 @@ pub struct Reply {
     /// A `Location` header was sent but is not ASCII text (it is not in `location`).
     pub location_unreadable: bool,
     pub content_type: Option<String>,
+    /// The body's `Content-Encoding` (none is decoded), to say why a page cannot be read.
+    pub content_encoding: Option<String>,
     /// Wiped when the reply goes: a token endpoint's answer holds tokens.
     pub body: zeroize::Zeroizing<Vec<u8>>,
     /// The names of the cookies this response set.
@@ -289,7 +291,11 @@ impl Transport {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .map(redact::text);
+        let content_encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(redact::text);
         let status = resp.status();
         let peer_certificate = resp
             .extensions()
@@ -327,6 +333,7 @@ impl Transport {
             location,
             location_unreadable,
             content_type,
+            content_encoding,
             body,
             set_cookies,
             peer_certificate,

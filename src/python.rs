@@ -60,7 +60,7 @@ create_exception!(
     kfp_auth,
     LoginTimeoutError,
     KFPAuthError,
-    "A login request took longer than `timeout`."
+    "The login (all its requests) took longer than `timeout`."
 );
 create_exception!(
     kfp_auth,
@@ -94,7 +94,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         }
         Error::Tls { .. } => TLSError::new_err(msg),
         Error::Connect { .. } | Error::Http { .. } => ConnectError::new_err(msg),
-        Error::Timeout { .. } => LoginTimeoutError::new_err(msg),
+        Error::Timeout { .. } | Error::LoginTimeout { .. } => LoginTimeoutError::new_err(msg),
         Error::SessionCache { .. } => SessionCacheError::new_err(msg),
         Error::Token { .. } => TokenError::new_err(msg),
         Error::Failed { .. } => KFPAuthError::new_err(msg),
@@ -115,6 +115,7 @@ fn set_attributes(py: Python<'_>, value: &Bound<'_, pyo3::exceptions::PyBaseExce
         | Error::Tls { url, .. }
         | Error::Connect { url, .. }
         | Error::Timeout { url, .. }
+        | Error::LoginTimeout { url, .. }
         | Error::Http { url, .. } => (None, Some(url.clone())),
         _ => (None, None),
     };
@@ -366,7 +367,7 @@ impl DexSession {
 #[pymethods]
 impl DexSession {
     #[new]
-    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None, proxy = None, allow_insecure_redirect = false))]
+    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None, proxy = None, allow_insecure_redirect = false, dex_url = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -382,11 +383,17 @@ impl DexSession {
         session_cache: Option<std::path::PathBuf>,
         proxy: Option<&str>,
         allow_insecure_redirect: bool,
+        dex_url: Option<&str>,
     ) -> PyResult<Self> {
+        let dex_url = dex_url
+            .map(|u| crate::config::parse_http_url("dex_url", u))
+            .transpose()
+            .map_err(|e| to_py(py, e))?;
         let options = Options {
             max_redirects,
             max_body_bytes,
             allow_insecure_redirect,
+            dex_url,
             ..options(py, skip_tls_verify, ssl_ca_cert, timeout, proxy)?
         };
         let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)
@@ -452,6 +459,7 @@ impl DexSession {
         out.set_item("tls", d.tls)?;
         out.set_item("gateway", d.gateway)?;
         out.set_item("connectors", d.connectors)?;
+        out.set_item("dex", d.dex)?;
         out.set_item("approval", d.approval)?;
         out.set_item("steps", steps_to_py(py, &d.steps)?)?;
         match d.verdict {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import gzip
 import ipaddress
 import json
 import logging
@@ -43,6 +44,7 @@ from stack.hostile_server import (
     respond,
     script_login,
     silent,
+    slow,
     slow_headers,
     trickle_body,
     truncated,
@@ -339,6 +341,113 @@ def test_pages_built_to_be_expensive_cost_a_bounded_cpu_time(srv: HostileServer,
     assert hook["login"] is (page == "660k-links")
     assert login["cpu"] < 10 and hook["cpu"] < 10
     assert login["wall"] < 30 and hook["wall"] < 30
+
+
+def test_a_slow_redirect_loop_ends_at_the_login_deadline(srv: HostileServer) -> None:
+    """`timeout` bounds the whole login, not each request: a loop of redirects, each
+    answered just inside the timeout, ends when the login's time is up."""
+    srv.route("/a", slow(redirect("/b"), 0.3))
+    srv.route("/b", slow(redirect("/a"), 0.3))
+    started = time.monotonic()
+    e = login_fails(srv.url + "/a", kfp_auth.LoginTimeoutError, timeout=1.0, max_redirects=1000)
+    took = time.monotonic() - started
+    print(f"slow redirect loop, timeout=1.0: ended after {took:.2f} s and {len(e.history)} requests")
+    assert "timed out after 1.0 s" in str(e) and "the whole login" in str(e)
+    assert e.url is not None and e.url.startswith(srv.url)
+    assert 2 <= len(e.history) <= 6 and took < 1.0 + 5
+
+
+# -- a login page that cannot be used is not "unsecured" (issue 13) --------------------------
+
+UNUSABLE = {
+    "maintenance": (b"<html><body><h1>Down for maintenance</h1><p>Back soon.</p></body></html>",
+                    {"Content-Type": "text/html; charset=utf-8"}),
+    "broken-encoding": (bytes(range(128, 256)) * 16, {"Content-Type": "text/html; charset=utf-8"}),
+    "compressed": (gzip.compress(PASSWORD_FORM.format(action="/dex/auth/local/login").encode()),
+                   {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
+}
+
+
+@pytest.mark.parametrize("where", ["/dex/auth/local/login", "/oauth2/sign_in"], ids=["dex", "gateway"])
+@pytest.mark.parametrize("case", list(UNUSABLE))
+def test_a_login_page_that_cannot_be_used_fails_at_once(srv: HostileServer, case: str, where: str) -> None:
+    """api_url sends the login into Dex's (or the gateway's) login paths, and the page there
+    holds no usable form: the login fails at once, saying what came back, rather than
+    calling the endpoint unsecured and ignoring the password."""
+    body, headers = UNUSABLE[case]
+    srv.route("/pipeline", redirect(f"{where}?back=&state=st4te"))
+    srv.route(where, respond(200, body, headers, content_type=""))
+    e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError)
+    msg = str(e)
+    assert "the login page could not be used" in msg, msg
+    assert e.status == 200 and "HTTP 200" in msg
+    assert headers["Content-Type"] in msg and f"{len(body)} bytes" in msg
+    assert f"{srv.url}{where}?back=…&state=…" in msg and "st4te" not in msg
+    assert "Check that Dex" in msg
+    if case == "compressed":
+        assert "gzip" in msg
+    if case == "broken-encoding":
+        assert "UTF-8" in msg
+    assert [r.path for r in srv.requests] == ["/pipeline", where]  # at once: nothing more was asked
+
+
+@pytest.mark.parametrize("shape", ["ui-page", "trailing-slash"])
+def test_standalone_kfp_stays_unsecured(srv: HostileServer, shape: str) -> None:
+    ui = "<!doctype html><html><head><title>Kubeflow Pipelines</title></head><body><div id=root></div></body></html>"
+    if shape == "trailing-slash":
+        srv.route("/pipeline", redirect("/pipeline/", 301))
+        srv.route("/pipeline/", respond(200, ui))
+    else:
+        srv.route("/pipeline", respond(200, ui))
+    assert KFPClientManager(srv.url + "/pipeline", USER, SECRET).get_session_cookies() == ""
+
+
+# -- where the password may go: Dex on another origin (issue 16) -------------------------------
+
+def _dex_elsewhere(gateway: HostileServer, dex: HostileServer) -> None:
+    """The gateway sends the login to a Dex on another origin, whose callback returns to the gateway."""
+    gateway.route("/pipeline", redirect(f"{dex.url}/dex/auth?{AUTH_QUERY}"))
+    dex.route("/dex/auth/local", redirect("/dex/auth/local/login?back=&state=st4te"))
+    dex.route("/dex/auth/local/login", redirect(f"{gateway.url}/oauth2/callback?code=c0de&state=st4te", 303),
+              method="POST")
+    gateway.route("/oauth2/callback",
+                  redirect("/pipeline", 302, [("Set-Cookie", f"{SESSION_COOKIE}=s3ss10n; Path=/")]))
+
+
+def test_dex_on_another_origin_is_named_in_a_warning(srv: HostileServer, caplog: pytest.LogCaptureFixture) -> None:
+    with HostileServer() as dex:
+        _dex_elsewhere(srv, dex)
+        m = KFPClientManager(srv.url + "/pipeline", USER, SECRET)
+        assert m.get_session_cookies() == f"{SESSION_COOKIE}=s3ss10n"
+        warned = [r.getMessage() for r in caplog.get_records("call")
+                  if r.name == "kfp_auth" and r.levelno == logging.WARNING]
+        assert len(warned) == 1 and dex.url in warned[0] and srv.url in warned[0] and "dex_url" in warned[0], warned
+        assert m._session is not None
+        d = m._session.diagnose()
+        assert dex.url in d["dex"] and srv.url in d["dex"] and "another origin" in d["dex"], d["dex"]
+
+
+def test_a_pinned_dex_url_refuses_a_dex_elsewhere_before_the_password(srv: HostileServer,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    with HostileServer() as dex:
+        _dex_elsewhere(srv, dex)
+        e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError, dex_url=srv.url + "/dex")
+        msg = str(e)
+        assert "dex_url" in msg and dex.url in msg and srv.url in msg and "not sent" in msg, msg
+        assert not posted_password(dex, SECRET) and not posted_password(srv, SECRET)
+        assert not [r for r in dex.requests if r.method == "POST"]
+        # Pinned to where Dex is: the login goes on, and nothing is worth a warning.
+        caplog.clear()
+        m = KFPClientManager(srv.url + "/pipeline", USER, SECRET, dex_url=dex.url + "/dex")
+        assert m.get_session_cookies() == f"{SESSION_COOKIE}=s3ss10n"
+        assert not [r for r in caplog.get_records("call") if r.levelno >= logging.WARNING]
+        assert m._session is not None and "pinned" in m._session.diagnose()["dex"]
+
+
+def test_a_pinned_dex_url_lets_the_usual_login_through(srv: HostileServer) -> None:
+    script_login(srv)
+    m = KFPClientManager(srv.url + "/pipeline", USER, SECRET, dex_url=srv.url + "/dex")
+    assert m.get_session_cookies() == f"{SESSION_COOKIE}=s3ss10n"
 
 
 # -- a declared length past memory (issue 16) --------------------------------------------------

@@ -55,6 +55,7 @@ class _Diagnosis(TypedDict):
     tls: str
     gateway: str
     connectors: list[str]
+    dex: str
     approval: str
     steps: list[_LoginStep]
     verdict: str
@@ -85,7 +86,7 @@ class ConnectError(KFPAuthError):
     """The server could not be reached, or the connection broke."""
 
 class LoginTimeoutError(KFPAuthError):
-    """A login request took longer than `timeout`."""
+    """The login (all its requests) took longer than `timeout`."""
 
 class TokenError(KFPAuthError):
     """A bearer token, or its file, cannot be used."""
@@ -115,6 +116,7 @@ class DexSession:
         session_cache: str | os.PathLike[str] | None = None,
         proxy: str | None = None,
         allow_insecure_redirect: bool = False,
+        dex_url: str | None = None,
     ) -> DexSession: ...
     def cookies(self) -> str:
         """The session's `Cookie` header value (`""` when unsecured), logging in only when needed."""

@@ -64,13 +64,17 @@ def _login_options(p: argparse.ArgumentParser) -> None:
                      help=f"read the password from this environment variable (default {ENV_PASSWORD})")
     g.add_argument("--skip-tls-verify", action="store_true", help="do not verify the gateway's TLS certificate")
     g.add_argument("--ca-cert", type=Path, metavar="PATH", help="trust this PEM CA bundle for the gateway")
-    g.add_argument("--timeout", type=float, default=30.0, help="seconds each request may take (default 30)")
+    g.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds a login may take, all its requests together (default 30)")
     g.add_argument("--session-cache", action="store_true",
                    help="reuse a valid session from, and save it to, ~/.cache/kfp-auth/sessions.json")
     g.add_argument("--dex-client-id", metavar="ID",
                    help="log in with Dex's password grant as this OAuth2 client and use its ID token as a "
                         f"bearer token; the client secret is read from ${ENV_CLIENT_SECRET}")
-    g.add_argument("--dex-url", metavar="URL", help="Dex's URL for the password grant (default: /dex on --url's host)")
+    g.add_argument("--dex-url", metavar="URL",
+                   help="Dex's URL: with --dex-client-id, where to ask for the grant (default: /dex on --url's "
+                        "host); otherwise the only origin the password may go to (default: any, with a "
+                        "warning when it is not --url's)")
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -93,12 +97,12 @@ def _password(args: argparse.Namespace) -> str:
 def _manager(args: argparse.Namespace) -> KFPClientManager:
     if not args.url:
         _fail(EXIT_USAGE, f"no API URL: pass --url or set {ENV_URL}")
-    grant: dict[str, Any] = {}
+    grant: dict[str, Any] = {"dex_url": args.dex_url}
     if args.dex_client_id:
         secret = os.environ.get(ENV_CLIENT_SECRET)
         if secret is None:
             _fail(EXIT_USAGE, f"--dex-client-id needs the client secret in ${ENV_CLIENT_SECRET}")
-        grant = {"dex_client_id": args.dex_client_id, "dex_client_secret": secret, "dex_url": args.dex_url}
+        grant |= {"dex_client_id": args.dex_client_id, "dex_client_secret": secret}
     try:
         return KFPClientManager(args.url, args.username, _password(args), args.connector,
                                 skip_tls_verify=args.skip_tls_verify, ssl_ca_cert=args.ca_cert,
@@ -211,6 +215,7 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
         print(f"  TLS:        {d['tls']}")
         print(f"  gateway:    {d['gateway']}")
         print(f"  connectors: {', '.join(d['connectors']) or 'none seen'}")
+        print(f"  Dex:        {d['dex']}")
         print(f"  approval:   {d['approval']}")
         print("  requests:")
         for i, st in enumerate(d["steps"], 1):

@@ -146,6 +146,14 @@ def trickle_body(byte: bytes = b"x", every: float = 0.5, declared: int = 1 << 20
     return act
 
 
+def slow(action: Action, delay: float) -> Action:
+    """`action`, after `delay` seconds: each answer of a redirect loop made slow, say."""
+    def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
+        if not srv.stopping.wait(delay):
+            action(conn, req, srv)
+    return act
+
+
 def silent() -> Action:
     """Reads the request and never answers; the connection stays open until the server stops."""
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
