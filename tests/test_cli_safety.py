@@ -15,6 +15,8 @@ import pytest
 from stack.cli import run
 from stack.hostile_server import AUTH_QUERY, SESSION_COOKIE, HostileServer, respond, script_login
 
+TYPED = "Hunter2Secret"  # a password, typed where a value belongs
+
 
 @pytest.fixture
 def srv() -> Iterator[HostileServer]:
@@ -24,6 +26,32 @@ def srv() -> Iterator[HostileServer]:
 
 def shown(r: object) -> str:
     return r.stdout + r.stderr  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("args,names", [
+    (["login", "--password-file", TYPED], "--password-file"),
+    (["login", "--ca-cert", TYPED], "--ca-cert"),
+    (["diagnose", "--ca-cert", TYPED], "--ca-cert"),
+    (["login", "--timeout", TYPED], "--timeout"),
+    (["login", "-o", TYPED], "--output"),
+    (["token", "--file", TYPED], "--file"),
+], ids=["password-file", "ca-cert", "diagnose-ca-cert", "timeout", "output", "token-file"])
+def test_no_error_quotes_an_option_value(tmp_path: Path, args: list[str], names: str) -> None:
+    if args[0] != "token":
+        args = [*args, "--url", "http://127.0.0.1:9/pipeline", "-u", "jane"]
+    r = run(args, tmp_path, password="pw")
+    assert r.returncode == 2, shown(r)
+    assert TYPED not in shown(r), shown(r)
+    assert names in r.stderr, r.stderr
+
+
+def test_a_context_file_that_cannot_be_used_is_not_quoted(srv: HostileServer, tmp_path: Path) -> None:
+    script_login(srv)
+    (tmp_path / "notafolder").write_text("")  # where the context file's folder should be
+    r = run(["context", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", f"notafolder/{TYPED}"],
+            tmp_path, password="pw", cwd=tmp_path)
+    assert r.returncode == 6 and "<the --context-file value>" in r.stderr and "not a folder" in r.stderr, shown(r)
+    assert TYPED not in shown(r), shown(r)
 
 
 # -- control sequences from a page ---------------------------------------------------------------

@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -32,8 +33,25 @@ ENV_CLIENT_SECRET = "KFP_AUTH_CLIENT_SECRET"
 KFP_CONTEXT = Path("~/.config/kfp/context.json")
 
 
+# Values typed for these options, by option: no message quotes them (one may be a password
+# typed in the wrong place), as the parser does not quote arguments it does not know. A path
+# that names an existing file is quoted: it is what it should be.
+_NOT_QUOTED = {"password_file": "--password-file", "ca_cert": "--ca-cert", "context_file": "--context-file",
+               "file": "--file", "dex_url": "--dex-url", "dex_client_id": "--dex-client-id"}
+_PATHS = {"password_file", "ca_cert", "context_file", "file"}
+_typed: dict[str, str] = {}
+
+
+def _unquoted(message: str) -> str:
+    """`message` with each value typed for an option in `_NOT_QUOTED` replaced by the option's name."""
+    for value, option in sorted(_typed.items(), key=lambda kv: -len(kv[0])):
+        # Whole words only: a short value must not eat letters out of the message.
+        message = re.sub(rf"(?<![\w./~-]){re.escape(value)}(?![\w./~-])", f"<the {option} value>", message)
+    return message
+
+
 def _fail(code: int, message: str) -> NoReturn:
-    print(f"kfp-auth: {message}", file=sys.stderr)
+    print(f"kfp-auth: {_unquoted(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 
@@ -86,7 +104,7 @@ def _password(args: argparse.Namespace) -> str:
         try:
             return path.read_text().rstrip("\r\n")
         except OSError as e:
-            _fail(EXIT_USAGE, f"cannot read --password-file {args.password_file}: {e.strerror}")
+            _fail(EXIT_USAGE, f"cannot read the file given to --password-file (not shown): {e.strerror}")
     if args.password_env in os.environ:
         return os.environ[args.password_env]
     if sys.stdin.isatty():
@@ -199,6 +217,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):
             message = "unrecognized arguments (not shown, in case one is a password); see --help"
+        # `invalid float value: 'x'`, `invalid choice: 'x' (choose from ...)`: the same rule.
+        message = re.sub(r"(invalid [\w ]*?(?:value|choice)): '.*?'(?= \(choose from|$)",
+                         r"\1 (not shown, in case it is a password)", message, flags=re.S)
         super().error(message)
 
 
@@ -316,6 +337,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(EXIT_USAGE, "there is no --password option: a password on the command line shows in `ps` and "
                           f"shell history. Use --password-stdin, --password-file, ${ENV_PASSWORD} or the prompt")
     args = parser().parse_args(argv)
+    _typed.clear()
+    explicit = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
+    for name, option in _NOT_QUOTED.items():
+        value = getattr(args, name, None)
+        if value is None or (name == "context_file" and option not in explicit):
+            continue
+        if name not in _PATHS or not os.path.lexists(os.path.expanduser(str(value))):
+            _typed[str(value)] = _typed[os.path.expanduser(str(value))] = option
     try:
         args.func(args)
     except KeyboardInterrupt:
