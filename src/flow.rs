@@ -334,11 +334,13 @@ impl<'a> Flow<'a> {
         }
     }
 
-    fn out_of_time(&self, last: &Url) -> Error {
+    /// The login's time is up; `next` is where it was going when it ran out.
+    fn out_of_time(&self, next: &Url) -> Error {
         Error::LoginTimeout {
             after: self.cfg.options.timeout,
             requests: self.history.len(),
-            url: redact::url(last),
+            // The last request made (`next` itself when the deadline cut it short).
+            url: self.history.last().map_or_else(|| redact::url(next), |s| s.url.clone()),
         }
     }
 
