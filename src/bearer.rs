@@ -42,7 +42,7 @@ impl Bearer {
         if t.is_empty() {
             return Err(Error::invalid("existing_token", "is empty"));
         }
-        if t.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
+        if !token::fits_in_a_header(t) {
             return Err(Error::invalid(
                 "existing_token",
                 "holds whitespace, control or non-ASCII characters, so it cannot be sent in a header; \

@@ -8,9 +8,7 @@
 //! old one whole.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,11 +16,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::private_dir::{PrivateDir, Problem};
 
 const VERSION: u32 = 1;
 /// Temporary files of a write in progress start so; any left (a writer killed
 /// before its rename) are removed by the next writer, under the lock.
 const TMP_PREFIX: &str = ".kfp-auth-sessions.";
+/// A cache file larger than this is refused unread (a session takes a few kB).
+const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// One cached session.
 pub struct Entry {
@@ -61,6 +62,8 @@ pub struct SessionCache {
 /// An exclusive lock on the cache, held while a process reads, logs in and writes.
 pub struct Locked {
     cache: SessionCache,
+    /// The folder, as checked when the lock was taken: the write goes there too.
+    dir: PrivateDir,
     _lock: File,
     /// Set when the file was unreadable and will be replaced.
     pub warning: Option<String>,
@@ -98,81 +101,60 @@ impl SessionCache {
 
     /// Take the lock (waiting for other processes) and read the file.
     pub fn lock(&self) -> Result<Locked> {
-        let dir = self.path.parent().ok_or_else(|| self.err("has no parent folder"))?;
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| self.err(format!("cannot create its folder: {e}")))?;
-        }
-        let uid = rustix::process::getuid().as_raw();
-        let dmeta = fs::metadata(dir).map_err(|e| self.err(format!("cannot read its folder: {e}")))?;
-        // Others who can write the folder could swap the file for their own.
-        if dmeta.uid() != uid || dmeta.permissions().mode() & 0o022 != 0 {
-            return Err(self.err(format!(
-                "its folder {} is not private (owner uid {}, mode {:o}); use a folder only you can write",
-                dir.display(),
-                dmeta.uid(),
-                dmeta.permissions().mode() & 0o777
-            )));
-        }
-        let lock_path = self.path.with_extension("json.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| self.err(format!("cannot open its lock file: {e}")))?;
+        let (Some(name), Some(lock_name)) = (
+            self.path.file_name().and_then(|n| n.to_str()),
+            self.path
+                .with_extension("json.lock")
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned),
+        ) else {
+            return Err(self.err("is not a file name kfp-auth can use (a folder, or not UTF-8)"));
+        };
+        let dir = PrivateDir::open(self.path.parent().unwrap_or(Path::new(""))).map_err(|p| self.err(p.to_string()))?;
+        let lock = dir.open_lock(&lock_name).map_err(|p| match p {
+            Problem::NotRegular => self.err(format!(
+                "its lock file {lock_name} is a link, or not a regular file; refusing to use it"
+            )),
+            Problem::Io(_, e) => self.err(format!("cannot open its lock file: {e}")),
+            p => self.err(format!("its lock file {lock_name} {p}")),
+        })?;
         lock.lock().map_err(|e| self.err(format!("cannot lock it: {e}")))?;
 
-        let (data, warning) = match fs::symlink_metadata(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (FileData::default(), None),
-            Err(e) => return Err(self.err(format!("cannot read it: {e}"))),
-            Ok(meta) if !meta.file_type().is_file() => {
-                return Err(self.err("is not a regular file (a link or a folder); refusing to use it"));
-            }
-            Ok(meta) if meta.uid() != uid => {
+        let (data, warning) = match dir.read(name, 0o077, MAX_FILE_BYTES) {
+            Ok(None) => (FileData::default(), None),
+            Err(Problem::Mode(mode)) => {
                 return Err(self.err(format!(
-                    "belongs to another user (uid {}); refusing to use it",
-                    meta.uid()
+                    "is readable by other users (mode {mode:o}) and holds session cookies; \
+                     refusing to use it. Run `chmod 600` on it, or delete it"
                 )));
             }
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(self.err(format!(
-                        "is readable by other users (mode {mode:o}) and holds session cookies; \
-                         refusing to use it. Run `chmod 600` on it, or delete it"
-                    )));
-                }
-                // The raw bytes hold every session's cookies: wiped once parsed.
-                match fs::read(&self.path).map(|b| serde_json::from_slice::<FileData>(&zeroize::Zeroizing::new(b))) {
-                    Ok(Ok(d)) if d.version == VERSION => (d, None),
-                    Ok(Ok(d)) => (
-                        FileData::default(),
-                        Some(format!(
-                            "has format version {}, not {VERSION}; starting it afresh",
-                            d.version
-                        )),
-                    ),
-                    // Only the position: serde_json's messages can quote the content.
-                    Ok(Err(e)) => (
-                        FileData::default(),
-                        Some(format!(
-                            "is corrupt (at line {}, column {}); starting it afresh",
-                            e.line(),
-                            e.column()
-                        )),
-                    ),
-                    Err(e) => return Err(self.err(format!("cannot read it: {e}"))),
-                }
-            }
+            Err(p) => return Err(self.err(p.to_string())),
+            // The raw bytes hold every session's cookies: wiped once parsed.
+            Ok(Some(bytes)) => match serde_json::from_slice::<FileData>(&bytes) {
+                Ok(d) if d.version == VERSION => (d, None),
+                Ok(d) => (
+                    FileData::default(),
+                    Some(format!(
+                        "has format version {}, not {VERSION}; starting it afresh",
+                        d.version
+                    )),
+                ),
+                // Only the position: serde_json's messages can quote the content.
+                Err(e) => (
+                    FileData::default(),
+                    Some(format!(
+                        "is corrupt (at line {}, column {}); starting it afresh",
+                        e.line(),
+                        e.column()
+                    )),
+                ),
+            },
         };
         let warning = warning.map(|w| format!("session cache {}: {w}", self.path.display()));
         Ok(Locked {
             cache: self.clone(),
+            dir,
             _lock: lock,
             warning,
             data,
@@ -229,13 +211,7 @@ impl Locked {
 
     fn write(&self) -> Result<()> {
         let cache = &self.cache;
-        let dir = cache.path.parent().expect("checked in lock()");
-        remove_stale_temp_files(dir);
-        // Created 0600 in the same folder, so the rename is atomic.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(TMP_PREFIX)
-            .tempfile_in(dir)
-            .map_err(|e| cache.err(format!("cannot write it: {e}")))?;
+        self.dir.remove_temp_files(TMP_PREFIX);
         // Sized up front, so the buffer holding every session's cookies is not reallocated
         // (which would leave unwiped copies behind), then wiped once written.
         let size: usize = self
@@ -247,36 +223,22 @@ impl Locked {
             + 64;
         let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(size));
         serde_json::to_writer(&mut *bytes, &self.data).expect("plain data serializes");
-        tmp.write_all(&bytes)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| cache.err(format!("cannot write it: {e}")))?;
-        // Debug builds only: lets the tests kill a writer between write and rename.
-        #[cfg(debug_assertions)]
-        if let Some(ms) = std::env::var("KFP_AUTH_TEST_PAUSE_BEFORE_RENAME_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            std::thread::sleep(Duration::from_millis(ms));
-        }
-        tmp.persist(&cache.path)
-            .map_err(|e| cache.err(format!("cannot replace it: {}", e.error)))?;
-        Ok(())
-    }
-}
-
-/// Temporary files a killed writer left; we hold the lock, so none is in use.
-fn remove_stale_temp_files(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-            let _ = fs::remove_file(e.path());
-        }
+        let name = cache
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("checked in lock()");
+        self.dir
+            .replace(name, &bytes, TMP_PREFIX)
+            .map_err(|p| cache.err(p.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn entry(cookies: &str, secs: u64) -> Entry {
         Entry {

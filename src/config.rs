@@ -7,6 +7,9 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
+/// The largest `max_body_bytes` allowed: each login reply is held in memory whole.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
 /// Knobs with defaults; everything here is safe to print.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -32,6 +35,10 @@ pub struct Options {
     /// Follow a login from https down to plain http (a redirect, link or form that
     /// leaves TLS). Off by default: the password and cookies would travel unencrypted.
     pub allow_insecure_redirect: bool,
+    /// Where Dex is. A login sends the password to this URL's origin only: a Dex
+    /// found elsewhere is refused before the password goes. Unset, a Dex on another
+    /// origin than `api_url`'s is logged as a warning.
+    pub dex_url: Option<Url>,
 }
 
 /// A proxy URL, which may carry the proxy's own credentials: `Debug` shows it without them.
@@ -60,6 +67,12 @@ impl Options {
         if self.max_body_bytes < 1024 {
             return Err(Error::invalid("max_body_bytes", "must be at least 1024"));
         }
+        if self.max_body_bytes > MAX_BODY_BYTES {
+            return Err(Error::invalid(
+                "max_body_bytes",
+                format!("must be at most {MAX_BODY_BYTES} (64 MiB); a login page is a few kB"),
+            ));
+        }
         Ok(())
     }
 }
@@ -82,6 +95,7 @@ impl Default for Options {
             tls_info: false,
             proxy: None,
             allow_insecure_redirect: false,
+            dex_url: None,
         }
     }
 }
@@ -281,6 +295,27 @@ mod tests {
         }
         let err = cfg("http://alice:s3cret@h/pipeline", "local").unwrap_err();
         assert!(!err.to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn max_body_bytes_is_bounded_both_ways() {
+        let with = |n: usize| {
+            LoginConfig::new(
+                "http://h/",
+                "u",
+                SecretString::from("p"),
+                "local",
+                Options {
+                    max_body_bytes: n,
+                    ..Options::default()
+                },
+            )
+        };
+        assert!(with(1024).is_ok() && with(MAX_BODY_BYTES).is_ok());
+        for n in [1023, MAX_BODY_BYTES + 1, 1 << 46] {
+            let e = with(n).unwrap_err().to_string();
+            assert!(e.starts_with("invalid `max_body_bytes`: must be at"), "{n}: {e}");
+        }
     }
 
     #[test]

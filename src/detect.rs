@@ -2,6 +2,7 @@
 //! the API's own (an RBAC denial, a validation error, data).
 
 use crate::page::{self, Page};
+use crate::redact;
 
 /// Whether a KFP API response is the gateway asking for a login.
 ///
@@ -12,26 +13,34 @@ use crate::page::{self, Page};
 /// - 3xx to a login: urllib3 follows redirects, but a client that does not
 ///   sees the redirect itself.
 /// - A 2xx login page (Dex's or oauth2-proxy's) where JSON was expected: what
-///   kfp would otherwise parse into an empty answer.
+///   kfp would otherwise parse into an empty answer. Only an HTML body no larger
+///   than a page is read ([`page::MAX_PAGE_BYTES`]): every API answer comes here,
+///   and a login page is both.
 pub fn is_login_response(status: u16, content_type: Option<&str>, location: Option<&str>, body: &[u8]) -> bool {
-    let is_json = content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    let mime = content_type.map(|c| c.trim_start().to_ascii_lowercase());
+    let is = |m: &str| mime.as_deref().is_some_and(|c| c.starts_with(m));
     match status {
         401 => true,
-        403 => !(is_json && looks_like_json_object(body)),
-        300..=399 => location.is_some_and(|l| {
-            // The path only: a query or fragment (`/pipeline/#/auth/…`) names no login.
-            let path = l.split(['?', '#']).next().unwrap_or(l);
-            path.ends_with("/oauth2/start")
-                || path.ends_with("/oauth2/sign_in")
-                || path.ends_with("/auth")
-                || path.contains("/auth/")
-        }),
-        200..=299 if !is_json => !matches!(
-            page::classify(&String::from_utf8_lossy(body)),
-            Page::Other | Page::DexError(_)
-        ),
+        403 => !(is("application/json") && looks_like_json_object(body)),
+        300..=399 => location.is_some_and(|l| is_login_path(l.split(['?', '#']).next().unwrap_or(l))),
+        200..=299 if (is("text/html") || is("application/xhtml+xml")) && body.len() <= page::MAX_PAGE_BYTES => {
+            !matches!(
+                page::classify(&String::from_utf8_lossy(body)),
+                Page::Other | Page::DexError(_) | Page::TooComplex
+            )
+        }
         _ => false,
     }
+}
+
+/// Whether a URL path is one of the login's: oauth2-proxy's start and sign-in, or
+/// Dex's authorization endpoint and what is under it (`…/auth`, `…/auth/<connector>…`).
+/// The path only: a query or fragment (`/pipeline/#/auth/…`) names no login.
+pub fn is_login_path(path: &str) -> bool {
+    path.ends_with("/oauth2/start")
+        || path.ends_with("/oauth2/sign_in")
+        || path.ends_with("/auth")
+        || path.contains("/auth/")
 }
 
 /// What an RBAC denial from the KFP API says: who was denied what, where.
@@ -53,11 +62,13 @@ pub fn rbac_denial(status: u16, body: &[u8]) -> Option<Denial> {
         return None;
     }
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let message = ["error", "message"]
-        .iter()
-        .filter_map(|k| json.get(k)?.as_str())
-        .find(|m| m.contains("is not authorized"))?
-        .to_owned();
+    // Shown in an exception: no control characters from the server.
+    let message = redact::text(
+        ["error", "message"]
+            .iter()
+            .filter_map(|k| json.get(k)?.as_str())
+            .find(|m| m.contains("is not authorized"))?,
+    );
     let user = message
         .split_once("User '")
         .and_then(|(_, rest)| rest.split_once("' is not authorized"))
@@ -135,6 +146,31 @@ mod tests {
         let form = br#"<form method="post" action="/dex/auth/local/login?state=s"><input name="login"><input name="password"></form>"#;
         assert!(is_login_response(200, HTML, None, form));
         assert!(!is_login_response(200, HTML, None, b"<html>Kubeflow Pipelines</html>"));
+    }
+
+    #[test]
+    fn only_html_bodies_no_larger_than_a_page_are_read() {
+        let form = br#"<form method="post" action="/dex/auth/local/login?state=s"><input name="login"><input name="password"></form>"#;
+        assert!(is_login_response(200, Some("application/xhtml+xml"), None, form));
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some("application/octet-stream"),
+            Some("application/yaml"),
+        ] {
+            assert!(!is_login_response(200, ct, None, form), "{ct:?}");
+        }
+        let mut big = form.to_vec();
+        big.resize(page::MAX_PAGE_BYTES + 1, b' ');
+        assert!(!is_login_response(200, HTML, None, &big));
+        // A page built to be expensive is not read to its end, and is not a login page.
+        let deep = "<div>".repeat(200_000);
+        assert!(!is_login_response(
+            200,
+            HTML,
+            None,
+            &deep.as_bytes()[..page::MAX_PAGE_BYTES]
+        ));
     }
 
     #[test]

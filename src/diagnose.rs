@@ -18,6 +18,8 @@ pub struct Diagnosis {
     pub tls: String,
     pub gateway: String,
     pub connectors: Vec<String>,
+    /// Where Dex is, against the gateway's origin and `dex_url`.
+    pub dex: String,
     pub approval: String,
     pub steps: Vec<Step>,
     /// What the login ended in: the session's cookie names and lifetime, or the error.
@@ -87,6 +89,7 @@ pub async fn diagnose(cfg: &LoginConfig) -> Diagnosis {
         tls,
         gateway: gateway(&seen),
         connectors: seen.connectors.clone(),
+        dex: dex(&seen, &cfg),
         approval: approval(&seen),
         steps,
         verdict,
@@ -135,6 +138,23 @@ fn gateway(seen: &Observations) -> String {
         format!("an OIDC gateway with callback {uri}")
     } else {
         "unknown: no login step was reached".into()
+    }
+}
+
+fn dex(seen: &Observations, cfg: &LoginConfig) -> String {
+    let gateway = redact::origin(&cfg.api_url);
+    let Some(dex) = &seen.dex else {
+        return "not reached".into();
+    };
+    match &cfg.options.dex_url {
+        Some(pin) => format!("at {dex}; pinned by dex_url to {}", redact::origin(pin)),
+        None if dex.starts_with(&format!("{gateway}/")) || *dex == gateway => {
+            format!("at {dex}, on the gateway's origin")
+        }
+        None => format!(
+            "at {dex}: another origin than the gateway's ({gateway}), where the password goes; pass dex_url \
+             to pin it"
+        ),
     }
 }
 

@@ -122,6 +122,19 @@ pub enum Error {
         detail: String,
     },
 
+    /// The whole login took longer than the timeout, whatever each request took.
+    #[error(
+        "the login timed out after {:.1} s: `timeout` bounds the whole login, and its {requests} requests \
+         (the last: {url}) took that long. The gateway or Dex is too slow, or sends the login round in \
+         circles (raise `timeout` if it is just slow)",
+        .after.as_secs_f64()
+    )]
+    LoginTimeout {
+        after: Duration,
+        requests: usize,
+        url: String,
+    },
+
     /// The session cache file cannot be used safely.
     #[error("session cache {path}: {reason}")]
     SessionCache { path: String, reason: String },

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::config::LoginConfig;
+use crate::detect::is_login_path;
 use crate::error::{Checker, Error, Result, Step};
 use crate::http::{Reply, Transport, cookie_expiry, cookie_header};
 use crate::page::{self, Form, Page};
@@ -114,6 +115,8 @@ pub struct Observations {
     pub unsecured: bool,
     /// Each https origin reached, with its certificate described (`Options::tls_info`).
     pub certificates: Vec<(String, String)>,
+    /// Where Dex was found: its origin and path prefix.
+    pub dex: Option<String>,
 }
 
 /// Where Dex lives: its origin and path prefix (`/dex` in Kubeflow).
@@ -151,6 +154,9 @@ struct Attempt {
     session_cookie_names: Vec<String>,
     /// The `/auth/<connector>` shortcut was taken (once an attempt).
     shortcut_tried: bool,
+    /// A redirect led into a login path (Dex's or the gateway's): a page there that
+    /// is no login page is a failed login, not an unsecured endpoint.
+    entered_login_path: bool,
 }
 
 impl Attempt {
@@ -173,6 +179,8 @@ struct Flow<'a> {
     /// The requests of every attempt, and their count, which `MAX_REQUESTS` bounds.
     history: Vec<Step>,
     requests: usize,
+    /// When the whole login must have ended (`timeout` from its start, restart included).
+    deadline: tokio::time::Instant,
     /// What a diagnosis reports; gathered on every login, it costs nothing.
     pub(crate) seen: Observations,
 }
@@ -186,6 +194,7 @@ impl<'a> Flow<'a> {
             attempts: 1,
             history: Vec::new(),
             requests: 0,
+            deadline: tokio::time::Instant::now() + cfg.options.timeout,
             seen: Observations::default(),
         }
     }
@@ -250,6 +259,7 @@ impl<'a> Flow<'a> {
                     self.attempt.reach(Phase::Started);
                     self.observe_authorization_request(&target);
                 }
+                self.attempt.entered_login_path |= is_login_path(target.path());
                 if let Some(id) = self.connector_of(&target) {
                     self.seen.connectors = vec![id];
                 }
@@ -257,6 +267,7 @@ impl<'a> Flow<'a> {
                     selection_fallback = Some(target);
                     Next::Get(shortcut)
                 } else if self.posts_credentials_to(&reply.url, &target) {
+                    self.check_pinned_dex(&reply, &target)?;
                     self.attempt.before_login = SecretString::from(cookie_header(&self.attempt.jar, &self.cfg.api_url));
                     self.attempt.reach(Phase::Submitted);
                     Next::PostCredentials(target, Vec::new())
@@ -303,7 +314,51 @@ impl<'a> Flow<'a> {
         }
     }
 
+    /// Send `next`, within what is left of the login's time: a request the deadline
+    /// cuts short is in the history, without a status.
     async fn send(&mut self, next: &Next) -> Result<Reply> {
+        let (method, url) = match next {
+            Next::Get(u) => ("GET", u),
+            Next::Post(u, _) | Next::PostCredentials(u, _) => ("POST", u),
+        };
+        let started = tokio::time::Instant::now();
+        if started >= self.deadline {
+            return Err(self.out_of_time(url));
+        }
+        match tokio::time::timeout_at(self.deadline, self.send_now(next)).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                let first = self.history.is_empty();
+                self.history.push(Step {
+                    method,
+                    url: redact::url(url),
+                    status: None,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                });
+                if first {
+                    // The login's one request took all its time: said as that request's timeout.
+                    return Err(Error::Timeout {
+                        method,
+                        url: redact::url(url),
+                        after: self.cfg.options.timeout,
+                    });
+                }
+                Err(self.out_of_time(url))
+            }
+        }
+    }
+
+    /// The login's time is up; `next` is where it was going when it ran out.
+    fn out_of_time(&self, next: &Url) -> Error {
+        Error::LoginTimeout {
+            after: self.cfg.options.timeout,
+            requests: self.history.len(),
+            // The last request made (`next` itself when the deadline cut it short).
+            url: self.history.last().map_or_else(|| redact::url(next), |s| s.url.clone()),
+        }
+    }
+
+    async fn send_now(&mut self, next: &Next) -> Result<Reply> {
         self.requests += 1;
         let url = match next {
             Next::Get(u) | Next::Post(u, _) | Next::PostCredentials(u, _) => u,
@@ -445,6 +500,7 @@ impl<'a> Flow<'a> {
                         ),
                     ));
                 }
+                self.check_pinned_dex(reply, &target)?;
                 self.attempt.before_login = SecretString::from(cookie_header(&self.attempt.jar, &self.cfg.api_url));
                 self.attempt.reach(Phase::Submitted);
                 Ok(Some(Next::PostCredentials(target, form.hidden)))
@@ -458,6 +514,19 @@ impl<'a> Flow<'a> {
                 // Dex has no `/auth/<connector>` for our id: read its selection page.
                 Ok(fallback.map(Next::Get))
             }
+            Page::Other | Page::Connectors(_) | Page::TooComplex
+                if self.attempt.entered_login_path && !self.started() =>
+            {
+                Err(self.unusable_login_page(reply))
+            }
+            Page::TooComplex => Err(self.unexpected(
+                reply,
+                format!(
+                    "a page that costs more to read than any login page ({} bytes of HTML nested thousands \
+                     deep, or the like); kfp-auth stopped reading it",
+                    reply.body.len()
+                ),
+            )),
             Page::Other | Page::Connectors(_) if status.is_success() && !self.started() => Ok(None),
             Page::DexError(msg) => Err(self.unexpected(reply, format!("Dex says: {msg}"))),
             _ => Err(self.unexpected(reply, describe(reply, self.started(), self.is_dex(&reply.url)))),
@@ -555,6 +624,16 @@ impl<'a> Flow<'a> {
             return;
         }
         if let Some(prefix) = dex_prefix(u) {
+            self.seen.dex = Some(format!("{}{prefix}", redact::origin(u)));
+            if u.origin() != self.cfg.api_url.origin() && self.cfg.options.dex_url.is_none() {
+                log::warn!(
+                    target: "kfp_auth",
+                    "Dex is on another origin ({}) than the gateway ({}): the password goes there. Pass \
+                     dex_url to pin Dex's origin, so that a login sent anywhere else is refused",
+                    redact::origin(u),
+                    redact::origin(&self.cfg.api_url)
+                );
+            }
             self.attempt.dex = Some(DexBase {
                 origin: u.origin(),
                 prefix,
@@ -636,11 +715,8 @@ impl<'a> Flow<'a> {
         let rest = target.path()[prefix.len()..]
             .strip_prefix("/auth/")?
             .strip_suffix(suffix)?;
-        (!rest.contains('/')).then(|| {
-            percent_encoding::percent_decode_str(rest)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        // Shown in errors and in `diagnose`: without control characters.
+        (!rest.contains('/')).then(|| redact::text(&percent_encoding::percent_decode_str(rest).decode_utf8_lossy()))
     }
 
     /// Dex sends a single-connector setup straight to its only connector: refuse to
@@ -715,6 +791,51 @@ impl<'a> Flow<'a> {
             url: redact::url(&reply.url),
             status: Some(reply.status.as_u16()),
             detail,
+        }
+    }
+
+    /// A redirect led into a login path, and the page there holds no login form that
+    /// can be read: what came back, and what to check.
+    fn unusable_login_page(&self, reply: &Reply) -> Error {
+        let mut what = vec![
+            format!("HTTP {}", reply.status.as_u16()),
+            reply.content_type.clone().unwrap_or_else(|| "no Content-Type".into()),
+            format!("{} bytes", reply.body.len()),
+        ];
+        if let Some(encoding) = &reply.content_encoding {
+            what.push(format!("Content-Encoding {encoding}, which kfp-auth does not decode"));
+        }
+        if std::str::from_utf8(&reply.body).is_err() {
+            what.push("not UTF-8 text".into());
+        }
+        if reply.body.len() > page::MAX_PAGE_BYTES {
+            what.push(format!("only its first {} KiB read", page::MAX_PAGE_BYTES >> 10));
+        }
+        self.unexpected(
+            reply,
+            format!(
+                "the login page could not be used: the login was sent to {}, and the answer holds no login \
+                 form kfp-auth can read ({}). Check that Dex and the gateway are up and serve their login \
+                 pages there (not a maintenance page), as UTF-8 HTML without compression",
+                redact::url(&reply.url),
+                what.join(", ")
+            ),
+        )
+    }
+
+    /// With `dex_url`, the password goes to its origin only.
+    fn check_pinned_dex(&self, reply: &Reply, target: &Url) -> Result<()> {
+        match &self.cfg.options.dex_url {
+            Some(pin) if pin.origin() != target.origin() => Err(self.unexpected(
+                reply,
+                format!(
+                    "the login's Dex is at {}, not at the origin of dex_url ({}), to which this login is \
+                     pinned: the password was not sent. Check dex_url, and where the gateway sends the login",
+                    redact::origin(target),
+                    redact::origin(pin)
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 }

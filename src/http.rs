@@ -29,6 +29,8 @@ pub struct Reply {
     /// A `Location` header was sent but is not ASCII text (it is not in `location`).
     pub location_unreadable: bool,
     pub content_type: Option<String>,
+    /// The body's `Content-Encoding` (none is decoded), to say why a page cannot be read.
+    pub content_encoding: Option<String>,
     /// Wiped when the reply goes: a token endpoint's answer holds tokens.
     pub body: zeroize::Zeroizing<Vec<u8>>,
     /// The names of the cookies this response set.
@@ -312,7 +314,11 @@ impl Transport {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .map(redact::text);
+        let content_encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(redact::text);
         let status = resp.status();
         let peer_certificate = resp
             .extensions()
@@ -324,11 +330,12 @@ impl Transport {
         if resp.content_length().is_some_and(|n| n > limit as u64) {
             return Err(self.too_large(method_name, url));
         }
-        // Sized from Content-Length when given, so it is rarely reallocated (a reallocation
-        // leaves the old buffer unwiped).
-        let mut body = zeroize::Zeroizing::new(Vec::with_capacity(
-            resp.content_length().map_or(0, |n| (n as usize).min(limit)),
-        ));
+        // Sized from Content-Length, up to a bound: the server's number is only a claim.
+        let mut body = zeroize::Zeroizing::new(Vec::new());
+        let expected = resp
+            .content_length()
+            .map_or(0, |n| n.min(PREALLOCATE_MAX as u64) as usize);
+        reserve_wiping(&mut body, expected.min(limit), limit).map_err(|()| self.out_of_memory(method_name, url))?;
         while let Some(chunk) = resp
             .chunk()
             .await
@@ -337,6 +344,8 @@ impl Transport {
             if body.len() + chunk.len() > limit {
                 return Err(self.too_large(method_name, url));
             }
+            let needed = body.len() + chunk.len();
+            reserve_wiping(&mut body, needed, limit).map_err(|()| self.out_of_memory(method_name, url))?;
             body.extend_from_slice(&chunk);
         }
 
@@ -347,10 +356,20 @@ impl Transport {
             location,
             location_unreadable,
             content_type,
+            content_encoding,
             body,
             set_cookies,
             peer_certificate,
         })
+    }
+
+    fn out_of_memory(&self, method: &'static str, url: &Url) -> Error {
+        Error::UnexpectedResponse {
+            method,
+            url: redact::url(url),
+            status: None,
+            detail: "this process could not get the memory to hold the answer; lower max_body_bytes".into(),
+        }
     }
 
     fn too_large(&self, method: &'static str, url: &Url) -> Error {
@@ -416,6 +435,27 @@ fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
         ));
     }
     Ok(certs)
+}
+
+/// The most memory a body's buffer takes before its bytes come, whatever
+/// `Content-Length` says (a login page is a few kB).
+const PREALLOCATE_MAX: usize = 64 * 1024;
+
+/// Make room in `buf` for `len` bytes (doubling, up to `most`), failing rather than
+/// aborting when memory runs out. It grows into a new buffer and wipes the old one: a body may hold
+/// tokens, and a plain reallocation would leave the old copy in freed memory.
+fn reserve_wiping(buf: &mut zeroize::Zeroizing<Vec<u8>>, len: usize, most: usize) -> std::result::Result<(), ()> {
+    if len <= buf.capacity() {
+        return Ok(());
+    }
+    let mut bigger = Vec::new();
+    bigger
+        .try_reserve_exact(buf.capacity().saturating_mul(2).min(most).max(len))
+        .map_err(|_| ())?;
+    bigger.extend_from_slice(buf);
+    // The old buffer is wiped when the `Zeroizing` holding it drops.
+    drop(std::mem::replace(buf, zeroize::Zeroizing::new(bigger)));
+    Ok(())
 }
 
 /// The url-encoded form as a body that is wiped from memory once sent: it may
@@ -651,6 +691,23 @@ mod tests {
         assert!(waiting.is_err(), "a login beyond the bound got a turn");
         held.pop();
         assert!(t.login_turn().await.is_some(), "a turn given back is taken");
+    }
+
+    #[test]
+    fn a_body_buffer_grows_by_doubling_and_fails_instead_of_aborting() {
+        let mut buf = zeroize::Zeroizing::new(Vec::new());
+        reserve_wiping(&mut buf, 10, 100).unwrap();
+        assert_eq!(buf.capacity(), 10);
+        buf.extend_from_slice(b"0123456789");
+        reserve_wiping(&mut buf, 11, 100).unwrap();
+        assert_eq!((buf.capacity(), &buf[..]), (20, &b"0123456789"[..]));
+        reserve_wiping(&mut buf, 15, 100).unwrap();
+        assert_eq!(buf.capacity(), 20, "room enough: no new buffer");
+        reserve_wiping(&mut buf, 21, 30).unwrap();
+        assert_eq!(buf.capacity(), 30, "doubling stops at the cap");
+        // What no machine has: an error, not an abort.
+        assert!(reserve_wiping(&mut buf, usize::MAX / 2, usize::MAX).is_err());
+        assert_eq!(&buf[..], b"0123456789");
     }
 
     #[test]

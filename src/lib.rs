@@ -15,6 +15,7 @@ mod error;
 mod flow;
 pub mod http;
 pub mod page;
+mod private_dir;
 pub mod redact;
 mod renew;
 mod secret;

@@ -1,8 +1,43 @@
 //! Reading the HTML pages of a Kubeflow login: what kind of page it is, and
-//! the one form or link the flow needs from it. Parsing is html5ever's, via scraper.
+//! the one form or link the flow needs from it. Parsing is html5ever's, via scraper,
+//! with bounds on what a page may cost: a server chooses the page.
 
-use scraper::{ElementRef, Html, Selector};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::LazyLock;
+use std::time::Duration;
+
+use html5ever::tendril::{ByteTendril, StrTendril, TendrilSink};
+use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
+use html5ever::{Attribute, QualName};
+use scraper::{ElementRef, Html, HtmlTreeSink, Selector};
+
+use crate::redact;
+
+/// Only this much of a page is read. Dex's pages are a few kB, oauth2-proxy's
+/// sign-in page about 8 kB; this leaves room for a theme's inline logo.
+pub const MAX_PAGE_BYTES: usize = 256 * 1024;
+
+/// Connector links kept from a selection page (Dex configs list a handful).
+pub const MAX_CONNECTORS: usize = 256;
+
+/// html5ever checks the stack of open elements on each tag, so nesting N deep costs
+/// N² (a 1 MiB page of nested `<div>`s took minutes). The parse counts those checks
+/// and gives up past this many per byte read: a login page needs far fewer.
+const WORK_PER_BYTE: u64 = 16;
+/// Checks allowed besides, so short pages are never refused.
+const WORK_BASE: u64 = 100_000;
+/// Attributes of one element (a login page's have a few).
+const MAX_ATTRIBUTES: usize = 256;
+/// Besides, a page may cost this much CPU time. A login page takes milliseconds, a
+/// plain page of [`MAX_PAGE_BYTES`] about 0.6 s in a debug build; this catches costs
+/// the count above does not see, such as html5ever's tokenizer checking each
+/// attribute of a tag against the others (n² in one tag).
+const MAX_PARSE_CPU: Duration = Duration::from_secs(2);
+/// The budgets are checked between chunks of this many bytes.
+const CHUNK_BYTES: usize = 1024;
 
 /// An HTML form as the flow submits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +75,9 @@ pub enum Page {
     DexError(String),
     /// Anything else (a KFP UI page, JSON, an unknown login page).
     Other,
+    /// A page that costs more to parse than any login page (elements nested
+    /// thousands deep): it was not read to its end.
+    TooComplex,
 }
 
 macro_rules! sel {
@@ -55,8 +93,11 @@ sel!(LOGIN_INPUT, r#"input[name="login"]"#);
 sel!(LINK, "a[href]");
 sel!(DEX_ERROR, ".dex-error-box");
 
+/// What kind of page `html` is, from its first [`MAX_PAGE_BYTES`].
 pub fn classify(html: &str) -> Page {
-    let doc = Html::parse_document(html);
+    let Some(doc) = parse(html.as_bytes()).0 else {
+        return Page::TooComplex;
+    };
 
     let is_password_form =
         |f: &ElementRef<'_>| f.select(&PASSWORD_INPUT).next().is_some() && f.select(&LOGIN_INPUT).next().is_some();
@@ -95,6 +136,158 @@ pub fn classify(html: &str) -> Page {
     Page::Other
 }
 
+/// The document from the page's first [`MAX_PAGE_BYTES`], or `None` when parsing it
+/// takes more work than the budget; and the work spent.
+fn parse(bytes: &[u8]) -> (Option<Html>, u64) {
+    let work = Rc::new(Cell::new(0));
+    let over = Rc::new(Cell::new(false));
+    let sink = Budgeted {
+        inner: HtmlTreeSink::new(Html::new_document()),
+        work: work.clone(),
+        formatting: Cell::new(0),
+        over: over.clone(),
+    };
+    let mut parser = html5ever::driver::parse_document(sink, Default::default()).from_utf8();
+    let started = thread_cpu();
+    let mut read = 0u64;
+    for chunk in bytes[..bytes.len().min(MAX_PAGE_BYTES)].chunks(CHUNK_BYTES) {
+        parser.process(ByteTendril::from_slice(chunk));
+        read += chunk.len() as u64;
+        if over.get() || work.get() > WORK_BASE + WORK_PER_BYTE * read || thread_cpu() - started > MAX_PARSE_CPU {
+            return (None, work.get());
+        }
+    }
+    let doc = parser.finish();
+    (Some(doc).filter(|_| !over.get()), work.get())
+}
+
+/// The CPU time this thread has used (a parse runs on one thread, start to end).
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// html5ever's formatting elements, which it keeps in a list besides the stack.
+fn is_formatting(name: &QualName) -> bool {
+    name.ns == html5ever::ns!(html)
+        && matches!(
+            &*name.local,
+            "a" | "b"
+                | "big"
+                | "code"
+                | "em"
+                | "font"
+                | "i"
+                | "nobr"
+                | "s"
+                | "small"
+                | "strike"
+                | "strong"
+                | "tt"
+                | "u"
+        )
+}
+
+/// scraper's tree sink, counting the tree builder's looks at elements: its
+/// checks of the stack of open elements and of the formatting list go through
+/// `elem_name` and `same_node`.
+struct Budgeted {
+    inner: HtmlTreeSink,
+    work: Rc<Cell<u64>>,
+    /// Formatting elements made so far.
+    formatting: Cell<u64>,
+    /// An element had more than [`MAX_ATTRIBUTES`].
+    over: Rc<Cell<bool>>,
+}
+
+impl Budgeted {
+    fn spend(&self) {
+        self.work.set(self.work.get() + 1);
+    }
+}
+
+impl TreeSink for Budgeted {
+    type Handle = <HtmlTreeSink as TreeSink>::Handle;
+    type Output = Html;
+    type ElemName<'a> = <HtmlTreeSink as TreeSink>::ElemName<'a>;
+
+    fn finish(self) -> Html {
+        self.inner.finish()
+    }
+    fn parse_error(&self, msg: Cow<'static, str>) {
+        self.inner.parse_error(msg);
+    }
+    fn get_document(&self) -> Self::Handle {
+        self.inner.get_document()
+    }
+    fn elem_name<'a>(&'a self, target: &'a Self::Handle) -> Self::ElemName<'a> {
+        self.spend();
+        self.inner.elem_name(target)
+    }
+    fn create_element(&self, name: QualName, mut attrs: Vec<Attribute>, flags: ElementFlags) -> Self::Handle {
+        if attrs.len() > MAX_ATTRIBUTES {
+            // scraper sorts them by insertion: n² moves. No login page's element has this many.
+            attrs.truncate(MAX_ATTRIBUTES);
+            self.over.set(true);
+        }
+        if is_formatting(&name) {
+            // html5ever compares each new formatting element (`b`, `i`…) with those in its
+            // list of active formatting elements: charged as if none had left the list.
+            // A new `a` closes the last one, so `a`s do not pile up there.
+            if &*name.local != "a" {
+                self.formatting.set(self.formatting.get() + 1);
+            }
+            self.work.set(self.work.get() + 1 + self.formatting.get());
+        }
+        self.inner.create_element(name, attrs, flags)
+    }
+    fn create_comment(&self, text: StrTendril) -> Self::Handle {
+        self.inner.create_comment(text)
+    }
+    fn create_pi(&self, target: StrTendril, data: StrTendril) -> Self::Handle {
+        self.inner.create_pi(target, data)
+    }
+    fn append(&self, parent: &Self::Handle, child: NodeOrText<Self::Handle>) {
+        self.inner.append(parent, child);
+    }
+    fn append_based_on_parent_node(
+        &self,
+        element: &Self::Handle,
+        prev_element: &Self::Handle,
+        child: NodeOrText<Self::Handle>,
+    ) {
+        self.inner.append_based_on_parent_node(element, prev_element, child);
+    }
+    fn append_doctype_to_document(&self, name: StrTendril, public_id: StrTendril, system_id: StrTendril) {
+        self.inner.append_doctype_to_document(name, public_id, system_id);
+    }
+    fn mark_script_already_started(&self, node: &Self::Handle) {
+        self.inner.mark_script_already_started(node);
+    }
+    fn get_template_contents(&self, target: &Self::Handle) -> Self::Handle {
+        self.inner.get_template_contents(target)
+    }
+    fn same_node(&self, x: &Self::Handle, y: &Self::Handle) -> bool {
+        self.spend();
+        self.inner.same_node(x, y)
+    }
+    fn set_quirks_mode(&self, mode: QuirksMode) {
+        self.inner.set_quirks_mode(mode);
+    }
+    fn append_before_sibling(&self, sibling: &Self::Handle, new_node: NodeOrText<Self::Handle>) {
+        self.inner.append_before_sibling(sibling, new_node);
+    }
+    fn add_attrs_if_missing(&self, target: &Self::Handle, attrs: Vec<Attribute>) {
+        self.inner.add_attrs_if_missing(target, attrs);
+    }
+    fn remove_from_parent(&self, target: &Self::Handle) {
+        self.inner.remove_from_parent(target);
+    }
+    fn reparent_children(&self, node: &Self::Handle, new_parent: &Self::Handle) {
+        self.inner.reparent_children(node, new_parent);
+    }
+}
+
 fn read_form(form: ElementRef<'_>) -> Form {
     let action = form
         .value()
@@ -127,44 +320,47 @@ fn unfillable_fields(form: ElementRef<'_>) -> Vec<String> {
         })
         .filter_map(|f| f.value().attr("name"))
         .filter(|n| !n.is_empty() && *n != "login" && *n != "password")
-        // Names come from the page: shown in an error, so kept short.
-        .map(|n| n.chars().take(40).collect())
+        // Names come from the page: shown in an error, so kept short and printable.
+        .map(|n| redact::text(&n.chars().take(40).collect::<String>()))
         .collect()
 }
 
-/// Links whose path ends in `/auth/<id>`: Dex's connector buttons.
+/// Links whose path ends in `/auth/<id>`: Dex's connector buttons, the first
+/// [`MAX_CONNECTORS`] distinct ones.
 fn connector_links(doc: &Html) -> Vec<ConnectorLink> {
     let mut out: Vec<ConnectorLink> = Vec::new();
+    let mut seen = HashSet::new();
     for a in doc.select(&LINK) {
         let href = a.value().attr("href").unwrap_or("");
         if let Some(id) = connector_id_of(href)
-            && !out.iter().any(|l| l.id == id)
+            && seen.insert(id.clone())
         {
             out.push(ConnectorLink {
                 id,
                 href: href.to_owned(),
             });
+            if out.len() == MAX_CONNECTORS {
+                break;
+            }
         }
     }
     out
 }
 
-/// `…/auth/<id>[?…]` → `<id>`, percent-decoded.
+/// `…/auth/<id>[?…]` → `<id>`, percent-decoded, without control characters (it is shown).
 pub fn connector_id_of(href: &str) -> Option<String> {
     let path = href.split(['?', '#']).next()?;
     let (before, id) = path.rsplit_once('/')?;
     if id.is_empty() || !before.ends_with("/auth") && before != "auth" {
         return None;
     }
-    Some(
-        percent_encoding::percent_decode_str(id)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
+    let id = redact::text(&percent_encoding::percent_decode_str(id).decode_utf8_lossy());
+    (!id.is_empty()).then_some(id)
 }
 
+/// Page text as a message shows it: printable, on one line, at most 300 characters.
 fn squash(s: &str) -> String {
-    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let joined = redact::text(s).split_whitespace().collect::<Vec<_>>().join(" ");
     joined.chars().take(300).collect()
 }
 
@@ -277,6 +473,58 @@ mod tests {
         assert_eq!(classify("{}"), Page::Other);
         assert_eq!(classify("<html><body>Kubeflow Pipelines</body></html>"), Page::Other);
         assert_eq!(classify(""), Page::Other);
+    }
+
+    #[test]
+    fn pages_built_to_be_expensive_are_not_read_to_their_end() {
+        // Nested `<div>`s (n² checks of the open elements), distinct formatting elements
+        // (n² comparisons in html5ever's list of them), an element with too many attributes.
+        let deep = "<div>".repeat(200_000);
+        let formatting: String = (0..20_000).map(|i| format!("<b id={i}>")).collect();
+        let attributes = format!(
+            "<form><input name=login><input name=password {}></form>",
+            (0..300).map(|i| format!("a{i}")).collect::<Vec<_>>().join(" ")
+        );
+        for page in [&deep, &formatting, &attributes] {
+            assert_eq!(classify(page), Page::TooComplex, "{}", &page[..40]);
+        }
+        // The budget stops the deep page early: well before its end.
+        assert!(parse(deep.as_bytes()).1 < WORK_BASE + WORK_PER_BYTE * 16 * 1024);
+        // Flat pages of the same size, and many links, are read.
+        assert_eq!(classify(&"<p>x</p>".repeat(30_000)), Page::Other);
+        let links: String = (0..10_000)
+            .map(|i| format!(r#"<a href="/dex/auth/c{}">x</a>"#, i % 5000))
+            .collect();
+        let Page::Connectors(found) = classify(&links) else {
+            panic!("not read as a selection page")
+        };
+        assert_eq!(found.len(), MAX_CONNECTORS);
+        assert!(found.iter().enumerate().all(|(i, l)| l.id == format!("c{i}")));
+    }
+
+    #[test]
+    fn only_a_prefix_of_a_page_is_read() {
+        let padded = format!("<p>{}</p>{PASSWORD}", "x".repeat(MAX_PAGE_BYTES));
+        assert_eq!(classify(&padded), Page::Other);
+        let within = format!("<p>{}</p>{PASSWORD}", "x".repeat(MAX_PAGE_BYTES - PASSWORD.len() - 64));
+        assert!(matches!(classify(&within), Page::Password { .. }));
+    }
+
+    #[test]
+    fn text_from_the_page_has_no_control_characters() {
+        let hostile = r#"<a href="/dex/auth/%1b%5d0;OWNED%07%1b%5b2J%c2%9bx?state=s">x</a>"#;
+        let Page::Connectors(links) = classify(hostile) else {
+            panic!()
+        };
+        assert_eq!(links[0].id, "]0;OWNED[2Jx");
+        let box_ = "<p class='dex-error-box'>\u{1b}[31mFAKE:\u{7}\tlogin ok\u{9b}</p>";
+        assert_eq!(classify(box_), Page::DexError("[31mFAKE: login ok".into()));
+        assert_eq!(connector_id_of("/dex/auth/%1b%07"), None, "nothing printable is left");
+        let otp = PASSWORD.replace("<button", "<input name=\"o\u{1b}tp\"><button");
+        let Page::Password { unfillable, .. } = classify(&otp) else {
+            panic!()
+        };
+        assert_eq!(unfillable, ["otp"]);
     }
 
     #[test]

@@ -61,20 +61,83 @@ pub(crate) fn file_error(what: impl Into<String>) -> Error {
     }
 }
 
+/// A token file larger than this is refused unread: a JWT is a few kB.
+pub const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+/// Whether a token can go in an `Authorization` header as it is: printable ASCII,
+/// no whitespace (http.client would refuse it, quoting it whole in its error).
+pub fn fits_in_a_header(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Read a token file: whitespace around it is dropped; missing, unreadable,
-/// empty and non-JWT files are errors that name the path.
+/// empty, oversized and non-JWT files, and anything but a regular file, are
+/// errors that name the path (never the token).
 pub fn read_token_file(path: &Path) -> Result<SecretString> {
-    let raw =
-        std::fs::read(path).map_err(|e| file_error(format!("cannot read the token file {}: {e}", path.display())))?;
-    let text = zeroize::Zeroizing::new(
-        String::from_utf8(raw).map_err(|_| file_error(format!("the token file {} is not text", path.display())))?,
-    );
+    let raw = read_small_regular_file(path)?;
+    let text =
+        std::str::from_utf8(&raw).map_err(|_| file_error(format!("the token file {} is not text", path.display())))?;
     let token = text.trim();
     if token.is_empty() {
         return Err(file_error(format!("the token file {} is empty", path.display())));
     }
+    if !fits_in_a_header(token) {
+        return Err(file_error(format!(
+            "the token file {} holds whitespace, control or non-ASCII characters inside the token \
+             (a second line?), so it cannot be sent in a header; it must hold the token alone",
+            path.display()
+        )));
+    }
     claims(token).map_err(|_| file_error(format!("the token file {} does not hold a JWT", path.display())))?;
     Ok(SecretString::from(token))
+}
+
+/// The bytes of a regular file of at most [`MAX_TOKEN_FILE_BYTES`], checked on the
+/// open descriptor. Opened non-blocking, so a FIFO is refused instead of waiting for
+/// a writer; a device (`/dev/zero`) is refused instead of read until memory runs out.
+fn read_small_regular_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+
+    let cannot = |what: String| file_error(format!("cannot read the token file {}: {what}", path.display()));
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| cannot(std::io::Error::from(e).to_string()))?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a folder"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(cannot(format!("it is not a regular file ({what})")));
+    }
+    let too_large = |n: u64| {
+        file_error(format!(
+            "the token file {} is larger than 64 KiB ({n} bytes); a token is a few kB",
+            path.display()
+        ))
+    };
+    if meta.len() > MAX_TOKEN_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
+    // Sized from the file; a file that grows meanwhile is cut at the bound and refused.
+    file.take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| cannot(e.to_string()))?;
+    if raw.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(too_large(raw.len() as u64));
+    }
+    Ok(raw)
 }
 
 /// The claims of a JWT, decoded without verification. The error never quotes the token.
@@ -84,15 +147,22 @@ pub fn claims(token: &str) -> Result<Claims> {
         hint: "pass the token itself, e.g. from `kubectl create token`".into(),
     };
     let mut parts = token.trim().split('.');
-    let (Some(_header), Some(payload), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(not_jwt());
     };
-    let json = zeroize::Zeroizing::new(
+    // Each part is checked: an unchecked one let a token with a second line through.
+    let decode = |part: &str| {
         URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .map_err(|_| not_jwt())?,
-    );
+            .decode(part.trim_end_matches('='))
+            .map(zeroize::Zeroizing::new)
+    };
+    let header = decode(header).map_err(|_| not_jwt())?;
+    if !serde_json::from_slice::<serde_json::Value>(&header).is_ok_and(|h| h.is_object()) {
+        return Err(not_jwt());
+    }
+    decode(signature).map_err(|_| not_jwt())?;
+    let json = decode(payload).map_err(|_| not_jwt())?;
     let raw: RawClaims = serde_json::from_slice(&json).map_err(|_| not_jwt())?;
     // Checked: a claim of 1e300 must not panic (the server may send anything).
     let at = |secs: f64| {
@@ -153,6 +223,9 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_jwt_without_quoting_it() {
+        let good = jwt(r#"{"sub":"me"}"#);
+        let (header, rest) = good.split_once('.').unwrap();
+        let (payload, _) = rest.split_once('.').unwrap();
         for t in [
             "",
             "abc",
@@ -160,6 +233,11 @@ mod tests {
             "a.b.c.d",
             "a.!!!.c",
             &format!("a.{}.c", URL_SAFE_NO_PAD.encode("not json")),
+            // A header that is not a JSON object; a signature that is not base64url.
+            &format!("{}.{payload}.c2ln", URL_SAFE_NO_PAD.encode("[1]")),
+            &format!("x.{payload}.c2ln"),
+            &format!("{header}.{payload}.c2ln\nsecond line"),
+            &format!("{header}.{payload}.c2 ln"),
         ] {
             let e = claims(t).unwrap_err().to_string();
             assert!(e.starts_with("not a JWT"), "{e}");
@@ -193,5 +271,41 @@ mod tests {
         let t = jwt(r#"{"sub":"me"}"#);
         std::fs::write(&p, format!("{t}\n")).unwrap();
         assert_eq!(read_token_file(&p).unwrap().expose_secret(), t);
+
+        // A second line: refused, and the token is not in the message.
+        std::fs::write(&p, format!("{t}\nsecond line\n")).unwrap();
+        let e = read_token_file(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("a second line?") && !t.split('.').any(|part| e.contains(part)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn token_files_must_be_small_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::File::create(&big).unwrap().set_len(300 << 20).unwrap();
+        let e = read_token_file(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than 64 KiB (314572800 bytes)"), "{e}");
+        let e = read_token_file(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("not a regular file (a device)"), "{e}");
+        let e = read_token_file(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot read the token file") && e.contains("(a folder)"),
+            "{e}"
+        );
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // Returns at once: opening a FIFO without a writer would otherwise block.
+        let e = read_token_file(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file (a FIFO)"), "{e}");
     }
 }

@@ -35,6 +35,9 @@ fn resp(status: u16, headers: &[(&'static str, &str)], body: &str) -> Resp {
 
 type Route = dyn Fn(&Req) -> Option<Resp> + Send + Sync;
 
+/// A response header that makes the server wait this many ms before answering.
+const DELAY_MS: &str = "x-test-delay-ms";
+
 /// Serve `route` on a loopback port; `None` from the route means "never answer".
 async fn serve(route: Arc<Route>, seen: Arc<Mutex<Vec<Req>>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -84,12 +87,16 @@ async fn serve(route: Arc<Route>, seen: Arc<Mutex<Vec<Req>>>) -> String {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     return;
                 };
+                // A route asks for a slow answer with this (unsent) header.
+                if let Some((_, ms)) = r.headers.iter().find(|(k, _)| *k == DELAY_MS) {
+                    tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+                }
                 let mut out = format!(
                     "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
                     r.status,
                     r.body.len()
                 );
-                for (k, v) in &r.headers {
+                for (k, v) in r.headers.iter().filter(|(k, _)| *k != DELAY_MS) {
                     out.push_str(&format!("{k}: {v}\r\n"));
                 }
                 out.push_str("\r\n");
@@ -339,7 +346,31 @@ async fn a_server_that_never_answers_times_out() {
         ..Options::default()
     };
     let (err, _) = fail(&config(&format!("{base}/pipeline"), "pw", "local", options)).await;
+    // The first request took the whole time: said of that request.
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn the_timeout_bounds_the_whole_login() {
+    // Each redirect comes just inside the timeout: only the login's deadline ends the loop.
+    let base = serve(
+        Arc::new(|_: &Req| Some(resp(302, &[("Location", "/a"), (DELAY_MS, "150")], ""))),
+        Arc::default(),
+    )
+    .await;
+    let options = Options {
+        timeout: Duration::from_millis(500),
+        max_redirects: 1000,
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let (err, requests) = fail(&config(&format!("{base}/a"), "pw", "local", options)).await;
+    let Error::LoginTimeout { after, requests: n, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!((after, n), (Duration::from_millis(500), requests));
+    assert!((3..=5).contains(&requests), "{requests} requests");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
 
 /// oidc-authservice (Kubeflow <= 1.8): a 302 straight to Dex with a state

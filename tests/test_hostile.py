@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+import gzip
 import ipaddress
+import json
 import logging
 import subprocess
 import sys
@@ -31,7 +33,10 @@ from stack.hostile_server import (
     SESSION_COOKIE,
     FaultProxy,
     HostileServer,
+    deep_nesting,
     endless_body,
+    many_attributes,
+    many_links,
     non_loopback_address,
     posted_password,
     raw,
@@ -39,6 +44,7 @@ from stack.hostile_server import (
     respond,
     script_login,
     silent,
+    slow,
     slow_headers,
     trickle_body,
     truncated,
@@ -54,7 +60,8 @@ USER = "jane@example.com"
 
 
 # Tests whose logins run in a child process (their logs are not this process's).
-LOGIN_IN_A_CHILD = {"test_memory_stays_bounded"}
+LOGIN_IN_A_CHILD = {"test_memory_stays_bounded", "test_pages_built_to_be_expensive_cost_a_bounded_cpu_time",
+                    "test_a_declared_length_past_memory_does_not_abort_the_process"}
 
 
 @pytest.fixture(autouse=True)
@@ -277,6 +284,202 @@ def test_memory_stays_bounded(srv: HostileServer, fault: str) -> None:
     print(f"{fault}: peak RSS grew by {grown_kib} KiB")
     assert name == "UnexpectedResponseError", r.stdout + r.stderr[-2000:]
     assert int(grown_kib) < 64 * 1024, f"peak RSS grew by {grown_kib} KiB"
+
+
+# -- pages built to cost CPU (issue 16) --------------------------------------------------------
+
+COST = """
+import json, sys, time, kfp_auth
+url, max_body, body_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = kfp_auth._native.DexSession(url, "u", sys.argv[4], max_body_bytes=max_body, timeout=60)
+wall, cpu = time.monotonic(), time.process_time()
+try:
+    s.cookies()
+    error = "no error"
+except kfp_auth.KFPAuthError as e:
+    error = type(e).__name__ + ": " + str(e)[:300]
+login = {"wall": time.monotonic() - wall, "cpu": time.process_time() - cpu, "error": error}
+# The kfp.Client hook's check of a 2xx API answer: on the same body (past the size it
+# reads, so refused unread), and on the largest part of it the hook does read.
+body = open(body_path, "rb").read()
+wall, cpu = time.monotonic(), time.process_time()
+seen = [kfp_auth._native.is_login_response(200, "text/html", None, b) for b in (body, body[:256 << 10])]
+hook = {"wall": time.monotonic() - wall, "cpu": time.process_time() - cpu, "login": any(seen)}
+print(json.dumps({"login": login, "hook": hook}))
+"""
+
+EXPENSIVE = {
+    # name: (body, max_body_bytes): each at its body cap.
+    "deep-nesting": (lambda: deep_nesting(1 << 20), 1 << 20),
+    "many-attributes": (lambda: many_attributes(1 << 20), 1 << 20),
+    # ~660k distinct connector links need a raised cap (16 MiB).
+    "660k-links": (lambda: many_links(660_000), 16 << 20),
+}
+
+
+@pytest.mark.parametrize("page", list(EXPENSIVE))
+def test_pages_built_to_be_expensive_cost_a_bounded_cpu_time(srv: HostileServer, tmp_path: Path,
+                                                              page: str) -> None:
+    """A benchmark more than a test: it prints the login's and the client hook's wall and CPU
+    time on a page built to be expensive to parse, at the body cap, and bounds them only
+    generously (a login page is read in milliseconds; these took minutes)."""
+    make, cap = EXPENSIVE[page]
+    body = make()
+    assert len(body) <= cap
+    script_login(srv)
+    srv.route("/dex/auth/local", respond(200, body), method="GET")
+    path = tmp_path / "page.html"
+    path.write_bytes(body)
+    r = subprocess.run([sys.executable, "-c", COST, srv.url + "/pipeline", str(cap), str(path), SECRET],
+                       capture_output=True, text=True, timeout=600)
+    assert "panicked" not in r.stderr and SECRET not in r.stdout + r.stderr, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    login, hook = out["login"], out["hook"]
+    print(f"{page} ({len(body) >> 10} KiB): login {login['wall']:.2f} s wall, {login['cpu']:.2f} s CPU "
+          f"-> {login['error'][:60]}…; client hook {hook['wall']:.2f} s wall, {hook['cpu']:.2f} s CPU")
+    assert login["error"].startswith(("UnexpectedResponseError", "UnknownConnectorError")), login
+    # A page of connector links is Dex's selection page, a login page, also in its first 256 KiB.
+    assert hook["login"] is (page == "660k-links")
+    assert login["cpu"] < 10 and hook["cpu"] < 10
+    assert login["wall"] < 30 and hook["wall"] < 30
+
+
+def test_a_slow_redirect_loop_ends_at_the_login_deadline(srv: HostileServer) -> None:
+    """`timeout` bounds the whole login, not each request: a loop of redirects, each
+    answered just inside the timeout, ends when the login's time is up."""
+    srv.route("/a", slow(redirect("/b"), 0.3))
+    srv.route("/b", slow(redirect("/a"), 0.3))
+    started = time.monotonic()
+    e = login_fails(srv.url + "/a", kfp_auth.LoginTimeoutError, timeout=1.0, max_redirects=1000)
+    took = time.monotonic() - started
+    print(f"slow redirect loop, timeout=1.0: ended after {took:.2f} s and {len(e.history)} requests")
+    assert "timed out after 1.0 s" in str(e) and "the whole login" in str(e)
+    assert e.url is not None and e.url.startswith(srv.url)
+    assert 2 <= len(e.history) <= 6 and took < 1.0 + 5
+
+
+# -- a login page that cannot be used is not "unsecured" (issue 13) --------------------------
+
+UNUSABLE = {
+    "maintenance": (b"<html><body><h1>Down for maintenance</h1><p>Back soon.</p></body></html>",
+                    {"Content-Type": "text/html; charset=utf-8"}),
+    "broken-encoding": (bytes(range(128, 256)) * 16, {"Content-Type": "text/html; charset=utf-8"}),
+    "compressed": (gzip.compress(PASSWORD_FORM.format(action="/dex/auth/local/login").encode()),
+                   {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
+}
+
+
+@pytest.mark.parametrize("where", ["/dex/auth/local/login", "/oauth2/sign_in"], ids=["dex", "gateway"])
+@pytest.mark.parametrize("case", list(UNUSABLE))
+def test_a_login_page_that_cannot_be_used_fails_at_once(srv: HostileServer, case: str, where: str) -> None:
+    """api_url sends the login into Dex's (or the gateway's) login paths, and the page there
+    holds no usable form: the login fails at once, saying what came back, rather than
+    calling the endpoint unsecured and ignoring the password."""
+    body, headers = UNUSABLE[case]
+    srv.route("/pipeline", redirect(f"{where}?back=&state=st4te"))
+    srv.route(where, respond(200, body, headers, content_type=""))
+    e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError)
+    msg = str(e)
+    assert "the login page could not be used" in msg, msg
+    assert e.status == 200 and "HTTP 200" in msg
+    assert headers["Content-Type"] in msg and f"{len(body)} bytes" in msg
+    assert f"{srv.url}{where}?back=…&state=…" in msg and "st4te" not in msg
+    assert "Check that Dex" in msg
+    if case == "compressed":
+        assert "gzip" in msg
+    if case == "broken-encoding":
+        assert "UTF-8" in msg
+    assert [r.path for r in srv.requests] == ["/pipeline", where]  # at once: nothing more was asked
+
+
+@pytest.mark.parametrize("shape", ["ui-page", "trailing-slash"])
+def test_standalone_kfp_stays_unsecured(srv: HostileServer, shape: str) -> None:
+    ui = "<!doctype html><html><head><title>Kubeflow Pipelines</title></head><body><div id=root></div></body></html>"
+    if shape == "trailing-slash":
+        srv.route("/pipeline", redirect("/pipeline/", 301))
+        srv.route("/pipeline/", respond(200, ui))
+    else:
+        srv.route("/pipeline", respond(200, ui))
+    assert KFPClientManager(srv.url + "/pipeline", USER, SECRET).get_session_cookies() == ""
+
+
+# -- where the password may go: Dex on another origin (issue 16) -------------------------------
+
+def _dex_elsewhere(gateway: HostileServer, dex: HostileServer) -> None:
+    """The gateway sends the login to a Dex on another origin, whose callback returns to the gateway."""
+    gateway.route("/pipeline", redirect(f"{dex.url}/dex/auth?{AUTH_QUERY}"))
+    dex.route("/dex/auth/local", redirect("/dex/auth/local/login?back=&state=st4te"))
+    dex.route("/dex/auth/local/login", redirect(f"{gateway.url}/oauth2/callback?code=c0de&state=st4te", 303),
+              method="POST")
+    gateway.route("/oauth2/callback",
+                  redirect("/pipeline", 302, [("Set-Cookie", f"{SESSION_COOKIE}=s3ss10n; Path=/")]))
+
+
+def test_dex_on_another_origin_is_named_in_a_warning(srv: HostileServer, caplog: pytest.LogCaptureFixture) -> None:
+    with HostileServer() as dex:
+        _dex_elsewhere(srv, dex)
+        m = KFPClientManager(srv.url + "/pipeline", USER, SECRET)
+        assert m.get_session_cookies() == f"{SESSION_COOKIE}=s3ss10n"
+        warned = [r.getMessage() for r in caplog.get_records("call")
+                  if r.name == "kfp_auth" and r.levelno == logging.WARNING]
+        assert len(warned) == 1 and dex.url in warned[0] and srv.url in warned[0] and "dex_url" in warned[0], warned
+        assert m._session is not None
+        d = m._session.diagnose()
+        assert dex.url in d["dex"] and srv.url in d["dex"] and "another origin" in d["dex"], d["dex"]
+
+
+def test_a_pinned_dex_url_refuses_a_dex_elsewhere_before_the_password(srv: HostileServer,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    with HostileServer() as dex:
+        _dex_elsewhere(srv, dex)
+        e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError, dex_url=srv.url + "/dex")
+        msg = str(e)
+        assert "dex_url" in msg and dex.url in msg and srv.url in msg and "not sent" in msg, msg
+        assert not posted_password(dex, SECRET) and not posted_password(srv, SECRET)
+        assert not [r for r in dex.requests if r.method == "POST"]
+        # Pinned to where Dex is: the login goes on, and nothing is worth a warning.
+        caplog.clear()
+        m = KFPClientManager(srv.url + "/pipeline", USER, SECRET, dex_url=dex.url + "/dex")
+        assert m.get_session_cookies() == f"{SESSION_COOKIE}=s3ss10n"
+        assert not [r for r in caplog.get_records("call") if r.levelno >= logging.WARNING]
+        assert m._session is not None and "pinned" in m._session.diagnose()["dex"]
+
+
+def test_a_pinned_dex_url_lets_the_usual_login_through(srv: HostileServer) -> None:
+    script_login(srv)
+    m = KFPClientManager(srv.url + "/pipeline", USER, SECRET, dex_url=srv.url + "/dex")
+    assert m.get_session_cookies() == f"{SESSION_COOKIE}=s3ss10n"
+
+
+# -- a declared length past memory (issue 16) --------------------------------------------------
+
+ABORT = """
+import sys, kfp_auth
+url, cap = sys.argv[1], int(sys.argv[2])
+try:
+    s = kfp_auth._native.DexSession(url, "u", sys.argv[3], max_body_bytes=cap)
+    s.cookies()
+    print("no error")
+except (ValueError, kfp_auth.KFPAuthError) as e:
+    print(type(e).__name__, isinstance(e, ValueError), str(e))
+"""
+
+
+@pytest.mark.parametrize("cap", [1 << 46, 64 << 20], ids=["cap-2**46", "cap-64MiB"])
+def test_a_declared_length_past_memory_does_not_abort_the_process(srv: HostileServer, cap: int) -> None:
+    """`Content-Length: 2**45` with a raised max_body_bytes: the process used to die of a failed
+    allocation (SIGABRT, a core dump that would hold the password). Now max_body_bytes is
+    bounded, and the body's buffer grows as bytes come, not as the server announces."""
+    srv.route("/pipeline", raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                               b"Connection: close\r\n\r\n<html>" % (1 << 45)))
+    r = subprocess.run([sys.executable, "-c", ABORT, srv.url + "/pipeline", str(cap), SECRET],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    assert SECRET not in r.stdout + r.stderr
+    if cap == 1 << 46:
+        assert r.stdout.startswith("InvalidArgumentError True invalid `max_body_bytes`: must be at most"), r.stdout
+    else:
+        assert r.stdout.startswith("UnexpectedResponseError False") and "larger than 67108864 bytes" in r.stdout, r.stdout
 
 
 def test_html_with_no_form(srv: HostileServer) -> None:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from stack import FAST_PASSWORD, FAST_USER, PASSWORD, USER, Stack
+from stack.hostile_server import SESSION_COOKIE, HostileServer, script_login
 
 import kfp_auth
 from kfp_auth import KFPClientManager
@@ -180,3 +186,146 @@ def test_a_session_rejected_by_the_gateway_is_replaced_in_the_cache_for_other_pr
     other = KFPClientManager(own_kubeflow.api_url, FAST_USER, FAST_PASSWORD, session_cache=cache)
     assert other.get_session_cookies() == m.get_session_cookies()
     assert other.logins == 0
+
+
+# -- Attacks on the cache's folder and files (issue 16). A scripted server stands in for the
+#    gateway, so these need no stack. ---------------------------------------------------------
+
+OTHER_UID = 4242  # a user other than this one, for the folders an attacker would own
+
+
+def _cached(cache: Path, url: str, cookies: str) -> None:
+    """Write `cache` as a valid file holding `cookies` for a login to `url`, private."""
+    cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    now = int(time.time())
+    cache.write_text(json.dumps({"version": 1, "sessions": {
+        f"local:{FAST_USER}@{url}": {"cookies": cookies, "refresh_at": now + 3600, "saved_at": now}}}))
+    cache.chmod(0o600)
+
+
+def _wait_for_a_blocked_lock(lock: Path, seconds: float = 20) -> None:
+    """Until a process waits for the flock on `lock` (a `->` line in /proc/locks)."""
+    inode = f":{lock.stat().st_ino} "
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines()):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the session cache never waited for the lock")
+
+
+@pytest.fixture
+def gateway() -> Iterator[HostileServer]:
+    with HostileServer() as srv:
+        script_login(srv)
+        yield srv
+
+
+@pytest.mark.parametrize("entry", ["cached", "logged-in"])
+def test_a_folder_swapped_between_check_and_use_is_not_used(gateway: HostileServer, tmp_path: Path,
+                                                            entry: str) -> None:
+    """Someone who can rename the cache's folder swaps in their own between the checks and
+    the read (or, after a login, the write). The cache keeps to the folder it checked: it
+    reads the session there, and writes the new one there. Emulated with the lock: while
+    this test holds it, the cache has checked its folder and waits; then the swap."""
+    url = gateway.url + "/pipeline"
+    folder = tmp_path / "cache"
+    cache = folder / "sessions.json"
+    if entry == "cached":
+        _cached(cache, url, "victim=v1")
+    else:
+        folder.mkdir(mode=0o700)
+    lock = folder / "sessions.json.lock"
+    lock.touch(mode=0o600)
+    got: list[object] = []
+    m = KFPClientManager(url, FAST_USER, FAST_PASSWORD, session_cache=cache)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: got.append(_cookies_or_error(m)))
+        t.start()
+        _wait_for_a_blocked_lock(lock)
+        folder.rename(tmp_path / "checked")
+        _cached(cache, url, "attacker=a1")  # the same path, now the attacker's folder and file
+    t.join(30)
+    assert not t.is_alive()
+    checked = json.loads((tmp_path / "checked" / "sessions.json").read_text())["sessions"]
+    planted = json.loads(cache.read_text())["sessions"]
+    if entry == "cached":
+        assert got == ["victim=v1"]
+    else:
+        assert got == [f"{SESSION_COOKIE}=s3ss10n"] and m.logins == 1
+        # The new session went to the folder that was checked, not to the planted one.
+        assert [e["cookies"] for e in checked.values()] == [f"{SESSION_COOKIE}=s3ss10n"]
+    assert [e["cookies"] for e in planted.values()] == ["attacker=a1"]
+
+
+def _cookies_or_error(m: KFPClientManager) -> object:
+    try:
+        return m.get_session_cookies()
+    except kfp_auth.KFPAuthError as e:
+        return e
+
+
+def test_a_lock_file_planted_as_a_link_is_not_followed(gateway: HostileServer, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / "sessions.json.lock").symlink_to(elsewhere / "created-by-the-victim")
+    m = KFPClientManager(gateway.url + "/pipeline", FAST_USER, FAST_PASSWORD, session_cache=folder / "sessions.json")
+    with pytest.raises(kfp_auth.SessionCacheError, match="lock file .*is a link") as ei:
+        m.get_session_cookies()
+    assert not (elsewhere / "created-by-the-victim").exists()  # O_CREAT did not follow the link
+    assert m.logins == 0 and "refusing" in str(ei.value)
+
+
+def test_a_data_file_planted_as_a_link_is_refused(gateway: HostileServer, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    theirs = tmp_path / "theirs" / "sessions.json"
+    _cached(theirs, gateway.url + "/pipeline", "attacker=a1")
+    folder.mkdir(mode=0o700)
+    (folder / "sessions.json").symlink_to(theirs)
+    m = KFPClientManager(gateway.url + "/pipeline", FAST_USER, FAST_PASSWORD, session_cache=folder / "sessions.json")
+    with pytest.raises(kfp_auth.SessionCacheError, match="not a regular file"):
+        m.get_session_cookies()
+    assert m.logins == 0
+
+
+@pytest.mark.parametrize("mode,owner,refused", [
+    (0o775, 0, "group"), (0o757, 0, "others"), (0o755, OTHER_UID, f"uid {OTHER_UID}"),
+    (0o1777, OTHER_UID, f"uid {OTHER_UID}"), (0o1777, 0, None), (0o755, 0, None),
+], ids=["group-writable", "world-writable", "another-users", "sticky-but-not-root", "sticky-root", "private"])
+def test_an_ancestor_others_can_write_is_refused(gateway: HostileServer, tmp_path: Path, mode: int, owner: int,
+                                                 refused: str | None) -> None:
+    """Whoever can write a folder above the cache can rename the folders below it: such an
+    ancestor is refused, unless it is sticky and root's (as /tmp is), where only an entry's
+    owner may rename it. (This test runs as root: root owns what it makes.)"""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to give a folder to another user")
+    above = tmp_path / "above"
+    above.mkdir()
+    cache = above / "mine" / "sessions.json"
+    _cached(cache, gateway.url + "/pipeline", "victim=v1")
+    os.chown(above, owner, -1)
+    above.chmod(mode)
+    m = KFPClientManager(gateway.url + "/pipeline", FAST_USER, FAST_PASSWORD, session_cache=cache)
+    if refused is None:
+        assert m.get_session_cookies() == "victim=v1"
+        return
+    with pytest.raises(kfp_auth.SessionCacheError) as ei:
+        m.get_session_cookies()
+    msg = str(ei.value)
+    assert str(above) in msg and refused in msg and "can rename" in msg, msg
+    assert m.logins == 0
+
+
+def test_the_cache_under_tmp_is_allowed(gateway: HostileServer) -> None:
+    """/tmp itself is world-writable, sticky and root's: a private folder in it is fine."""
+    folder = Path(tempfile.mkdtemp())  # 0700, in the system's temporary folder
+    try:
+        assert os.stat(folder.parent).st_mode & stat.S_ISVTX
+        m = KFPClientManager(gateway.url + "/pipeline", FAST_USER, FAST_PASSWORD, session_cache=folder / "s.json")
+        assert m.get_session_cookies() == f"{SESSION_COOKIE}=s3ss10n"
+        assert stat.S_IMODE((folder / "s.json").stat().st_mode) == 0o600
+    finally:
+        shutil.rmtree(folder)

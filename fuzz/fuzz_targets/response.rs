@@ -30,9 +30,11 @@ fuzz_target!(|data: &[u8]| {
 
     let login = is_login_response(status, content_type, location.as_deref(), body);
     let is_json = content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    let is_html = content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/html"));
     match status {
         401 => assert!(login),
-        200..=299 if is_json => assert!(!login),
+        // Only an HTML page can be a login page.
+        200..=299 if !is_html => assert!(!login),
         300..=399 if location.is_none() => assert!(!login),
         400..=599 if status != 401 && status != 403 => assert!(!login),
         _ => {}

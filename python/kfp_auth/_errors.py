@@ -137,7 +137,7 @@ class IncompleteBodyError(KFPAuthError):
 
 
 class LoginTimeoutError(KFPAuthError, TimeoutError):
-    """A login request took longer than ``timeout``. Also a ``TimeoutError``."""
+    """The login (all its requests) took longer than ``timeout``. Also a ``TimeoutError``."""
 
 
 class TokenError(KFPAuthError):

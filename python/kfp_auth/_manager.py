@@ -72,7 +72,8 @@ class KFPClientManager:
         :param skip_tls_verify: if True, skip TLS verification for the login and the client
         :param ssl_ca_cert: a PEM file of CA certificates to verify the gateway with, for the
             login and the client (for gateways whose certificate a private CA signed)
-        :param timeout: seconds each login request may take
+        :param timeout: seconds a login may take, all its requests together (a login that runs
+            out of time raises ``LoginTimeoutError``, whatever the server does)
         :param max_redirects: how many redirects in a row a login may follow
         :param session_cache: keep the session in a file so other processes reuse it: ``True``
             for ``~/.cache/kfp-auth/sessions.json`` (``$XDG_CACHE_HOME`` is honoured), or a path.
@@ -83,8 +84,11 @@ class KFPClientManager:
         :param dex_client_id: with ``dex_client_secret``, log in with Dex's password grant
             (Dex needs ``oauth2.passwordConnector``) and send its ID token as a bearer token
         :param dex_client_secret: the secret of ``dex_client_id``
-        :param dex_url: where Dex is, for the password grant (default: ``/dex`` on
-            ``api_url``'s host, where Kubeflow's gateway serves it)
+        :param dex_url: where Dex is. For the password grant, where to ask (default: ``/dex`` on
+            ``api_url``'s host, where Kubeflow's gateway serves it). For a browser-style login,
+            the only origin the password may go to: a login the gateway sends to a Dex elsewhere
+            is refused before the password is sent (unset, a Dex on another origin than
+            ``api_url``'s is logged as a warning)
         :param proxy: a proxy for the login and the client; by default ``HTTPS_PROXY``,
             ``HTTP_PROXY`` and ``NO_PROXY`` apply, as in ``requests``
         :param allow_insecure_redirect: let a Dex login go on when it is sent from https down to
@@ -136,6 +140,7 @@ class KFPClientManager:
                     max_redirects=max_redirects,
                     session_cache=_cache_path(session_cache),
                     allow_insecure_redirect=allow_insecure_redirect,
+                    dex_url=dex_url,
                     **tls,
                 )
         elif dex_client_id is not None:

@@ -29,6 +29,8 @@ __all__ = [
     "proxy_for",
     "is_login_response",
     "redact_url",
+    "read_private_file",
+    "write_private_file",
     "default_session_cache",
     "KFPAuthError",
     "InvalidArgumentError",
@@ -73,6 +75,7 @@ class DexSession:
         session_cache: str | os.PathLike[str] | None = None,
         proxy: str | None = None,
         allow_insecure_redirect: bool = False,
+        dex_url: str | None = None,
     ) -> DexSession: ...
     def cookies(self) -> str:
         """The session's `Cookie` header value (`""` when unsecured), logging in only when needed."""
@@ -177,6 +180,12 @@ def is_login_response(status: int, content_type: str | None, location: str | Non
 
 def redact_url(url: str) -> str:
     """`url` as it may be shown: origin and path, query values hidden, user info dropped."""
+
+def read_private_file(path: str | os.PathLike[str]) -> bytes | None:
+    """The bytes of a file kept by the rules for credential files, or `None` when it does not exist."""
+
+def write_private_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace `path` with `data`, mode 0600, in a private folder (the rules of `read_private_file`)."""
 
 def default_session_cache() -> str | None:
     """The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`."""

@@ -40,6 +40,8 @@ class Diagnosis(TypedDict):
     """What guards the endpoint (oauth2-proxy, oidc-authservice, nothing...)."""
     connectors: List[str]
     """The connectors Dex offered."""
+    dex: str
+    """Where Dex is, against the gateway's origin and ``dex_url``."""
     approval: str
     """Whether Dex asked to approve the client."""
     steps: List[LoginStep]

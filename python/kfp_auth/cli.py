@@ -10,9 +10,9 @@ import argparse
 import getpass
 import json
 import os
+import re
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,8 +33,25 @@ ENV_CLIENT_SECRET = "KFP_AUTH_CLIENT_SECRET"
 KFP_CONTEXT = Path("~/.config/kfp/context.json")
 
 
+# Values typed for these options, by option: no message quotes them (one may be a password
+# typed in the wrong place), as the parser does not quote arguments it does not know. A path
+# that names an existing file is quoted: it is what it should be.
+_NOT_QUOTED = {"password_file": "--password-file", "ca_cert": "--ca-cert", "context_file": "--context-file",
+               "file": "--file", "dex_url": "--dex-url", "dex_client_id": "--dex-client-id"}
+_PATHS = {"password_file", "ca_cert", "context_file", "file"}
+_typed: dict[str, str] = {}
+
+
+def _unquoted(message: str) -> str:
+    """`message` with each value typed for an option in `_NOT_QUOTED` replaced by the option's name."""
+    for value, option in sorted(_typed.items(), key=lambda kv: -len(kv[0])):
+        # Whole words only: a short value must not eat letters out of the message.
+        message = re.sub(rf"(?<![\w./~-]){re.escape(value)}(?![\w./~-])", f"<the {option} value>", message)
+    return message
+
+
 def _fail(code: int, message: str) -> NoReturn:
-    print(f"kfp-auth: {message}", file=sys.stderr)
+    print(f"kfp-auth: {_unquoted(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 
@@ -65,13 +82,17 @@ def _login_options(p: argparse.ArgumentParser) -> None:
                      help=f"read the password from this environment variable (default {ENV_PASSWORD})")
     g.add_argument("--skip-tls-verify", action="store_true", help="do not verify the gateway's TLS certificate")
     g.add_argument("--ca-cert", type=Path, metavar="PATH", help="trust this PEM CA bundle for the gateway")
-    g.add_argument("--timeout", type=float, default=30.0, help="seconds each request may take (default 30)")
+    g.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds a login may take, all its requests together (default 30)")
     g.add_argument("--session-cache", action="store_true",
                    help="reuse a valid session from, and save it to, ~/.cache/kfp-auth/sessions.json")
     g.add_argument("--dex-client-id", metavar="ID",
                    help="log in with Dex's password grant as this OAuth2 client and use its ID token as a "
                         f"bearer token; the client secret is read from ${ENV_CLIENT_SECRET}")
-    g.add_argument("--dex-url", metavar="URL", help="Dex's URL for the password grant (default: /dex on --url's host)")
+    g.add_argument("--dex-url", metavar="URL",
+                   help="Dex's URL: with --dex-client-id, where to ask for the grant (default: /dex on --url's "
+                        "host); otherwise the only origin the password may go to (default: any, with a "
+                        "warning when it is not --url's)")
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -83,7 +104,7 @@ def _password(args: argparse.Namespace) -> str:
         try:
             return path.read_text().rstrip("\r\n")
         except OSError as e:
-            _fail(EXIT_USAGE, f"cannot read --password-file {args.password_file}: {e.strerror}")
+            _fail(EXIT_USAGE, f"cannot read the file given to --password-file (not shown): {e.strerror}")
     if args.password_env in os.environ:
         return os.environ[args.password_env]
     if sys.stdin.isatty():
@@ -94,12 +115,12 @@ def _password(args: argparse.Namespace) -> str:
 def _manager(args: argparse.Namespace) -> KFPClientManager:
     if not args.url:
         _fail(EXIT_USAGE, f"no API URL: pass --url or set {ENV_URL}")
-    grant: dict[str, Any] = {}
+    grant: dict[str, Any] = {"dex_url": args.dex_url}
     if args.dex_client_id:
         secret = os.environ.get(ENV_CLIENT_SECRET)
         if secret is None:
             _fail(EXIT_USAGE, f"--dex-client-id needs the client secret in ${ENV_CLIENT_SECRET}")
-        grant = {"dex_client_id": args.dex_client_id, "dex_client_secret": secret, "dex_url": args.dex_url}
+        grant |= {"dex_client_id": args.dex_client_id, "dex_client_secret": secret}
     try:
         return KFPClientManager(args.url, args.username, _password(args), args.connector,
                                 skip_tls_verify=args.skip_tls_verify, ssl_ca_cert=args.ca_cert,
@@ -147,18 +168,9 @@ def cmd_login(args: argparse.Namespace) -> None:
 
 
 def write_private_json(path: Path, data: dict[str, object]) -> None:
-    """Replace `path` atomically with `data`, readable by the owner only (it holds a session)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Replace `path` atomically with `data`, mode 0600, by the session cache's rules: a private
+    folder under folders others cannot write, reached without following a link."""
+    _native.write_private_file(path, json.dumps(data, indent=2).encode())
 
 
 def _cookie_session(args: argparse.Namespace) -> KFPClientManager:
@@ -172,16 +184,24 @@ def cmd_context(args: argparse.Namespace) -> None:
     m = _cookie_session(args)
     cookies = _cookies(m)
     path = Path(os.path.expanduser(str(args.context_file)))
+    # The file kfp wrote (0644) is read, kept by the same rules as what we write.
     try:
-        data = json.loads(path.read_text()) if path.exists() else {}
+        raw = _native.read_private_file(path)
+        data = {} if raw is None else json.loads(raw)
+    except _native.SessionCacheError as e:
+        _fail(EXIT_CACHE, f"cannot use kfp's context file: {e}")
     except (OSError, ValueError) as e:
-        _fail(EXIT_OTHER, f"cannot read {path} ({e}); fix or delete it")
+        _fail(EXIT_OTHER, f"cannot read the context file (--context-file) ({getattr(e, 'strerror', None) or e}); "
+                          "fix or delete it")
     if not isinstance(data, dict):
         _fail(EXIT_OTHER, f"{path} does not hold a JSON object; fix or delete it")
     data["client_authentication_cookie"] = cookies
     if args.namespace:
         data["namespace"] = args.namespace
-    write_private_json(path, data)
+    try:
+        write_private_json(path, data)
+    except _native.SessionCacheError as e:
+        _fail(EXIT_CACHE, f"cannot use kfp's context file: {e}")
     print(f"wrote the session for {_native.redact_url(args.url)} to {path}"
           + (f" (namespace {args.namespace})" if args.namespace else ""), file=sys.stderr)
     print(f"now: kfp --endpoint {shlex.quote(args.url)} experiment list", file=sys.stderr)
@@ -198,6 +218,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):
             message = "unrecognized arguments (not shown, in case one is a password); see --help"
+        # `invalid float value: 'x'`, `invalid choice: 'x' (choose from ...)`: the same rule.
+        message = re.sub(r"(invalid [\w ]*?(?:value|choice)): '.*?'(?= \(choose from|$)",
+                         r"\1 (not shown, in case it is a password)", message, flags=re.S)
         super().error(message)
 
 
@@ -214,6 +237,7 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
         print(f"  TLS:        {d['tls']}")
         print(f"  gateway:    {d['gateway']}")
         print(f"  connectors: {', '.join(d['connectors']) or 'none seen'}")
+        print(f"  Dex:        {d['dex']}")
         print(f"  approval:   {d['approval']}")
         print("  requests:")
         for i, st in enumerate(d["steps"], 1):
@@ -314,6 +338,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(EXIT_USAGE, "there is no --password option: a password on the command line shows in `ps` and "
                           f"shell history. Use --password-stdin, --password-file, ${ENV_PASSWORD} or the prompt")
     args = parser().parse_args(argv)
+    _typed.clear()
+    explicit = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
+    for name, option in _NOT_QUOTED.items():
+        value = getattr(args, name, None)
+        if value is None or (name == "context_file" and option not in explicit):
+            continue
+        if name not in _PATHS or not os.path.lexists(os.path.expanduser(str(value))):
+            _typed[str(value)] = _typed[os.path.expanduser(str(value))] = option
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ fn reply(method: &'static str, url: &str, status: u16, content_type: &str, body:
         location: None,
         location_unreadable: false,
         content_type: Some(content_type.into()),
+        content_encoding: None,
         body: body.as_bytes().to_vec().into(),
         set_cookies: Vec::new(),
         peer_certificate: None,
@@ -590,5 +591,63 @@ fn a_restart_forgets_the_attempt_but_not_the_requests_made() {
         assert_eq!((f.attempts, f.requests, f.history.len()), (2, 1, 1));
         let second = f.callback_failed(&refused).to_string();
         assert!(second.contains("also after starting the login again"), "{second}");
+    });
+}
+
+#[test]
+fn a_page_in_a_login_path_that_is_no_login_page_fails_the_login() {
+    let c = cfg("http://gw/pipeline", "local");
+    let url = "http://gw/dex/auth/local/login?back=&state=s1";
+    let mut page = reply("GET", url, 200, "text/html", "<h1>Down for maintenance</h1>");
+    page.content_encoding = Some("br".into());
+    with_flow(&c, |f| {
+        // Reached without a redirect into a login path: an unsecured endpoint, as before.
+        assert!(f.on_page(&page, None).unwrap().is_none());
+        f.attempt.entered_login_path = true;
+        let e = f.on_page(&page, None).unwrap_err().to_string();
+        assert!(
+            e.contains("the login page could not be used")
+                && e.contains("HTTP 200, text/html, 29 bytes, Content-Encoding br")
+                && e.contains("/dex/auth/local/login?back=…&state=…")
+                && !e.contains("s1"),
+            "{e}"
+        );
+    });
+}
+
+#[test]
+fn a_pinned_dex_gets_the_password_on_its_own_origin_only() {
+    let mut c = cfg("http://gw/pipeline", "local");
+    c.options.dex_url = Some(Url::parse("https://dex.example/dex").unwrap());
+    let form = |host: &str| {
+        reply(
+            "GET",
+            &format!("{host}/dex/auth/local/login?state=s1"),
+            200,
+            "text/html",
+            PASSWORD,
+        )
+    };
+    with_flow(&c, |f| {
+        let e = f.on_page(&form("http://gw"), None).unwrap_err().to_string();
+        assert!(
+            e.contains("the login's Dex is at http://gw, not at the origin of dex_url (https://dex.example)")
+                && e.contains("the password was not sent"),
+            "{e}"
+        );
+        assert!(!f.attempt.reached(Phase::Submitted));
+        assert!(matches!(
+            f.on_page(&form("https://dex.example"), None),
+            Ok(Some(Next::PostCredentials(..)))
+        ));
+    });
+    // Dex's redirect to its own form takes the password too: the same rule.
+    with_flow(&c, |f| {
+        let from = Url::parse("http://gw/dex/auth/local?client_id=c&response_type=code").unwrap();
+        f.note_dex(&from);
+        let r = redirect("GET", from.as_str(), 302, Some("/dex/auth/local/login?state=s1"));
+        let target = f.redirect_target(&r).unwrap();
+        assert!(f.posts_credentials_to(&r.url, &target));
+        assert!(f.check_pinned_dex(&r, &target).is_err());
     });
 }

@@ -31,7 +31,7 @@ pub struct DexSession {
 #[pymethods]
 impl DexSession {
     #[new]
-    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None, proxy = None, allow_insecure_redirect = false))]
+    #[pyo3(signature = (api_url, username, password, connector = "local", *, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, max_redirects = 10, max_body_bytes = 1_048_576, session_cache = None, proxy = None, allow_insecure_redirect = false, dex_url = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         api_url: &str,
@@ -46,11 +46,16 @@ impl DexSession {
         session_cache: Option<PathBuf>,
         proxy: Option<&str>,
         allow_insecure_redirect: bool,
+        dex_url: Option<&str>,
     ) -> PyResult<Self> {
+        let dex_url = dex_url
+            .map(|u| crate::config::parse_http_url("dex_url", u))
+            .transpose()?;
         let options = Options {
             max_redirects,
             max_body_bytes,
             allow_insecure_redirect,
+            dex_url,
             ..options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?
         };
         let cfg = LoginConfig::new(api_url, username, SecretString::from(password), connector, options)?;
@@ -119,6 +124,7 @@ impl DexSession {
         out.set_item("tls", d.tls)?;
         out.set_item("gateway", d.gateway)?;
         out.set_item("connectors", d.connectors)?;
+        out.set_item("dex", d.dex)?;
         out.set_item("approval", d.approval)?;
         out.set_item("steps", steps_to_py(py, &d.steps)?)?;
         match d.verdict {

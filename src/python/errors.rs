@@ -83,7 +83,7 @@ fn class_of(e: &Error) -> &'static Class {
         Error::Tls { .. } => &TLS,
         Error::Connect { .. } | Error::Http { .. } => &CONNECT,
         Error::IncompleteBody { .. } => &INCOMPLETE_BODY,
-        Error::Timeout { .. } => &LOGIN_TIMEOUT,
+        Error::Timeout { .. } | Error::LoginTimeout { .. } => &LOGIN_TIMEOUT,
         Error::SessionCache { .. } => &SESSION_CACHE,
         Error::Token { .. } => &TOKEN,
     }
@@ -111,6 +111,7 @@ fn exception(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
         | Error::Tls { url, .. }
         | Error::Connect { url, .. }
         | Error::Timeout { url, .. }
+        | Error::LoginTimeout { url, .. }
         | Error::IncompleteBody { url, .. } => (None, Some(url)),
         Error::Http { url, .. } => (None, url.as_ref()),
         _ => (None, None),

@@ -115,6 +115,43 @@ pub fn redact_url(url: &str) -> String {
     url::Url::parse(url).map_or_else(|_| "<not a URL>".to_owned(), |u| crate::redact::url(&u))
 }
 
+/// The bytes of `path`, a file kept by the rules for credential files (`private_dir.rs`),
+/// or `None` when it does not exist: a regular file of this user's that others cannot
+/// write, in a folder (created 0700 when missing) under folders others cannot write.
+#[pyfunction]
+pub fn read_private_file(py: Python<'_>, path: PathBuf) -> PyResult<Option<Bound<'_, pyo3::types::PyBytes>>> {
+    let (dir, name) = private_place(&path)?;
+    let bytes = dir.read(name, 0o022, 1 << 20).map_err(|p| private_refusal(&path, p))?;
+    Ok(bytes.map(|b| pyo3::types::PyBytes::new(py, &b)))
+}
+
+/// Replace `path` with `data`, mode 0600, by the rules of `read_private_file`.
+#[pyfunction]
+pub fn write_private_file(path: PathBuf, data: &[u8]) -> PyResult<()> {
+    let (dir, name) = private_place(&path)?;
+    let prefix = format!(".{name}.");
+    dir.replace(name, data, &prefix).map_err(|p| private_refusal(&path, p))
+}
+
+fn private_place(path: &std::path::Path) -> PyResult<(crate::private_dir::PrivateDir, &str)> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        PyErr::from(crate::Error::SessionCache {
+            path: path.display().to_string(),
+            reason: "not a file name".into(),
+        })
+    })?;
+    let parent = path.parent().unwrap_or(std::path::Path::new(""));
+    let dir = crate::private_dir::PrivateDir::open(parent).map_err(|p| private_refusal(path, p))?;
+    Ok((dir, name))
+}
+
+fn private_refusal(path: &std::path::Path, p: crate::private_dir::Problem) -> PyErr {
+    PyErr::from(crate::Error::SessionCache {
+        path: path.display().to_string(),
+        reason: p.to_string(),
+    })
+}
+
 /// Whether a KFP API response is the gateway asking for a login (see `detect.rs`).
 #[pyfunction]
 #[pyo3(signature = (status, content_type, location, body))]

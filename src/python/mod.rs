@@ -46,6 +46,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::proxy_for, m)?)?;
     m.add_function(wrap_pyfunction!(functions::is_login_response, m)?)?;
     m.add_function(wrap_pyfunction!(functions::redact_url, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::read_private_file, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::write_private_file, m)?)?;
     m.add_function(wrap_pyfunction!(functions::default_session_cache, m)?)?;
     m.add_function(wrap_pyfunction!(functions::inspect_token, m)?)?;
     m.add_function(wrap_pyfunction!(functions::inspect_token_file, m)?)?;

@@ -146,6 +146,14 @@ def trickle_body(byte: bytes = b"x", every: float = 0.5, declared: int = 1 << 20
     return act
 
 
+def slow(action: Action, delay: float) -> Action:
+    """`action`, after `delay` seconds: each answer of a redirect loop made slow, say."""
+    def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
+        if not srv.stopping.wait(delay):
+            action(conn, req, srv)
+    return act
+
+
 def silent() -> Action:
     """Reads the request and never answers; the connection stays open until the server stops."""
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
@@ -296,6 +304,27 @@ def script_login(srv: HostileServer, *, cookie_attrs: str = "Path=/") -> None:
               method="GET")
     srv.route("/dex/auth/local/login", redirect("/oauth2/callback?code=c0de&state=st4te", 303), method="POST")
     srv.route("/oauth2/callback", redirect("/pipeline", 302, [("Set-Cookie", f"{SESSION_COOKIE}=s3ss10n; {cookie_attrs}")]))
+
+
+# -- pages built to be expensive to read: each fills the body cap with one cheap pattern --
+
+def deep_nesting(size: int) -> bytes:
+    """`size` bytes of `<div>`s each opened inside the last: an HTML parser checks the
+    elements open around each new one, so this costs it the square of the depth."""
+    return b"<html><body>" + b"<div>" * ((size - 12) // 5)
+
+
+def many_links(count: int) -> bytes:
+    """`count` distinct Dex connector links (`/auth/<N>`), the shape Dex's selection page
+    gives its connectors."""
+    return b"<html><body>" + b"".join(b"<a href=/auth/%d>" % i for i in range(count))
+
+
+def many_attributes(size: int) -> bytes:
+    """One tag with as many distinct attributes as fit in `size` bytes, in reverse
+    order: a tokenizer that checks each new attribute against the others pays n²."""
+    n = (size - 8) // 8
+    return b"<input" + b"".join(b" a%06d" % i for i in range(n, 0, -1)) + b">"
 
 
 def posted_password(srv: HostileServer, password: str) -> bool:
