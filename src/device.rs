@@ -217,9 +217,18 @@ impl DeviceLogin {
         })?;
         let code = self.device_code(&ep, &device_url).await?;
         // Shown as the user can reach it: an in-cluster issuer is mapped onto the gateway.
-        let reachable = |raw: &str| ep.reachable(raw).map_or_else(|| raw.to_owned(), |u| u.to_string());
-        let verification_uri = reachable(&code.verification_uri);
-        let complete = code.verification_uri_complete.as_deref().map(reachable);
+        // Only http(s): the page becomes a link the user clicks (in Jupyter, HTML).
+        let reachable = |raw: &str| match ep.reachable(raw) {
+            Some(u) if matches!(u.scheme(), "http" | "https") => Ok(u.to_string()),
+            _ => Err(Error::UnexpectedResponse {
+                method: "POST",
+                url: redact::url(&device_url),
+                status: Some(200),
+                detail: "the device page Dex named is not an http(s) URL".into(),
+            }),
+        };
+        let verification_uri = reachable(&code.verification_uri)?;
+        let complete = code.verification_uri_complete.as_deref().map(reachable).transpose()?;
         let expires_in = Duration::try_from_secs_f64(code.expires_in).unwrap_or(Duration::ZERO);
         self.prompt
             .show(DeviceEvent::Code {
@@ -236,7 +245,7 @@ impl DeviceLogin {
         log::info!(
             target: "kfp_auth",
             "device login: waiting for the user at {} (code valid for {} s)",
-            redact::url(&ep.reachable(&code.verification_uri).unwrap_or_else(|| ep.base.clone())),
+            Url::parse(&verification_uri).map_or_else(|_| String::new(), |u| redact::url(&u)),
             expires_in.as_secs()
         );
         // The user sees how it ended, also when the caller stops waiting.

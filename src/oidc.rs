@@ -14,36 +14,17 @@ use serde::Deserialize;
 use std::time::SystemTime;
 use url::Url;
 
-use crate::config::{Options, parse_api_url, parse_http_url};
+use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::http::{Reply, Transport};
 use crate::redact;
 use crate::token::{self, Claims};
 
-/// Kubeflow's gateway serves Dex here, on the API's origin.
-const GATEWAY_DEX_PATH: &str = "/dex";
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// Where Dex is reached: `dex_url`, or `/dex` on `api_url`'s origin. Tokens travel
-/// to it, so it must be https when `api_url` is.
+/// Where Dex is reached: `dex_url`, or `/dex` on `api_url`'s origin; https when `api_url` is.
 pub fn dex_base(api_url: &str, dex_url: Option<&str>) -> Result<Url> {
-    let api = parse_api_url(api_url)?;
-    let mut dex = match dex_url {
-        Some(u) => parse_http_url("dex_url", u)?,
-        None => api
-            .join(GATEWAY_DEX_PATH)
-            .map_err(|e| Error::invalid("api_url", e.to_string()))?,
-    };
-    if api.scheme() == "https" && dex.scheme() != "https" {
-        return Err(Error::invalid(
-            "dex_url",
-            "it is http while api_url is https; tokens would travel unencrypted. Use Dex's https URL",
-        ));
-    }
-    dex.set_query(None);
-    let path = dex.path().trim_end_matches('/').to_owned();
-    dex.set_path(&path);
-    Ok(dex)
+    crate::config::dex_base(api_url, dex_url, "tokens")
 }
 
 /// Dex's endpoints as this client reaches them.
@@ -71,8 +52,11 @@ struct Discovery {
 impl Endpoints {
     /// Read discovery from `base` and map its endpoints.
     pub async fn discover(base: &Url, options: &Options) -> Result<Self> {
-        let url = Url::parse(&format!("{base}/.well-known/openid-configuration"))
-            .map_err(|e| Error::invalid("dex_url", e.to_string()))?;
+        let url = Url::parse(&format!(
+            "{}/.well-known/openid-configuration",
+            base.as_str().trim_end_matches('/')
+        ))
+        .map_err(|e| Error::invalid("dex_url", e.to_string()))?;
         let reply = send(options, Method::GET, &url, None).await?;
         let shown = redact::url(&url);
         let unexpected = |detail: String| Error::UnexpectedResponse {

@@ -24,6 +24,8 @@ struct Script {
     token_requests: Mutex<Vec<(Instant, String)>>,
     device_codes: Mutex<u32>,
     expires_in: u32,
+    /// The device page Dex names, instead of `<issuer>/device`.
+    page: Option<String>,
 }
 
 fn jwt(exp_in: u64) -> String {
@@ -63,11 +65,12 @@ impl Script {
             ),
             ("POST", "/dex/device/code") => {
                 *self.device_codes.lock().unwrap() += 1;
+                let page = self.page.clone().unwrap_or_else(|| format!("{ISSUER}/device"));
                 (
                     200,
                     format!(
-                        r#"{{"device_code":"dc-secret-value","user_code":"ABCD-EFGH","verification_uri":"{ISSUER}/device",
-                            "verification_uri_complete":"{ISSUER}/device?user_code=ABCD-EFGH","expires_in":{},"interval":5}}"#,
+                        r#"{{"device_code":"dc-secret-value","user_code":"ABCD-EFGH","verification_uri":"{page}",
+                            "verification_uri_complete":"{page}?user_code=ABCD-EFGH","expires_in":{},"interval":5}}"#,
                         self.expires_in
                     ),
                 )
@@ -317,4 +320,27 @@ async fn a_token_expired_on_its_way_is_refreshed_at_once() {
     let (_, bearer, _, _) = device(vec![tokens(&stale, "rt-1"), tokens(&fresh, "rt-2")], 300).await;
     assert_eq!(bearer.token().await.unwrap().expose_secret(), fresh);
     assert_eq!(bearer.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn a_device_page_that_is_not_http_is_refused_before_it_is_shown() {
+    let script = Arc::new(Script {
+        page: Some("javascript:alert(1)//".into()),
+        expires_in: 300,
+        ..Script::default()
+    });
+    let url = serve(script.clone()).await;
+    let seen = Arc::new(Seen::default());
+    let cfg = DeviceConfig {
+        dex_url: dex_base(&format!("{url}/pipeline"), None).unwrap(),
+        client_id: "kfp-auth".into(),
+        scopes: kfp_auth::DEFAULT_SCOPES.into(),
+        connector: None,
+        poll_interval: None,
+        options: Options::default(),
+    };
+    let bearer = Bearer::device(DeviceLogin::new(cfg, seen.clone()).unwrap());
+    let e = bearer.token().await.unwrap_err().to_string();
+    assert!(e.contains("not an http(s) URL"), "{e}");
+    assert!(seen.0.lock().unwrap().is_empty() && script.polls().is_empty());
 }
