@@ -223,6 +223,11 @@ def test_a_device_login_as_the_idp_user_lists_experiments_as_that_user(
     assert renewed != token and jwt_claims(renewed or "")["email"] == IDP_USER
     assert m.bearer.refreshes == 1 and user.kinds() == ["code", "done"]
     client.list_experiments(namespace=IDP_NAMESPACE)
+    # The clients' 401 hook: the refused token is replaced by a refresh, once however
+    # often the same token is reported.
+    replaced = m.bearer.refresh(renewed or "")
+    assert replaced not in (token, renewed) and m.bearer.refresh(renewed or "") == replaced
+    assert m.bearer.refreshes == 2 and user.kinds() == ["code", "done"]
     # Nothing secret in the logs, the repr or the prompt's events.
     shown = caplog.text + repr(m) + repr(m.bearer) + repr(user.events)
     assert "device login: waiting for the user" in caplog.text
