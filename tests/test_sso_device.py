@@ -22,6 +22,17 @@ from typing import Any
 
 import pytest
 
+import kfp_auth
+from kfp_auth import (
+    BearerSession,
+    DeviceEvent,
+    DeviceLoginError,
+    DevicePrompt,
+    InvalidArgumentError,
+    KFPClientManager,
+    LoginRequiredError,
+    TokenError,
+)
 from stack import FAST_NAMESPACE, FAST_USER
 from stack.browser import Browser
 from stack.sso import (
@@ -33,18 +44,6 @@ from stack.sso import (
     api_get,
     jwt_claims,
     start_sso_stack,
-)
-
-import kfp_auth
-from kfp_auth import (
-    BearerSession,
-    DeviceEvent,
-    DeviceLoginError,
-    DevicePrompt,
-    InvalidArgumentError,
-    KFPClientManager,
-    LoginRequiredError,
-    TokenError,
 )
 
 #: Long base64url runs: tokens, refresh tokens and device codes all look like this.
@@ -133,8 +132,15 @@ CODE: DeviceEvent = {
 
 
 def ended(kind: Any, message: str | None = None) -> DeviceEvent:
-    return {"event": kind, "verification_uri": None, "verification_uri_complete": None,
-            "user_code": None, "expires_in": None, "connector": None, "message": message}
+    return {
+        "event": kind,
+        "verification_uri": None,
+        "verification_uri_complete": None,
+        "user_code": None,
+        "expires_in": None,
+        "connector": None,
+        "message": message,
+    }
 
 
 def test_the_terminal_prompt_shows_the_url_and_code_then_the_outcome() -> None:
