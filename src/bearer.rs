@@ -1,6 +1,6 @@
 //! Bearer tokens that last as long as the program: a fixed token, a token file
-//! re-read when it is rotated, or Dex's password grant renewed before its ID
-//! token expires. Callers ask for the token before each request (cheap when
+//! re-read when it is rotated, Dex's password grant renewed before its ID
+//! token expires, or a device login renewed by its refresh token. Callers ask for the token before each request (cheap when
 //! nothing changed) and call `refresh` with the token the server refused.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::Options;
+use crate::device::DeviceLogin;
 use crate::error::{Checker, Error, Result};
 use crate::http::Transport;
 use crate::renew::{Credential, Renew, Renewable, Renewing, refresh_at};
@@ -28,6 +29,8 @@ pub enum Source {
     File(TokenFile),
     /// Dex's password grant.
     Grant(Box<PasswordGrant>),
+    /// A device login (RFC 8628) renewed by its refresh token.
+    Device(Box<DeviceLogin>),
 }
 
 pub struct Bearer {
@@ -76,6 +79,13 @@ impl Bearer {
         })
     }
 
+    /// A device login; the first login happens on first use (or on `login`).
+    pub fn device(login: DeviceLogin) -> Self {
+        Bearer {
+            source: Source::Device(Box::new(login)),
+        }
+    }
+
     pub fn source(&self) -> &Source {
         &self.source
     }
@@ -86,6 +96,7 @@ impl Bearer {
             Source::Fixed(t) => Ok(t.clone()),
             Source::File(f) => f.token(),
             Source::Grant(g) => g.token().await,
+            Source::Device(d) => d.token().await,
         }
     }
 
@@ -96,6 +107,7 @@ impl Bearer {
             Source::Fixed(t) => Some(Ok(t.clone())),
             Source::File(f) => Some(f.token()),
             Source::Grant(g) => g.cached().map(Ok),
+            Source::Device(d) => d.cached().map(Ok),
         }
     }
 
@@ -107,6 +119,7 @@ impl Bearer {
             Source::Fixed(t) => t.clone(),
             Source::File(f) => f.reread()?,
             Source::Grant(g) => g.refresh(stale).await?,
+            Source::Device(d) => d.refresh(stale).await?,
         };
         if fresh.expose_secret() == stale {
             return Err(self.refused(&fresh));
@@ -120,6 +133,15 @@ impl Bearer {
             Source::Fixed(t) => Ok(t.clone()),
             Source::File(f) => f.reread(),
             Source::Grant(g) => g.grant_now().await,
+            Source::Device(d) => d.renew().await,
+        }
+    }
+
+    /// A new login now: a device login for that source; otherwise as `renew`.
+    pub async fn login(&self) -> Result<Arc<SecretString>> {
+        match &self.source {
+            Source::Device(d) => d.login().await,
+            _ => self.renew().await,
         }
     }
 
@@ -138,7 +160,10 @@ impl Bearer {
             Source::File(_) => {
                 "The file still holds the refused token: check that it is being rotated, and its audience"
             }
-            Source::Grant(_) => "Dex issued a token the gateway does not accept: check its issuer and audience",
+            Source::Grant(_) | Source::Device(_) => {
+                "Dex issued a token the gateway does not accept: check its issuer and audience (for oauth2-proxy \
+                 without Istio, `--oidc-extra-audience` must name the client)"
+            }
         };
         Error::Token {
             what,
@@ -162,6 +187,7 @@ impl Bearer {
                 crate::redact::url(&g.cfg.token_url),
                 g.cfg.username
             ),
+            Source::Device(d) => d.describe(),
         }
     }
 
@@ -171,6 +197,15 @@ impl Bearer {
             Source::Fixed(_) => 0,
             Source::File(f) => f.reads.load(Ordering::Relaxed),
             Source::Grant(g) => g.grants.load(Ordering::Relaxed),
+            Source::Device(d) => d.logins() + d.refreshes(),
+        }
+    }
+
+    /// Tokens renewed by a refresh token (device logins); 0 for the other sources.
+    pub fn refreshes(&self) -> u64 {
+        match &self.source {
+            Source::Device(d) => d.refreshes(),
+            _ => 0,
         }
     }
 }

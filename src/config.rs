@@ -168,6 +168,15 @@ pub fn parse_http_url(name: &'static str, raw: &str) -> Result<Url> {
 /// defaults to `/dex` on `api_url`'s origin (where Kubeflow's gateway serves Dex).
 /// The password and client secret go there, so it must be https when `api_url` is.
 pub fn dex_token_url(api_url: &str, dex_url: Option<&str>) -> Result<Url> {
+    let mut dex = dex_base(api_url, dex_url, "the password and client secret")?;
+    let path = format!("{}/token", dex.path().trim_end_matches('/'));
+    dex.set_path(&path);
+    Ok(dex)
+}
+
+/// Where Dex is reached: `dex_url`, or `/dex` on `api_url`'s origin, without a query or
+/// a trailing slash. `what` travels to it, so it must be https when `api_url` is.
+pub fn dex_base(api_url: &str, dex_url: Option<&str>, what: &str) -> Result<Url> {
     let api = parse_api_url(api_url)?;
     let mut dex = match dex_url {
         Some(u) => parse_http_url("dex_url", u)?,
@@ -176,12 +185,11 @@ pub fn dex_token_url(api_url: &str, dex_url: Option<&str>) -> Result<Url> {
     if api.scheme() == "https" && dex.scheme() != "https" {
         return Err(Error::invalid(
             "dex_url",
-            "it is http while api_url is https; the password and client secret would travel \
-             unencrypted. Use Dex's https URL",
+            format!("it is http while api_url is https; {what} would travel unencrypted. Use Dex's https URL"),
         ));
     }
     dex.set_query(None);
-    let path = format!("{}/token", dex.path().trim_end_matches('/'));
+    let path = dex.path().trim_end_matches('/').to_owned();
     dex.set_path(&path);
     Ok(dex)
 }
@@ -373,6 +381,10 @@ mod tests {
         assert_eq!(
             url("http://h/pipeline", Some("http://dex:5556/dex/?q=1")).unwrap(),
             "http://dex:5556/dex/token"
+        );
+        assert_eq!(
+            url("http://h/pipeline", Some("http://dex:5556/")).unwrap(),
+            "http://dex:5556/token"
         );
         let err = dex_token_url("https://kf.example.com/p", Some("http://dex.example.com/dex")).unwrap_err();
         assert!(

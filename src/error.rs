@@ -143,6 +143,16 @@ pub enum Error {
     #[error("{what}; {hint}")]
     Token { what: String, hint: String },
 
+    /// A device login (RFC 8628) that ended without a token: the code expired
+    /// before the user finished, or the user or Dex refused it.
+    #[error("{what}; {hint}")]
+    DeviceLogin { what: String, hint: String },
+
+    /// The refresh token of an SSO login is no longer accepted (rotated away,
+    /// revoked, expired, Dex restarted): only a new login gives a token.
+    #[error("{what}; log in again: {hint}")]
+    LoginRequired { what: String, hint: String },
+
     /// A login that failed, with the requests it made (redacted), for debugging.
     #[error("{source}")]
     Failed { source: Box<Error>, history: Vec<Step> },

@@ -44,6 +44,9 @@ pub enum Need<'a> {
     Replace(&'a str),
     /// A new credential, whatever is held.
     New,
+    /// A new credential from scratch (a new login), not a renewal of the held one:
+    /// for sources whose renewal differs from their first login (a refresh token).
+    Restart,
 }
 
 /// A source of a credential that needs renewing now and then.
@@ -155,6 +158,13 @@ impl Renewable {
         let lock = self.lock.get();
         let _guard = lock.lock().await;
         self.renew(source, &self.renewing(Need::New)).await
+    }
+
+    /// A new credential from scratch now ([`Need::Restart`]); no earlier failure is reused.
+    pub async fn restart(&self, source: &impl Renew) -> Result<Credential> {
+        let lock = self.lock.get();
+        let _guard = lock.lock().await;
+        self.renew(source, &self.renewing(Need::Restart)).await
     }
 
     /// With the lock held: the failure of a renewal that ended since `ticket`, or a renewal.

@@ -114,7 +114,7 @@ impl Authenticator {
                 entry.cookies.expose_secret() != stale
                     && entry.saved > renewing.held_since.unwrap_or(SystemTime::UNIX_EPOCH)
             }
-            Need::New => false,
+            Need::New | Need::Restart => false,
         };
         if !usable {
             return None;

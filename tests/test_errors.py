@@ -185,6 +185,8 @@ TREE: dict[type[BaseException], type[BaseException] | None] = {
     kfp_auth.IncompleteBodyError: None,
     kfp_auth.LoginTimeoutError: TimeoutError,
     kfp_auth.TokenError: None,
+    kfp_auth.LoginRequiredError: None,
+    kfp_auth.DeviceLoginError: None,
     kfp_auth.SessionCacheError: None,
     kfp_auth.PermissionDeniedError: None,
 }
@@ -223,15 +225,18 @@ def test_the_attributes_are_declared_and_typed() -> None:
 
 
 def test_the_kinds_are_literal_types() -> None:
-    assert set(typing.get_args(kfp_auth.AuthKind)) == {"dex-login", "token", "file", "dex-password-grant", "none"}
-    assert set(typing.get_args(kfp_auth.BearerKind)) == {"token", "file", "dex-password-grant"}
+    assert set(typing.get_args(kfp_auth.AuthKind)) == {
+        "dex-login", "token", "file", "dex-password-grant", "dex-device", "none"}
+    assert set(typing.get_args(kfp_auth.BearerKind)) == {"token", "file", "dex-password-grant", "dex-device"}
+    assert issubclass(kfp_auth.LoginRequiredError, kfp_auth.TokenError)
     url = "http://127.0.0.1:1/pipeline"
-    for m in (KFPClientManager(url), KFPClientManager(url, "u", SECRET), KFPClientManager(url, existing_token="t")):
+    for m in (KFPClientManager(url), KFPClientManager(url, "u", SECRET), KFPClientManager(url, existing_token="t"),
+              KFPClientManager(url, login="device")):
         assert m.auth_kind in typing.get_args(kfp_auth.AuthKind)
 
 
 def test_the_dict_shapes_are_public() -> None:
-    for name in ("LoginStep", "TokenClaims", "Diagnosis", "RBACDenial"):
+    for name in ("LoginStep", "TokenClaims", "Diagnosis", "RBACDenial", "DeviceEvent"):
         assert typing.is_typeddict(getattr(kfp_auth, name)), name
         assert name in kfp_auth.__all__
     assert typing.get_type_hints(kfp_auth.Diagnosis)["steps"] == typing.List[kfp_auth.LoginStep]

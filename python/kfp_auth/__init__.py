@@ -7,11 +7,13 @@ Importing this package does not import ``kfp``.
 
 from kfp_auth._errors import (
     ConnectError,
+    DeviceLoginError,
     IncompleteBodyError,
     InvalidArgumentError,
     InvalidCredentialsError,
     KFPAuthError,
     KFPAuthWarning,
+    LoginRequiredError,
     LoginStep,
     LoginTimeoutError,
     PermissionDeniedError,
@@ -23,13 +25,17 @@ from kfp_auth._errors import (
 )
 from kfp_auth._manager import IN_CLUSTER_URL, KFPClientManager
 from kfp_auth._native import BearerSession, DexSession, __version__
-from kfp_auth._types import AuthKind, BearerKind, Diagnosis, RBACDenial, TokenClaims
+from kfp_auth._prompt import DevicePrompt
+from kfp_auth._types import AuthKind, BearerKind, DeviceEvent, Diagnosis, RBACDenial, TokenClaims
 
 __all__ = [
     "AuthKind",
     "BearerKind",
     "BearerSession",
     "ConnectError",
+    "DeviceEvent",
+    "DeviceLoginError",
+    "DevicePrompt",
     "DexSession",
     "Diagnosis",
     "IN_CLUSTER_URL",
@@ -39,6 +45,7 @@ __all__ = [
     "KFPAuthError",
     "KFPAuthWarning",
     "KFPClientManager",
+    "LoginRequiredError",
     "LoginStep",
     "LoginTimeoutError",
     "PermissionDeniedError",

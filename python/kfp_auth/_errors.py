@@ -144,6 +144,17 @@ class TokenError(KFPAuthError):
     """A bearer token, or its file, cannot be used."""
 
 
+class LoginRequiredError(TokenError):
+    """The refresh token of an SSO login is no longer accepted (used elsewhere, revoked,
+    expired, or Dex restarted): only a new login gives a token. Log in again, e.g. with
+    ``create_kfp_client(force_login=True)`` on the ``KFPClientManager``."""
+
+
+class DeviceLoginError(KFPAuthError):
+    """A device login ended without a token: its code expired before the user finished
+    in the browser, or the login was refused."""
+
+
 class PermissionDeniedError(KFPAuthError):
     """The KFP API denied this user the request (an RBAC denial): a login does not change it.
 
@@ -198,6 +209,8 @@ for _cls in (
     IncompleteBodyError,
     LoginTimeoutError,
     TokenError,
+    LoginRequiredError,
+    DeviceLoginError,
     PermissionDeniedError,
     SessionCacheError,
     KFPAuthWarning,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client
@@ -18,7 +19,7 @@ from kfp_auth._native import (
     proxy_for,
     redact_url,
 )
-from kfp_auth._types import AuthKind, TokenClaims
+from kfp_auth._types import AuthKind, DeviceEvent, TokenClaims
 
 if TYPE_CHECKING:
     import kfp
@@ -38,7 +39,9 @@ class KFPClientManager:
     are listed in docs/migrating.md. Credentials are used in this order: an explicit
     ``existing_token``, a ``token_path``, Dex credentials (a browser-style login,
     or Dex's password grant when ``dex_client_id`` is given), then none
-    (standalone or port-forwarded KFP). The manager keeps its session or token
+    (standalone or port-forwarded KFP). With ``login="device"``, the user logs in
+    through Dex in a browser anywhere (SSO included; see docs/sso.md) and no password
+    is given. The manager keeps its session or token
     and reuses it while it is valid, and the clients it makes renew it by
     themselves when the gateway asks. Secrets are handed to the Rust core at
     construction and are not kept on this object.
@@ -49,7 +52,7 @@ class KFPClientManager:
         api_url: str,
         dex_username: str | None = None,
         dex_password: str | None = None,
-        dex_auth_type: str = "local",
+        dex_auth_type: str | None = None,
         skip_tls_verify: bool = False,
         *,
         ssl_ca_cert: str | os.PathLike[str] | None = None,
@@ -63,12 +66,16 @@ class KFPClientManager:
         dex_url: str | None = None,
         proxy: str | None = None,
         allow_insecure_redirect: bool = False,
+        login: Literal["device"] | None = None,
+        prompt: Callable[[DeviceEvent], object] | None = None,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
         :param dex_username: the Dex username
         :param dex_password: the Dex password
         :param dex_auth_type: the Dex connector id to log in with, e.g. ``local`` or ``ldap``
+            (default ``local``). For a device login it is only shown to the user: Dex's device
+            flow cannot choose the connector, and with none named Dex shows its choice page
         :param skip_tls_verify: if True, skip TLS verification for the login and the client
         :param ssl_ca_cert: a PEM file of CA certificates to verify the gateway with, for the
             login and the client (for gateways whose certificate a private CA signed)
@@ -82,7 +89,8 @@ class KFPClientManager:
         :param existing_token: a bearer token to send (e.g. from ``kubectl create token``)
         :param token_path: a file holding a bearer token, read again when it is rotated
         :param dex_client_id: with ``dex_client_secret``, log in with Dex's password grant
-            (Dex needs ``oauth2.passwordConnector``) and send its ID token as a bearer token
+            (Dex needs ``oauth2.passwordConnector``) and send its ID token as a bearer token.
+            With ``login="device"``, the public client to log in as (default ``kfp-auth``)
         :param dex_client_secret: the secret of ``dex_client_id``
         :param dex_url: where Dex is. For the password grant, where to ask (default: ``/dex`` on
             ``api_url``'s host, where Kubeflow's gateway serves it). For a browser-style login,
@@ -93,6 +101,11 @@ class KFPClientManager:
             ``HTTP_PROXY`` and ``NO_PROXY`` apply, as in ``requests``
         :param allow_insecure_redirect: let a Dex login go on when it is sent from https down to
             plain http (the password and cookies then travel unencrypted); off by default
+        :param login: ``"device"`` for Dex's device login (RFC 8628): the user opens a page in
+            any browser and enters a code; the ID token is the bearer token, renewed with its
+            refresh token (in memory) before it expires. The login happens on first use
+        :param prompt: how a device login shows its code: a callable taking a ``DeviceEvent``
+            (default ``DevicePrompt()``: stderr, or a link in Jupyter)
         :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
             credentials are incomplete
         """
@@ -101,7 +114,7 @@ class KFPClientManager:
         self._ssl_ca_cert = None if ssl_ca_cert is None else os.fspath(ssl_ca_cert)
         self._proxy = proxy
         self._dex_username = dex_username
-        self._dex_auth_type = dex_auth_type
+        self._dex_auth_type = "local" if dex_auth_type is None else dex_auth_type
         self._session: DexSession | None = None
         self._bearer: BearerSession | None = None
         tls: dict[str, Any] = {
@@ -111,6 +124,15 @@ class KFPClientManager:
             "proxy": proxy,
         }
         check_settings(api_url, **tls)  # every mode fails on bad settings at construction
+        if login is not None:
+            self._bearer = _device_login(
+                api_url, login, dex_username, dex_password, existing_token, token_path, dex_auth_type,
+                dex_client_id, dex_client_secret, dex_url, prompt, tls,
+            )
+            self._auth: Auth = BearerAuth(self._bearer)
+            return
+        if prompt is not None:
+            raise InvalidArgumentError("prompt is for login=\"device\"", argument="prompt")
         if (dex_client_id is None) != (dex_client_secret is None):
             raise InvalidArgumentError(
                 "the password grant needs both dex_client_id and dex_client_secret",
@@ -136,7 +158,7 @@ class KFPClientManager:
                     api_url,
                     dex_username,
                     dex_password,
-                    dex_auth_type,
+                    self._dex_auth_type,
                     max_redirects=max_redirects,
                     session_cache=_cache_path(session_cache),
                     allow_insecure_redirect=allow_insecure_redirect,
@@ -145,7 +167,7 @@ class KFPClientManager:
                 )
         elif dex_client_id is not None:
             raise InvalidArgumentError("the password grant needs dex_username and dex_password", argument="dex_username")
-        self._auth: Auth = (
+        self._auth = (
             CookieAuth(self._session)
             if self._session is not None
             else BearerAuth(self._bearer)
@@ -189,7 +211,7 @@ class KFPClientManager:
     @property
     def auth_kind(self) -> AuthKind:
         """How this manager authenticates: ``"dex-login"``, ``"token"``, ``"file"``,
-        ``"dex-password-grant"`` or ``"none"``."""
+        ``"dex-password-grant"``, ``"dex-device"`` or ``"none"``."""
         if self._session is not None:
             return "dex-login"
         return "none" if self._bearer is None else self._bearer.kind
@@ -220,7 +242,12 @@ class KFPClientManager:
         """The bearer token the clients send (``None`` for cookie sessions and no credentials).
 
         A token file is read again when it changed; a password-grant token is renewed
-        shortly before it expires, or now with ``force_refresh``.
+        shortly before it expires, or now with ``force_refresh``. A device login's token is
+        renewed by its refresh token (``force_refresh``: now); the first call logs in.
+
+        :raises LoginRequiredError: when Dex no longer accepts the refresh token: log in
+            again with ``create_kfp_client(force_login=True)``
+        :raises DeviceLoginError: when the device login's code expired before the user finished
         """
         if self._bearer is None:
             return None
@@ -244,12 +271,13 @@ class KFPClientManager:
 
         The client renews them by itself, once per rejected request, when the
         gateway no longer accepts them (session expiry, gateway restart, token rotation).
+        ``force_login`` logs in now: for ``login="device"``, a new device login.
         """
         if force_login:
             if self._session is not None:
                 self._session.login()
             elif self._bearer is not None:
-                self._bearer.renew()
+                self._bearer.login()
         # kfp appends its paths to the host, so a query string in api_url (kept for
         # the login's redirect back) would break every URL: the client gets none.
         return build_client(
@@ -270,6 +298,8 @@ class KFPClientManager:
             return self._session.logins
         if self._bearer is not None and self._bearer.kind == "dex-password-grant":
             return self._bearer.fetches
+        if self._bearer is not None and self._bearer.kind == "dex-device":
+            return self._bearer.fetches - self._bearer.refreshes
         return 0
 
     def __reduce__(self) -> str | tuple[Any, ...]:
@@ -291,6 +321,50 @@ class KFPClientManager:
             f"dex_password='********', dex_auth_type={self._dex_auth_type!r}, "
             f"skip_tls_verify={self._skip_tls_verify!r})"
         )
+
+
+def _device_login(
+    api_url: str,
+    login: str,
+    dex_username: str | None,
+    dex_password: str | None,
+    existing_token: str | None,
+    token_path: str | os.PathLike[str] | None,
+    dex_auth_type: str | None,
+    dex_client_id: str | None,
+    dex_client_secret: str | None,
+    dex_url: str | None,
+    prompt: Callable[[DeviceEvent], object] | None,
+    tls: dict[str, Any],
+) -> BearerSession:
+    """The bearer source of ``login="device"``, after refusing what does not go with it."""
+    if login != "device":
+        raise InvalidArgumentError(f"login={login!r} is not supported; use login=\"device\"", argument="login")
+    given = [
+        name
+        for name, value in (
+            ("dex_username", dex_username),
+            ("dex_password", dex_password),
+            ("existing_token", existing_token),
+            ("token_path", token_path),
+            ("dex_client_secret", dex_client_secret),
+        )
+        if value is not None
+    ]
+    if given:
+        raise InvalidArgumentError(
+            f"login=\"device\" takes no {given[0]}: the user logs in through Dex in a browser, "
+            "as the public client dex_client_id (default kfp-auth), which has no secret",
+            argument=given[0],
+        )
+    return BearerSession.from_dex_device(
+        api_url,
+        prompt=prompt,
+        client_id="kfp-auth" if dex_client_id is None else dex_client_id,
+        dex_url=dex_url,
+        connector=dex_auth_type,
+        **tls,
+    )
 
 
 def _cache_path(session_cache: bool | str | os.PathLike[str]) -> str | None:

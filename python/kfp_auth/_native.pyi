@@ -1,16 +1,18 @@
 """The Rust core of kfp-auth."""
 
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import final
 
 # The exception classes are defined in Python (kfp_auth/_errors.py); the module offers them too.
 from kfp_auth._errors import ConnectError as ConnectError
+from kfp_auth._errors import DeviceLoginError as DeviceLoginError
 from kfp_auth._errors import IncompleteBodyError as IncompleteBodyError
 from kfp_auth._errors import InvalidArgumentError as InvalidArgumentError
 from kfp_auth._errors import InvalidCredentialsError as InvalidCredentialsError
 from kfp_auth._errors import KFPAuthError as KFPAuthError
 from kfp_auth._errors import KFPAuthWarning as KFPAuthWarning
+from kfp_auth._errors import LoginRequiredError as LoginRequiredError
 from kfp_auth._errors import LoginTimeoutError as LoginTimeoutError
 from kfp_auth._errors import PermissionDeniedError as PermissionDeniedError
 from kfp_auth._errors import SessionCacheError as SessionCacheError
@@ -18,7 +20,7 @@ from kfp_auth._errors import TLSError as TLSError
 from kfp_auth._errors import TokenError as TokenError
 from kfp_auth._errors import UnexpectedResponseError as UnexpectedResponseError
 from kfp_auth._errors import UnknownConnectorError as UnknownConnectorError
-from kfp_auth._types import BearerKind, Diagnosis, RBACDenial, TokenClaims
+from kfp_auth._types import BearerKind, DeviceEvent, Diagnosis, RBACDenial, TokenClaims
 
 __all__ = [
     "__version__",
@@ -42,6 +44,8 @@ __all__ = [
     "IncompleteBodyError",
     "LoginTimeoutError",
     "TokenError",
+    "LoginRequiredError",
+    "DeviceLoginError",
     "SessionCacheError",
     "PermissionDeniedError",
     "KFPAuthWarning",
@@ -111,7 +115,8 @@ class DexSession:
 
 @final
 class BearerSession:
-    """A bearer token that stays usable: fixed, from a rotated file, or from Dex's password grant."""
+    """A bearer token that stays usable: fixed, from a rotated file, from Dex's password grant,
+    or from a device login renewed by its refresh token."""
 
     @staticmethod
     def from_token(token: str) -> BearerSession:
@@ -135,20 +140,39 @@ class BearerSession:
         proxy: str | None = None,
     ) -> BearerSession:
         """Dex's password grant at `dex_url` + `/token` (default: `/dex` on `api_url`'s origin)."""
+    @staticmethod
+    def from_dex_device(
+        api_url: str,
+        *,
+        prompt: Callable[[DeviceEvent], object] | None = None,
+        client_id: str = "kfp-auth",
+        dex_url: str | None = None,
+        scopes: str = "openid email profile groups offline_access",
+        connector: str | None = None,
+        poll_interval: float | None = None,
+        skip_tls_verify: bool = False,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+        proxy: str | None = None,
+    ) -> BearerSession:
+        """A device login (RFC 8628) at Dex, renewed by its refresh token; `prompt` shows the code."""
     def token(self) -> str:
         """The token to send now: re-read if the file changed, re-granted if about to expire."""
     def refresh(self, stale: str) -> str:
         """The server refused `stale`: a new token, or `TokenError` when none can be had."""
     def renew(self) -> str:
         """A new token now, whatever is held (a new grant, or a re-read of the file)."""
+    def login(self) -> str:
+        """A new login now: a new device login for a device source; as `renew()` for the others."""
     def token_async(self) -> Awaitable[str]: ...
     def refresh_async(self, stale: str) -> Awaitable[str]: ...
     def renew_async(self) -> Awaitable[str]: ...
+    def login_async(self) -> Awaitable[str]: ...
     def claims(self) -> TokenClaims | None:
         """The current token's claims, decoded without verification."""
     @property
     def kind(self) -> BearerKind:
-        """`"token"`, `"file"` or `"dex-password-grant"`."""
+        """`"token"`, `"file"`, `"dex-password-grant"` or `"dex-device"`."""
     @property
     def path(self) -> str | None:
         """The token file, for a file source."""
@@ -157,7 +181,10 @@ class BearerSession:
         """Where the token comes from, in words."""
     @property
     def fetches(self) -> int:
-        """Reads of the token file, or grants made."""
+        """Reads of the token file, grants made, or device logins and refreshes made."""
+    @property
+    def refreshes(self) -> int:
+        """Tokens renewed by a refresh token (device logins); 0 for the other sources."""
 
 def rbac_denial(status: int, body: bytes) -> RBACDenial | None:
     """What an RBAC denial from the KFP API says, or `None` when the answer is not one."""

@@ -5,13 +5,13 @@ from typing import List, Literal, Optional, TypedDict
 
 from kfp_auth._errors import KFPAuthError, LoginStep
 
-__all__ = ["AuthKind", "BearerKind", "Diagnosis", "LoginStep", "RBACDenial", "TokenClaims"]
+__all__ = ["AuthKind", "BearerKind", "DeviceEvent", "Diagnosis", "LoginStep", "RBACDenial", "TokenClaims"]
 
 #: How a ``KFPClientManager`` authenticates (its ``auth_kind``).
-AuthKind = Literal["dex-login", "token", "file", "dex-password-grant", "none"]
+AuthKind = Literal["dex-login", "token", "file", "dex-password-grant", "dex-device", "none"]
 
 #: Where a ``BearerSession``'s token comes from (its ``kind``).
-BearerKind = Literal["token", "file", "dex-password-grant"]
+BearerKind = Literal["token", "file", "dex-password-grant", "dex-device"]
 
 
 class TokenClaims(TypedDict):
@@ -27,6 +27,25 @@ class TokenClaims(TypedDict):
     """``exp``, or ``None`` when absent or absurd."""
     issued: Optional[float]
     """``iat``, or ``None`` when absent or absurd."""
+
+
+class DeviceEvent(TypedDict):
+    """What a device login's prompt is called with: first the code to show (``"code"``),
+    then how the login ended (``"done"``, ``"failed"`` or ``"cancelled"``)."""
+
+    event: Literal["code", "done", "failed", "cancelled"]
+    verification_uri: Optional[str]
+    """The page to open (mapped onto the gateway when Dex's issuer is unreachable); ``"code"`` only."""
+    verification_uri_complete: Optional[str]
+    """The page with the user code filled in, when Dex gives one; ``"code"`` only."""
+    user_code: Optional[str]
+    """The code the user enters or checks; ``"code"`` only."""
+    expires_in: Optional[float]
+    """Seconds the code stays valid; ``"code"`` only."""
+    connector: Optional[str]
+    """The connector to choose on Dex's page, when one was named (``dex_auth_type``)."""
+    message: Optional[str]
+    """Why the login failed; ``"failed"`` only."""
 
 
 class Diagnosis(TypedDict):

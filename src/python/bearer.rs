@@ -1,4 +1,5 @@
-//! `BearerSession`: a bearer token from a string, a rotated file, or Dex's password grant.
+//! `BearerSession`: a bearer token from a string, a rotated file, Dex's password
+//! grant, or a device login with refresh.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,9 +8,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::exit;
 use super::functions::{claims_to_py, options};
 use super::runtime::{Credentials, awaitable, blocking, secret_to_py};
 use crate::bearer::{Bearer, GrantConfig, Source};
+use crate::device::{DeviceConfig, DeviceEvent, DeviceLogin, Prompt};
 
 impl Credentials for Bearer {}
 
@@ -75,6 +78,55 @@ impl BearerSession {
         Ok(Self::held(Bearer::grant(cfg)?))
     }
 
+    /// A device login (RFC 8628) at Dex, renewed by its refresh token. `prompt` is called
+    /// with a `DeviceEvent` dict: the code to show, then how the login ended (default: the
+    /// terminal, or a link in Jupyter). The first login happens on first use, or on `login()`.
+    #[staticmethod]
+    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_dex_device(
+        py: Python<'_>,
+        api_url: &str,
+        prompt: Option<Py<PyAny>>,
+        client_id: &str,
+        dex_url: Option<&str>,
+        scopes: &str,
+        connector: Option<String>,
+        poll_interval: Option<f64>,
+        skip_tls_verify: bool,
+        ssl_ca_cert: Option<PathBuf>,
+        timeout: f64,
+        proxy: Option<&str>,
+    ) -> PyResult<Self> {
+        let prompt = match prompt {
+            Some(p) => p,
+            None => py
+                .import("kfp_auth._prompt")?
+                .getattr("DevicePrompt")?
+                .call0()?
+                .unbind(),
+        };
+        let poll_interval = poll_interval
+            .map(|s| {
+                std::time::Duration::try_from_secs_f64(s)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| crate::Error::invalid("poll_interval", "must be a number of seconds above zero"))
+            })
+            .transpose()?;
+        let cfg = DeviceConfig {
+            dex_url: crate::oidc::dex_base(api_url, dex_url)?,
+            client_id: client_id.to_owned(),
+            scopes: scopes.to_owned(),
+            connector,
+            poll_interval,
+            options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
+        };
+        crate::http::check_settings(api_url, &cfg.options)?;
+        let login = DeviceLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        Ok(Self::held(Bearer::device(login)))
+    }
+
     /// The token to send now: re-read if the file changed, re-granted if about to expire.
     fn token<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         if let Some(t) = self.bearer.cached() {
@@ -94,6 +146,16 @@ impl BearerSession {
     /// A new token now, whatever is held (a new grant, or a re-read of the file).
     fn renew<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         blocking(py, &self.bearer, |bearer| async move { bearer.renew().await })
+    }
+
+    /// A new login now: a new device login (asking the user again) for a device source;
+    /// as `renew()` for the others.
+    fn login<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        blocking(py, &self.bearer, |bearer| async move { bearer.login().await })
+    }
+
+    fn login_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, &self.bearer, |bearer| async move { bearer.login().await })
     }
 
     fn token_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -117,13 +179,14 @@ impl BearerSession {
         self.bearer.claims().map(|c| claims_to_py(py, c)).transpose()
     }
 
-    /// `"token"`, `"file"` or `"dex-password-grant"`.
+    /// `"token"`, `"file"`, `"dex-password-grant"` or `"dex-device"`.
     #[getter]
     fn kind(&self) -> &'static str {
         match self.bearer.source() {
             Source::Fixed(_) => "token",
             Source::File(_) => "file",
             Source::Grant(_) => "dex-password-grant",
+            Source::Device(_) => "dex-device",
         }
     }
 
@@ -142,13 +205,71 @@ impl BearerSession {
         self.bearer.describe()
     }
 
-    /// Reads of the token file, or grants made.
+    /// Reads of the token file, grants made, or device logins and refreshes made.
     #[getter]
     fn fetches(&self) -> u64 {
         self.bearer.fetches()
     }
 
+    /// Tokens renewed by a refresh token (device logins); 0 for the other sources.
+    #[getter]
+    fn refreshes(&self) -> u64 {
+        self.bearer.refreshes()
+    }
+
     fn __repr__(&self) -> String {
         format!("BearerSession(kind={:?}, source={:?})", self.kind(), self.source())
+    }
+}
+
+/// A Python callable as the device login's prompt, called with a `DeviceEvent` dict.
+struct PyPrompt(Py<PyAny>);
+
+impl Prompt for PyPrompt {
+    fn show(&self, event: DeviceEvent<'_>) -> Result<(), String> {
+        // From the runtime's threads; skipped once Python exits.
+        exit::attach(|py| {
+            let d = PyDict::new(py);
+            let (kind, message) = match event {
+                DeviceEvent::Code { .. } => ("code", None),
+                DeviceEvent::Done => ("done", None),
+                DeviceEvent::Failed(m) => ("failed", Some(m)),
+                DeviceEvent::Cancelled => ("cancelled", None),
+            };
+            let code = match event {
+                DeviceEvent::Code {
+                    verification_uri,
+                    verification_uri_complete,
+                    user_code,
+                    expires_in,
+                    connector,
+                } => Some((
+                    verification_uri,
+                    verification_uri_complete,
+                    user_code,
+                    expires_in,
+                    connector,
+                )),
+                _ => None,
+            };
+            let fill = |d: &Bound<'_, PyDict>| -> PyResult<()> {
+                d.set_item("event", kind)?;
+                d.set_item("verification_uri", code.map(|c| c.0))?;
+                d.set_item("verification_uri_complete", code.and_then(|c| c.1))?;
+                d.set_item("user_code", code.map(|c| c.2))?;
+                d.set_item("expires_in", code.map(|c| c.3.as_secs_f64()))?;
+                d.set_item("connector", code.and_then(|c| c.4))?;
+                d.set_item("message", message)?;
+                self.0.call1(py, (d.clone(),))?;
+                Ok(())
+            };
+            fill(&d).map_err(|e| {
+                // The prompt is the caller's code: its error is theirs to see.
+                let shown = e.to_string();
+                e.write_unraisable(py, Some(self.0.bind(py)));
+                shown
+            })
+        })
+        .unwrap_or(Err("Python is exiting".into()))
     }
 }

@@ -48,13 +48,15 @@ static CONNECT: Class = Class::new("ConnectError");
 static INCOMPLETE_BODY: Class = Class::new("IncompleteBodyError");
 static LOGIN_TIMEOUT: Class = Class::new("LoginTimeoutError");
 static TOKEN: Class = Class::new("TokenError");
+static LOGIN_REQUIRED: Class = Class::new("LoginRequiredError");
+static DEVICE_LOGIN: Class = Class::new("DeviceLoginError");
 static SESSION_CACHE: Class = Class::new("SessionCacheError");
 static PERMISSION_DENIED: Class = Class::new("PermissionDeniedError");
 static WARNING: Class = Class::new("KFPAuthWarning");
 
 /// The classes `_native` offers: each it raises (looked up at module init, before
 /// any is needed), and `PermissionDeniedError`, which the Python client raises.
-pub static EXPORTED: [&Class; 13] = [
+pub static EXPORTED: [&Class; 15] = [
     &KFP_AUTH_ERROR,
     &INVALID_ARGUMENT,
     &INVALID_CREDENTIALS,
@@ -65,6 +67,8 @@ pub static EXPORTED: [&Class; 13] = [
     &INCOMPLETE_BODY,
     &LOGIN_TIMEOUT,
     &TOKEN,
+    &LOGIN_REQUIRED,
+    &DEVICE_LOGIN,
     &SESSION_CACHE,
     &PERMISSION_DENIED,
     &WARNING,
@@ -86,6 +90,8 @@ fn class_of(e: &Error) -> &'static Class {
         Error::Timeout { .. } | Error::LoginTimeout { .. } => &LOGIN_TIMEOUT,
         Error::SessionCache { .. } => &SESSION_CACHE,
         Error::Token { .. } => &TOKEN,
+        Error::LoginRequired { .. } => &LOGIN_REQUIRED,
+        Error::DeviceLogin { .. } => &DEVICE_LOGIN,
     }
 }
 

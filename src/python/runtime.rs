@@ -75,6 +75,10 @@ pub fn block_on<T: Send + 'static>(
                     _ = tick.tick() => {
                         if let Err(e) = Python::attach(|py| py.check_signals()) {
                             task.abort();
+                            // The task's cleanup runs before the interrupt reaches Python
+                            // (a device login tells its prompt it was cancelled); bounded,
+                            // as a task stuck outside an await point cannot be aborted.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), &mut task).await;
                             return Err(e);
                         }
                     }
