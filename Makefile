@@ -7,12 +7,23 @@ KFP18  := .cache/venv-kfp18
 BENCH  := .cache/venv-bench
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets test-wheels platforms fuzz fuzz-tools bench bench-sessions soak soak-ci clean
+.PHONY: demo test check venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets test-wheels platforms fuzz fuzz-tools bench bench-sessions soak soak-ci clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
 test: lint test-rust typecheck docs test-python test-wheels fuzz soak-ci
+
+# The inner loop, about a minute when warm: the lints, the Rust tests, and the
+# pytest tests that need no Dex or oauth2-proxy (`-m "not stack"`).
+check: venv
+	cargo fmt --check
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	cargo clippy --all-targets --features python -- -D warnings
+	cargo test --quiet
+	$(VENV)/bin/maturin develop --quiet
+	$(VENV)/bin/python -m pytest -q -m "not stack"
 
 venv: $(VENV)/.installed $(KFP18)/.installed
 
@@ -44,8 +55,10 @@ system-deps:
 actionlint:
 	bash scripts/build-actionlint.sh
 
-lint: actionlint system-deps
+lint: actionlint system-deps venv
 	.cache/bin/actionlint .github/workflows/release.yml
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
 	cargo fmt --check
 	cd fuzz && cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
