@@ -33,15 +33,16 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 # The documented class's module imports, for the import-cost figure (B4).
-DOCUMENTED_IMPORTS = "import re; from urllib.parse import urlsplit, urlencode; import kfp; import requests; import urllib3"
+DOCUMENTED_IMPORTS = (
+    "import re; from urllib.parse import urlsplit, urlencode; import kfp; import requests; import urllib3"
+)
 
 
 class BaselineLoginError(RuntimeError):
     pass
 
 
-def session_cookies(api_url: str, username: str, password: str, auth_type: str = "local",
-                    verify: bool = True) -> str:
+def session_cookies(api_url: str, username: str, password: str, auth_type: str = "local", verify: bool = True) -> str:
     """Log in through Dex as the documented steps do; the `Cookie` header for `api_url`."""
     with requests.Session() as s:
         resp = s.get(api_url, allow_redirects=True, verify=verify)
@@ -65,8 +66,7 @@ def session_cookies(api_url: str, username: str, password: str, auth_type: str =
                 raise BaselineLoginError(f"HTTP {resp.status_code} for GET {at.geturl()}")
             login_url = resp.url
 
-        resp = s.post(login_url, data={"login": username, "password": password}, allow_redirects=True,
-                      verify=verify)
+        resp = s.post(login_url, data={"login": username, "password": password}, allow_redirects=True, verify=verify)
         if resp.status_code != 200:
             raise BaselineLoginError(f"HTTP {resp.status_code} for POST to the login form")
         if not resp.history:
@@ -82,8 +82,14 @@ def session_cookies(api_url: str, username: str, password: str, auth_type: str =
 class BaselineClientManager:
     """The documented class's shape: every `create_kfp_client()` logs in again."""
 
-    def __init__(self, api_url: str, dex_username: str, dex_password: str, dex_auth_type: str = "local",
-                 skip_tls_verify: bool = False) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        dex_username: str,
+        dex_password: str,
+        dex_auth_type: str = "local",
+        skip_tls_verify: bool = False,
+    ) -> None:
         self._api_url = api_url
         self._username = dex_username
         self._password = dex_password

@@ -40,12 +40,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import baseline  # noqa: E402
-import stack  # noqa: E402
-from stack.authservice import gateway_requests as authservice_requests  # noqa: E402
-from stack.authservice import start_authservice_stack  # noqa: E402
 
 import kfp_auth  # noqa: E402
+import stack  # noqa: E402
 from kfp_auth import KFPClientManager  # noqa: E402
+from stack.authservice import gateway_requests as authservice_requests  # noqa: E402
+from stack.authservice import start_authservice_stack  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 IMPLS = ("baseline", "kfp-auth")
@@ -58,8 +58,12 @@ IMPLS = ("baseline", "kfp-auth")
 #   POST the credentials   straight to Dex's form URL, which Dex fixes
 #   POST the approval      (1.9's approval screen) straight to Dex's approval URL
 #   GET the callback       the gateway redeems the code and sets the session
-MINIMUM = {"1.10+ oauth2-proxy": 5, "1.9 approval screen": 6, "two connectors (LDAP too)": 5,
-           "<=1.8 oidc-authservice": 4}
+MINIMUM = {
+    "1.10+ oauth2-proxy": 5,
+    "1.9 approval screen": 6,
+    "two connectors (LDAP too)": 5,
+    "<=1.8 oidc-authservice": 4,
+}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -100,16 +104,24 @@ def fmt_ms(xs: list[float]) -> str:
 
 # B1 -------------------------------------------------------------------------------------------
 
+
 @contextmanager
 def shape_stacks(workdir: Path) -> Iterator[list[tuple[str, stack.Stack, Callable[[stack.Stack], int]]]]:
     stacks = []
     try:
-        for name, kw in (("1.9 approval screen", {"skip_approval": False}),
-                         ("two connectors (LDAP too)", {"ldap": True})):
+        for name, kw in (
+            ("1.9 approval screen", {"skip_approval": False}),
+            ("two connectors (LDAP too)", {"ldap": True}),
+        ):
             s = stack.start_kubeflow_stack(workdir / name.split()[0], **kw)
             stacks.append((name, s, stack.Stack.gateway_requests))
-        stacks.append(("<=1.8 oidc-authservice", start_authservice_stack(workdir / "authservice"),
-                       lambda s: len(authservice_requests(s))))
+        stacks.append(
+            (
+                "<=1.8 oidc-authservice",
+                start_authservice_stack(workdir / "authservice"),
+                lambda s: len(authservice_requests(s)),
+            )
+        )
         yield stacks
     finally:
         for _, s, _ in stacks:
@@ -131,14 +143,21 @@ def b1(r: Report, main: stack.Stack, workdir: Path, rounds: int) -> None:
                         baseline.session_cookies(s.api_url, stack.FAST_USER, stack.FAST_PASSWORD)
                     seen[impl].append(count(s) - n0)
             b, k = median(seen["baseline"]), median(seen["kfp-auth"])
-            rows[name] = {"baseline": b, "kfp-auth": k, "minimum": MINIMUM[name],
-                          "constant": all(len(set(v)) == 1 for v in seen.values())}
-            r.say(f"    {name:28} baseline {b:4.0f}   kfp-auth {k:4.0f}   protocol minimum {MINIMUM[name]}"
-                  f"   ({'the same in every round' if rows[name]['constant'] else 'varied: ' + str(seen)})")
+            rows[name] = {
+                "baseline": b,
+                "kfp-auth": k,
+                "minimum": MINIMUM[name],
+                "constant": all(len(set(v)) == 1 for v in seen.values()),
+            }
+            r.say(
+                f"    {name:28} baseline {b:4.0f}   kfp-auth {k:4.0f}   protocol minimum {MINIMUM[name]}"
+                f"   ({'the same in every round' if rows[name]['constant'] else 'varied: ' + str(seen)})"
+            )
     r.data["B1"] = rows
 
 
 # B2 -------------------------------------------------------------------------------------------
+
 
 def b2(r: Report, s: stack.Stack, logins: int, label: str, user: str, password: str) -> None:
     pids = {n: s.procs[n].popen.pid for n in ("dex", "oauth2-proxy", "kfp-api")}  # type: ignore[union-attr]
@@ -169,11 +188,18 @@ def b2(r: Report, s: stack.Stack, logins: int, label: str, user: str, password: 
     r.say(f"B2  per fresh login, {logins} sequential logins each, {label}")
     for impl in IMPLS:
         per = {n: v / logins for n, v in server[impl].items()}
-        row[impl] = {"wall": median(walls[impl]), "cpu": median(cpus[impl]), "cpu_spread": spread(cpus[impl]),
-                     "wall_spread": spread(walls[impl]), "server": per}
-        r.say(f"    {impl:9} wall {fmt_ms(walls[impl])}   client CPU {fmt_ms(cpus[impl])}   "
-              f"server CPU (mean): Dex {per['dex'] * 1e3:.1f} ms, oauth2-proxy {per['oauth2-proxy'] * 1e3:.1f} ms,"
-              f" API {per['kfp-api'] * 1e3:.1f} ms")
+        row[impl] = {
+            "wall": median(walls[impl]),
+            "cpu": median(cpus[impl]),
+            "cpu_spread": spread(cpus[impl]),
+            "wall_spread": spread(walls[impl]),
+            "server": per,
+        }
+        r.say(
+            f"    {impl:9} wall {fmt_ms(walls[impl])}   client CPU {fmt_ms(cpus[impl])}   "
+            f"server CPU (mean): Dex {per['dex'] * 1e3:.1f} ms, oauth2-proxy {per['oauth2-proxy'] * 1e3:.1f} ms,"
+            f" API {per['kfp-api'] * 1e3:.1f} ms"
+        )
     ratio = row["baseline"]["cpu"] / row["kfp-auth"]["cpu"]
     r.say(f"    client CPU: kfp-auth uses 1/{ratio:.1f} of the baseline's (target: at most 1/5)")
     row["ratio"] = ratio
@@ -181,6 +207,7 @@ def b2(r: Report, s: stack.Stack, logins: int, label: str, user: str, password: 
 
 
 # B3 -------------------------------------------------------------------------------------------
+
 
 def b3(r: Report, s: stack.Stack, rounds: int) -> None:
     walls: dict[str, list[float]] = {i: [] for i in IMPLS}
@@ -201,17 +228,26 @@ def b3(r: Report, s: stack.Stack, rounds: int) -> None:
     r.say(f"B3  10 successive create_kfp_client() in one process (bcrypt cost 12), {rounds} rounds each")
     row = {}
     for impl in IMPLS:
-        row[impl] = {"wall": median(walls[impl]), "wall_spread": spread(walls[impl]),
-                     "requests": median(trips[impl]), "logins": median(logins[impl])}
-        r.say(f"    {impl:9} {median(logins[impl]):3.0f} logins at Dex   {median(trips[impl]):4.0f} gateway requests"
-              f" (kfp's own included)   wall {fmt_ms(walls[impl])}")
+        row[impl] = {
+            "wall": median(walls[impl]),
+            "wall_spread": spread(walls[impl]),
+            "requests": median(trips[impl]),
+            "logins": median(logins[impl]),
+        }
+        r.say(
+            f"    {impl:9} {median(logins[impl]):3.0f} logins at Dex   {median(trips[impl]):4.0f} gateway requests"
+            f" (kfp's own included)   wall {fmt_ms(walls[impl])}"
+        )
     row["ratio"] = row["baseline"]["wall"] / row["kfp-auth"]["wall"]
-    r.say(f"    wall: kfp-auth takes 1/{row['ratio']:.1f} of the baseline's; requests "
-          f"{row['baseline']['requests']:.0f} -> {row['kfp-auth']['requests']:.0f}")
+    r.say(
+        f"    wall: kfp-auth takes 1/{row['ratio']:.1f} of the baseline's; requests "
+        f"{row['baseline']['requests']:.0f} -> {row['kfp-auth']['requests']:.0f}"
+    )
     r.data["B3"] = row
 
 
 # B4 -------------------------------------------------------------------------------------------
+
 
 def run_worker(args: list[str]) -> tuple[dict, float, float]:
     """(its JSON, its peak RSS in MiB, its user+sys CPU seconds from wait4)."""
@@ -226,11 +262,15 @@ def run_worker(args: list[str]) -> tuple[dict, float, float]:
 
 
 def b4(r: Report, rounds: int) -> None:
-    cases = {"nothing (the interpreter alone)": "pass", "baseline (the documented imports)": baseline.DOCUMENTED_IMPORTS,
-             "baseline (requests alone)": "import requests", "kfp-auth": "import kfp_auth",
-             # What B5's workers import before their first login, to tell the logins' own memory.
-             "B5 baseline worker (requests, threads)": "import requests, concurrent.futures",
-             "B5 kfp-auth worker (kfp_auth, asyncio)": "import kfp_auth, asyncio"}
+    cases = {
+        "nothing (the interpreter alone)": "pass",
+        "baseline (the documented imports)": baseline.DOCUMENTED_IMPORTS,
+        "baseline (requests alone)": "import requests",
+        "kfp-auth": "import kfp_auth",
+        # What B5's workers import before their first login, to tell the logins' own memory.
+        "B5 baseline worker (requests, threads)": "import requests, concurrent.futures",
+        "B5 kfp-auth worker (kfp_auth, asyncio)": "import kfp_auth, asyncio",
+    }
     walls: dict[str, list[float]] = {c: [] for c in cases}
     rss: dict[str, list[float]] = {c: [] for c in cases}
     for i in range(rounds):
@@ -247,21 +287,31 @@ def b4(r: Report, rounds: int) -> None:
     doc, ours = row["baseline (the documented imports)"], row["kfp-auth"]
     row["ratio"] = doc["wall"] / ours["wall"]
     row["ratio_requests"] = row["baseline (requests alone)"]["wall"] / ours["wall"]
-    r.say(f"    wall: import kfp_auth takes 1/{row['ratio']:.0f} of the documented imports' "
-          f"(target: at most 1/10), 1/{row['ratio_requests']:.1f} of `import requests` alone")
+    r.say(
+        f"    wall: import kfp_auth takes 1/{row['ratio']:.0f} of the documented imports' "
+        f"(target: at most 1/10), 1/{row['ratio_requests']:.1f} of `import requests` alone"
+    )
     r.data["B4"] = row
 
 
 # B5 -------------------------------------------------------------------------------------------
 
+
 def b5(r: Report, s: stack.Stack, users: int, rounds: int) -> None:
     dex = s.procs["dex"].popen.pid  # type: ignore[union-attr]
     pool = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default
-    variants = {"kfp-auth (asyncio)": ["--impl", "kfp-auth"],
-                f"baseline, documented imports, {users} threads": ["--impl", "baseline", "--pool", str(users),
-                                                                 "--documented-imports"],
-                f"baseline, requests alone, {users} threads": ["--impl", "baseline", "--pool", str(users)],
-                f"baseline, requests alone, {pool} threads": ["--impl", "baseline", "--pool", str(pool)]}
+    variants = {
+        "kfp-auth (asyncio)": ["--impl", "kfp-auth"],
+        f"baseline, documented imports, {users} threads": [
+            "--impl",
+            "baseline",
+            "--pool",
+            str(users),
+            "--documented-imports",
+        ],
+        f"baseline, requests alone, {users} threads": ["--impl", "baseline", "--pool", str(users)],
+        f"baseline, requests alone, {pool} threads": ["--impl", "baseline", "--pool", str(pool)],
+    }
     res: dict[str, dict[str, list[float]]] = {v: {"wall": [], "rss": [], "cpu": [], "dex": []} for v in variants}
     os.environ["KFP_BENCH_PASSWORD"] = stack.FAST_PASSWORD
     for i in range(rounds):
@@ -275,15 +325,19 @@ def b5(r: Report, s: stack.Stack, users: int, rounds: int) -> None:
             res[v]["rss"].append(peak)
             res[v]["cpu"].append(cpu)
             res[v]["dex"].append(cpu_seconds(dex) - d0)
-    r.say(f"B5  {users} concurrent logins of {users} distinct users (bcrypt cost 10), {rounds} rounds each;"
-          " each in a fresh process")
+    r.say(
+        f"B5  {users} concurrent logins of {users} distinct users (bcrypt cost 10), {rounds} rounds each;"
+        " each in a fresh process"
+    )
     row: dict = {}
     for v in variants:
         x = res[v]
         row[v] = {k: median(x[k]) for k in x} | {"wall_spread": spread(x["wall"])}
-        r.say(f"    {v:42} wall {median(x['wall']):6.2f} s ({spread(x['wall'])[0]:.2f}-{spread(x['wall'])[1]:.2f})"
-              f"   peak RSS {median(x['rss']):6.1f} MiB   client CPU {median(x['cpu']):5.2f} s"
-              f"   Dex CPU {median(x['dex']):5.2f} s")
+        r.say(
+            f"    {v:42} wall {median(x['wall']):6.2f} s ({spread(x['wall'])[0]:.2f}-{spread(x['wall'])[1]:.2f})"
+            f"   peak RSS {median(x['rss']):6.1f} MiB   client CPU {median(x['cpu']):5.2f} s"
+            f"   Dex CPU {median(x['dex']):5.2f} s"
+        )
     ours = row["kfp-auth (asyncio)"]
     documented = row[f"baseline, documented imports, {users} threads"]
     engine = row[f"baseline, requests alone, {users} threads"]
@@ -292,65 +346,86 @@ def b5(r: Report, s: stack.Stack, users: int, rounds: int) -> None:
     row["rss_ratio"] = documented["rss"] / ours["rss"]
     row["rss_ratio_engine"] = engine["rss"] / ours["rss"]
     row["rss_ratio_default_pool"] = row[f"baseline, requests alone, {pool} threads"]["rss"] / ours["rss"]
-    r.say(f"    wall: {row['wall_ratio']:.2f}x the documented baseline's speed, {row['wall_ratio_engine']:.2f}x the "
-          "requests-alone one's (target: at least 1x)")
-    r.say(f"    peak RSS: 1/{row['rss_ratio']:.1f} of the documented baseline's (target: at most 1/3); 1/"
-          f"{row['rss_ratio_engine']:.1f} of the requests-alone baseline's, 1/{row['rss_ratio_default_pool']:.1f}"
-          f" with {pool} threads")
+    r.say(
+        f"    wall: {row['wall_ratio']:.2f}x the documented baseline's speed, {row['wall_ratio_engine']:.2f}x the "
+        "requests-alone one's (target: at least 1x)"
+    )
+    r.say(
+        f"    peak RSS: 1/{row['rss_ratio']:.1f} of the documented baseline's (target: at most 1/3); 1/"
+        f"{row['rss_ratio_engine']:.1f} of the requests-alone baseline's, 1/{row['rss_ratio_default_pool']:.1f}"
+        f" with {pool} threads"
+    )
     imports = r.data["B4"]
     row["engine_rss"] = engine["rss"]
     row["own_rss"] = ours["rss"] - imports["B5 kfp-auth worker (kfp_auth, asyncio)"]["rss"]
     row["own_rss_engine"] = engine["rss"] - imports["B5 baseline worker (requests, threads)"]["rss"]
     row["own_rss_ratio_engine"] = row["own_rss_engine"] / row["own_rss"]
-    r.say(f"    the logins' own memory (peak RSS less the worker's imports, from B4): kfp-auth "
-          f"{row['own_rss']:.1f} MiB, the requests-alone baseline {row['own_rss_engine']:.1f} MiB "
-          f"(1/{row['own_rss_ratio_engine']:.1f})")
+    r.say(
+        f"    the logins' own memory (peak RSS less the worker's imports, from B4): kfp-auth "
+        f"{row['own_rss']:.1f} MiB, the requests-alone baseline {row['own_rss_engine']:.1f} MiB "
+        f"(1/{row['own_rss_ratio_engine']:.1f})"
+    )
     floor = median(res["kfp-auth (asyncio)"]["dex"])
-    r.say(f"    Dex's CPU for {users} logins is the floor: {floor:.1f} s on {os.cpu_count()} cores ="
-          f" {floor / (os.cpu_count() or 1):.1f} s of wall, shared with the client and oauth2-proxy")
+    r.say(
+        f"    Dex's CPU for {users} logins is the floor: {floor:.1f} s on {os.cpu_count()} cores ="
+        f" {floor / (os.cpu_count() or 1):.1f} s of wall, shared with the client and oauth2-proxy"
+    )
     r.data["B5"] = row
 
 
 # B6 -------------------------------------------------------------------------------------------
 
+
 def b6(r: Report, s: stack.Stack, calls: int, block: int) -> None:
     import kfp
 
     m = KFPClientManager(s.api_url, stack.FAST_USER, stack.FAST_PASSWORD)
-    clients = {"kfp-auth": m.create_kfp_client(), "bare kfp.Client": kfp.Client(host=s.api_url,
-                                                                               cookies=m.get_session_cookies())}
+    clients = {
+        "kfp-auth": m.create_kfp_client(),
+        "bare kfp.Client": kfp.Client(host=s.api_url, cookies=m.get_session_cookies()),
+    }
     times: dict[str, list[float]] = {c: [] for c in clients}
     for c in clients.values():
         for _ in range(20):
             c.list_experiments(namespace=stack.FAST_NAMESPACE)
     names = list(clients)
     for i in range(calls // block):
-        for c in (names if i % 2 == 0 else names[::-1]):
+        for c in names if i % 2 == 0 else names[::-1]:
             client = clients[c]
             for _ in range(block):
                 t = time.perf_counter()
                 client.list_experiments(namespace=stack.FAST_NAMESPACE)
                 times[c].append(time.perf_counter() - t)
     r.say(f"B6  list_experiments through the gateway, {calls} calls each, alternating in blocks of {block}")
-    row = {c: {"median": median(times[c]), "spread": spread(times[c]), "mean": statistics.fmean(times[c])}
-           for c in clients}
+    row = {
+        c: {"median": median(times[c]), "spread": spread(times[c]), "mean": statistics.fmean(times[c])} for c in clients
+    }
     for c in clients:
         r.say(f"    {c:16} per call {fmt_ms(times[c])}   mean {row[c]['mean'] * 1e3:.2f} ms")
     row["ratio"] = row["kfp-auth"]["median"] / row["bare kfp.Client"]["median"]
     row["ratio_mean"] = row["kfp-auth"]["mean"] / row["bare kfp.Client"]["mean"]
-    r.say(f"    kfp-auth / bare: {row['ratio']:.3f}x by medians, {row['ratio_mean']:.3f}x by means (target: at most"
-          " 1.05x)")
+    r.say(
+        f"    kfp-auth / bare: {row['ratio']:.3f}x by medians, {row['ratio_mean']:.3f}x by means (target: at most"
+        " 1.05x)"
+    )
     r.data["B6"] = row
 
 
 # Output ---------------------------------------------------------------------------------------
 
+
 def versions() -> dict[str, str]:
     import importlib.metadata as md
 
     v = stack.versions()
-    return {"kfp-auth": kfp_auth.__version__, "Dex": v["dex"], "oauth2-proxy": v["oauth2-proxy"],
-            "kfp": md.version("kfp"), "requests": md.version("requests"), "Python": platform.python_version()}
+    return {
+        "kfp-auth": kfp_auth.__version__,
+        "Dex": v["dex"],
+        "oauth2-proxy": v["oauth2-proxy"],
+        "kfp": md.version("kfp"),
+        "requests": md.version("requests"),
+        "Python": platform.python_version(),
+    }
 
 
 def chart(data: dict, path: Path) -> list[tuple[str, float, float]]:
@@ -374,7 +449,7 @@ def chart(data: dict, path: Path) -> list[tuple[str, float, float]]:
     ]
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
     ys = range(len(bars))[::-1]
-    for y, (label, value, target) in zip(ys, bars):
+    for y, (_label, value, target) in zip(ys, bars):
         ax.barh(y, value, color="#2b7bba" if value >= target else "#d9534f")
         ax.plot([target, target], [y - 0.4, y + 0.4], color="black", lw=2)
         ax.text(value * 1.05, y, f"{value:.2f}x", va="center", fontsize=9)
@@ -404,7 +479,8 @@ def missed(d: dict) -> str:
             f"{b4['kfp-auth']['rss']:.1f} MiB) and Python's own `import asyncio`, which loads `ssl` and OpenSSL. "
             f"The logins' own memory, above those imports, is {b5['own_rss']:.1f} MiB against the baseline's "
             f"{b5['own_rss_engine']:.1f} MiB (1/{b5['own_rss_ratio_engine']:.1f}). Against the documented "
-            f"baseline, whose module imports kfp, the peak is 1/{b5['rss_ratio']:.1f}.")
+            f"baseline, whose module imports kfp, the peak is 1/{b5['rss_ratio']:.1f}."
+        )
     return "\n\n".join(out)
 
 
@@ -416,17 +492,20 @@ def results_md(r: Report, info: dict, bars: list[tuple[str, float, float]], took
     def split(row: dict) -> str:
         k = row["kfp-auth"]
         server = sum(k["server"].values())
-        return (f"{k['wall'] * 1e3:.0f} ms wall (median); CPU per login: Dex {k['server']['dex'] * 1e3:.0f} ms, "
-                f"oauth2-proxy {k['server']['oauth2-proxy'] * 1e3:.1f} ms, API {k['server']['kfp-api'] * 1e3:.1f} ms "
-                f"(means; {server * 1e3:.0f} ms of server CPU in all), kfp-auth {k['cpu'] * 1e3:.2f} ms "
-                f"(median; {k['cpu'] / k['wall'] * 100:.1f}% of the wall)")
+        return (
+            f"{k['wall'] * 1e3:.0f} ms wall (median); CPU per login: Dex {k['server']['dex'] * 1e3:.0f} ms, "
+            f"oauth2-proxy {k['server']['oauth2-proxy'] * 1e3:.1f} ms, API {k['server']['kfp-api'] * 1e3:.1f} ms "
+            f"(means; {server * 1e3:.0f} ms of server CPU in all), kfp-auth {k['cpu'] * 1e3:.2f} ms "
+            f"(median; {k['cpu'] / k['wall'] * 100:.1f}% of the wall)"
+        )
 
-    table = "\n".join(f"| {label} | {value:.2f}x | {target:.2f}x | {met(value, target)} |"
-                      for label, value, target in bars)
+    table = "\n".join(
+        f"| {label} | {value:.2f}x | {target:.2f}x | {met(value, target)} |" for label, value, target in bars
+    )
     return f"""# Benchmark results
 
-Made by `make bench` ({info['date']}, {took / 60:.1f} minutes) on {info['cores']} cores:
-{', '.join(f'{k} {v}' for k, v in info['versions'].items())}.
+Made by `make bench` ({info["date"]}, {took / 60:.1f} minutes) on {info["cores"]} cores:
+{", ".join(f"{k} {v}" for k, v in info["versions"].items())}.
 Regenerated by every run; do not edit by hand. The method is in `bench/run.py`'s
 docstring and in docs/benchmarks.md. The baseline is
 `bench/baseline.py`: our own `requests` implementation of the documented login.
@@ -471,11 +550,16 @@ def main() -> None:
 
     os.environ.setdefault("HOME", tempfile.mkdtemp())
     started = time.perf_counter()
-    info = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cores": os.cpu_count(),
-            "versions": versions()}
+    info = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "versions": versions(),
+    }
     r = Report()
-    r.say(f"kfp-auth benchmarks, {info['date']}, {info['cores']} cores, "
-          + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    r.say(
+        f"kfp-auth benchmarks, {info['date']}, {info['cores']} cores, "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    )
     with tempfile.TemporaryDirectory() as d, stack.start_kubeflow_stack(Path(d) / "main", extra_users=a.users) as s:
         b1(r, s, Path(d), a.rounds)
         b2(r, s, a.logins, "bcrypt cost 12", stack.USER, stack.PASSWORD)

@@ -26,7 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import stack  # noqa: E402
-
 from kfp_auth import KFPClientManager  # noqa: E402
 
 
@@ -34,8 +33,10 @@ def main() -> None:
     os.environ.setdefault("HOME", tempfile.mkdtemp())
     with tempfile.TemporaryDirectory() as d, stack.start_kubeflow_stack(Path(d)) as s:
         mk = lambda: KFPClientManager(s.api_url, stack.FAST_USER, stack.FAST_PASSWORD)  # noqa: E731
-        print(f"stack: dex {stack.versions()['dex']}, oauth2-proxy {stack.versions()['oauth2-proxy']}, "
-              f"{os.cpu_count()} cores")
+        print(
+            f"stack: dex {stack.versions()['dex']}, oauth2-proxy {stack.versions()['oauth2-proxy']}, "
+            f"{os.cpu_count()} cores"
+        )
 
         for label, force in (("fresh login each time", True), ("session reuse", False)):
             m = mk()
@@ -44,8 +45,10 @@ def main() -> None:
             for _ in range(10):
                 m.create_kfp_client(force_login=force)
             took = time.perf_counter() - t
-            print(f"10 x create_kfp_client, {label:22}: {s.logins_at_dex(stack.FAST_USER) - dex0:2} logins at Dex, "
-                  f"{s.gateway_requests() - gw0:3} gateway requests (incl. kfp's healthz), {took:.2f} s")
+            print(
+                f"10 x create_kfp_client, {label:22}: {s.logins_at_dex(stack.FAST_USER) - dex0:2} logins at Dex, "
+                f"{s.gateway_requests() - gw0:3} gateway requests (incl. kfp's healthz), {took:.2f} s"
+            )
 
         m = mk()
         dex0 = s.logins_at_dex(stack.FAST_USER)
@@ -55,8 +58,10 @@ def main() -> None:
             th.start()
         for th in threads:
             th.join()
-        print(f"50 threads needing a session at once: {s.logins_at_dex(stack.FAST_USER) - dex0} login(s) at Dex, "
-              f"manager.logins = {m.logins}")
+        print(
+            f"50 threads needing a session at once: {s.logins_at_dex(stack.FAST_USER) - dex0} login(s) at Dex, "
+            f"manager.logins = {m.logins}"
+        )
 
         managers = [mk() for _ in range(200)]
         t = time.perf_counter()
@@ -71,8 +76,10 @@ def main() -> None:
             return time.perf_counter() - t
 
         conc = asyncio.run(concurrent())
-        print(f"200 logins: sequential {sequential:.2f} s, concurrent asyncio {conc:.2f} s "
-              f"(ratio {sequential / conc:.2f}x; Dex's bcrypt on {os.cpu_count()} cores is the floor)")
+        print(
+            f"200 logins: sequential {sequential:.2f} s, concurrent asyncio {conc:.2f} s "
+            f"(ratio {sequential / conc:.2f}x; Dex's bcrypt on {os.cpu_count()} cores is the floor)"
+        )
 
 
 if __name__ == "__main__":

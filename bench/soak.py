@@ -33,9 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import stack  # noqa: E402
-
 import kfp_auth  # noqa: E402
+import stack  # noqa: E402
 from kfp_auth import KFPClientManager  # noqa: E402
 
 # Noise bounds between the start (after warm-up) and the end of the measured run. The
@@ -134,8 +133,16 @@ def snapshot(soak: Soak) -> dict[str, float]:
         raw = rss_mib()
         if MALLOC_TRIM is not None:
             MALLOC_TRIM(0)  # type: ignore[operator]
-        return {"t": time.monotonic(), "fds": fds(), "raw_rss": raw, "rss": rss_mib(), "logins": soak.logins(),
-                "dex": dex_logins(soak.stack), "requests": soak.requests, "errors": sum(soak.errors.values())}
+        return {
+            "t": time.monotonic(),
+            "fds": fds(),
+            "raw_rss": raw,
+            "rss": rss_mib(),
+            "logins": soak.logins(),
+            "dex": dex_logins(soak.stack),
+            "requests": soak.requests,
+            "errors": sum(soak.errors.values()),
+        }
 
 
 def main() -> int:
@@ -151,30 +158,43 @@ def main() -> int:
     warmup = lifetime + 5
 
     os.environ.setdefault("HOME", tempfile.mkdtemp(prefix="kfp-auth-soak-home-"))
-    with tempfile.TemporaryDirectory(prefix="kfp-auth-soak-") as d, \
-            stack.start_kubeflow_stack(Path(d), cookie_expire=a.cookie_expire, extra_users=a.users) as s:
+    with (
+        tempfile.TemporaryDirectory(prefix="kfp-auth-soak-") as d,
+        stack.start_kubeflow_stack(Path(d), cookie_expire=a.cookie_expire, extra_users=a.users) as s,
+    ):
         v = stack.versions()
-        print(f"soak: {a.sessions} sessions over {a.users} users, {a.threads} threads, cookies last "
-              f"{a.cookie_expire}, {a.duration:.0f} s measured after a {warmup:.0f} s warm-up; dex {v['dex']}, "
-              f"oauth2-proxy {v['oauth2-proxy']}, {os.cpu_count()} cores", flush=True)
+        print(
+            f"soak: {a.sessions} sessions over {a.users} users, {a.threads} threads, cookies last "
+            f"{a.cookie_expire}, {a.duration:.0f} s measured after a {warmup:.0f} s warm-up; dex {v['dex']}, "
+            f"oauth2-proxy {v['oauth2-proxy']}, {os.cpu_count()} cores",
+            flush=True,
+        )
         trimmed = " (after malloc_trim)" if MALLOC_TRIM is not None else " (raw)"
         soak = Soak(s, a.sessions, a.users)
-        threads = [threading.Thread(target=soak.work, args=(list(range(k, a.sessions, a.threads)), a.pause),
-                                    daemon=True) for k in range(a.threads)]
+        threads = [
+            threading.Thread(target=soak.work, args=(list(range(k, a.sessions, a.threads)), a.pause), daemon=True)
+            for k in range(a.threads)
+        ]
         for t in threads:
             t.start()
         time.sleep(warmup)
         start = snapshot(soak)
-        print(f"  start (after warm-up): {start['fds']} fds, RSS {start['rss']:.1f} MiB{trimmed}, "
-              f"{start['logins']} logins and {start['requests']} requests so far", flush=True)
+        print(
+            f"  start (after warm-up): {start['fds']} fds, RSS {start['rss']:.1f} MiB{trimmed}, "
+            f"{start['logins']} logins and {start['requests']} requests so far",
+            flush=True,
+        )
         step = min(60.0, a.duration / 4)
         end_at = start["t"] + a.duration
         while (left := end_at - time.monotonic()) > 0:
             time.sleep(min(step, left))
             now = snapshot(soak)
-            print(f"  +{now['t'] - start['t']:5.0f} s: {now['requests'] - start['requests']:7} requests, "
-                  f"{now['logins'] - start['logins']:5} logins, {now['fds']} fds, RSS {now['rss']:.1f} MiB, "
-                  f"{now['errors']} errors", flush=True)
+            print(
+                f"  +{now['t'] - start['t']:5.0f} s: {now['requests'] - start['requests']:7} requests, "
+                f"{now['logins'] - start['logins']:5} logins, {now['fds']} fds, RSS {now['rss']:.1f} MiB, "
+                f"{now['errors']} errors",
+                flush=True,
+            )
         soak.stop.set()
         for t in threads:
             t.join(60)
@@ -188,16 +208,24 @@ def main() -> int:
         print(f"  errors:             {end['errors']} (whole run, warm-up included)")
         for what, n in soak.errors.most_common(10):
             print(f"    {n:6} x {what}")
-        print(f"  file descriptors:   {start['fds']} at start, {end['fds']} at end "
-              f"({end['fds'] - start['fds']:+d}; bound +{FD_BOUND})")
-        print(f"  RSS:                {start['rss']:.1f} MiB at start, {end['rss']:.1f} MiB at end{trimmed} "
-              f"({end['rss'] - start['rss']:+.1f} MiB; bound +{RSS_BOUND_MIB:.0f} MiB)")
-        print(f"  RSS, raw:           {start['raw_rss']:.1f} MiB at start, {end['raw_rss']:.1f} MiB at end "
-              f"({end['raw_rss'] - start['raw_rss']:+.1f} MiB)")
+        print(
+            f"  file descriptors:   {start['fds']} at start, {end['fds']} at end "
+            f"({end['fds'] - start['fds']:+d}; bound +{FD_BOUND})"
+        )
+        print(
+            f"  RSS:                {start['rss']:.1f} MiB at start, {end['rss']:.1f} MiB at end{trimmed} "
+            f"({end['rss'] - start['rss']:+.1f} MiB; bound +{RSS_BOUND_MIB:.0f} MiB)"
+        )
+        print(
+            f"  RSS, raw:           {start['raw_rss']:.1f} MiB at start, {end['raw_rss']:.1f} MiB at end "
+            f"({end['raw_rss'] - start['raw_rss']:+.1f} MiB)"
+        )
         if logins:
             print(f"  RSS per login:      {(end['rss'] - start['rss']) * 2**20 / logins:+.0f} bytes")
-        print(f"  logins:             {logins} ({logins / minutes:.0f} per minute; Dex logged "
-              f"{end['dex'] - start['dex']} successful logins in the same time)")
+        print(
+            f"  logins:             {logins} ({logins / minutes:.0f} per minute; Dex logged "
+            f"{end['dex'] - start['dex']} successful logins in the same time)"
+        )
         print(f"  API requests:       {requests} ({requests / (minutes * 60):.1f} per second)")
 
         failures = []

@@ -67,7 +67,11 @@ def main() -> None:
     c.add_argument("--pool", type=int, default=200)
     c.add_argument("--documented-imports", action="store_true")
     a = p.parse_args()
-    out = imports(a.statement) if a.what == "imports" else concurrent(a.impl, a.api, a.users, a.pool, a.documented_imports)
+    out = (
+        imports(a.statement)
+        if a.what == "imports"
+        else concurrent(a.impl, a.api, a.users, a.pool, a.documented_imports)
+    )
     status = Path("/proc/self/status").read_text()
     out["peak_rss_kib"] = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
     print(json.dumps(out))

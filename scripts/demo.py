@@ -14,9 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import stack  # noqa: E402
-
 import kfp_auth  # noqa: E402
+import stack  # noqa: E402
 
 
 def step(msg: str) -> None:
@@ -47,8 +46,7 @@ def main() -> int:
         cookies = manager.get_session_cookies()
         took = time.perf_counter() - t
         names = [c.split("=", 1)[0] for c in cookies.split("; ")]
-        print(f"    got {len(cookies)} bytes of cookies {names} in {took:.2f} s "
-              "(Dex's bcrypt cost 12 is most of it)")
+        print(f"    got {len(cookies)} bytes of cookies {names} in {took:.2f} s (Dex's bcrypt cost 12 is most of it)")
 
         step("create_kfp_client()")
         client = manager.create_kfp_client()

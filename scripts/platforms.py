@@ -25,10 +25,18 @@ MAX_WHEEL_BYTES = 4_000_000
 # What each wheel's platform tag means for a user, and what proves it.
 PLATFORMS = [
     ("manylinux_2_17_x86_64", "Linux x86_64, glibc ≥ 2.17", None),
-    ("manylinux_2_17_aarch64", "Linux aarch64, glibc ≥ 2.17",
-     "built by `make wheels` (zig cross-build) and maturin's platform check; imported under emulation by the release workflow"),
-    ("musllinux_1_2_x86_64", "Linux x86_64, musl ≥ 1.2 (Alpine)",
-     "built by `make wheels` (zig cross-build) and maturin's platform check; imported on Alpine by the release workflow"),
+    (
+        "manylinux_2_17_aarch64",
+        "Linux aarch64, glibc ≥ 2.17",
+        "built by `make wheels` (zig cross-build) and maturin's platform check; "
+        "imported under emulation by the release workflow",
+    ),
+    (
+        "musllinux_1_2_x86_64",
+        "Linux x86_64, musl ≥ 1.2 (Alpine)",
+        "built by `make wheels` (zig cross-build) and maturin's platform check; "
+        "imported on Alpine by the release workflow",
+    ),
 ]
 ELSEWHERE = [
     ("macOS x86_64 and arm64", "built and smoke-tested (the part without Dex) by the release workflow only"),
@@ -63,8 +71,11 @@ def table(results: dict[str, tuple[int, int]]) -> tuple[str, list[str]]:
             problems.append(f"{found[0].name} is {size} bytes, over the {MAX_WHEEL_BYTES} aim")
         if proof is None:
             ran = [v for v in CLAIMED if v in results and results[v][1] == 0 and results[v][0] > 0]
-            proof = ("smoke suite against the real Dex and oauth2-proxy on CPython "
-                     + ", ".join(ran) if ran else "nothing ran")
+            proof = (
+                "smoke suite against the real Dex and oauth2-proxy on CPython " + ", ".join(ran)
+                if ran
+                else "nothing ran"
+            )
         rows.append(f"| `{tag}` | {who} | {size / 1e6:.1f} MB | {proof} |")
     for who, proof in ELSEWHERE:
         rows.append(f"| — | {who} | — | {proof} |")
@@ -96,7 +107,7 @@ def main() -> int:
     if m is None:
         problems.append(f"README.md has no {START} ... {END} block")
     elif mode == "--write":
-        README.write_text(readme[: m.start(1)] + new + readme[m.end(1):])
+        README.write_text(readme[: m.start(1)] + new + readme[m.end(1) :])
     elif without_sizes(m.group(1)) != without_sizes(new):
         problems.append("README.md's wheel table is not what ran; `make platforms` rewrites it:\n" + new)
     for p in problems:

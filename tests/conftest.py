@@ -41,12 +41,31 @@ def pytest_configure(config: pytest.Config) -> None:
 # Modules whose tests all run on the real stack; elsewhere a test is marked by the
 # stack fixtures it uses, or by its own @pytest.mark.stack.
 STACK_MODULES = {
-    "test_bearer", "test_cli", "test_client", "test_connectors", "test_credential_safety", "test_kfp18",
-    "test_legacy_authservice", "test_login", "test_long_lived", "test_shapes",
+    "test_bearer",
+    "test_cli",
+    "test_client",
+    "test_connectors",
+    "test_credential_safety",
+    "test_kfp18",
+    "test_legacy_authservice",
+    "test_login",
+    "test_long_lived",
+    "test_shapes",
 }
 STACK_FIXTURES = {
-    "kubeflow", "own_kubeflow", "grant_kubeflow", "https_kubeflow", "kubeflow_19", "ldap_kubeflow", "legacy",
-    "safe_stack", "faulty_dex", "restartable", "short_cookies", "server_side_sessions", "no_api_routes",
+    "kubeflow",
+    "own_kubeflow",
+    "grant_kubeflow",
+    "https_kubeflow",
+    "kubeflow_19",
+    "ldap_kubeflow",
+    "legacy",
+    "safe_stack",
+    "faulty_dex",
+    "restartable",
+    "short_cookies",
+    "server_side_sessions",
+    "no_api_routes",
 }
 
 
@@ -69,8 +88,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def _check_stack_mark() -> None:
     if _current and _current[0].get_closest_marker("stack") is None:
-        pytest.fail(f"{_current[0].nodeid} starts the real stack: mark it @pytest.mark.stack "
-                    "(or add its fixture to STACK_FIXTURES in tests/conftest.py)", pytrace=False)
+        pytest.fail(
+            f"{_current[0].nodeid} starts the real stack: mark it @pytest.mark.stack "
+            "(or add its fixture to STACK_FIXTURES in tests/conftest.py)",
+            pytrace=False,
+        )
 
 
 stack_mod.before_stack = _check_stack_mark

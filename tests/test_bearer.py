@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import kfp_auth
 import stack
+from kfp_auth import IN_CLUSTER_URL, KFPClientManager
 from stack import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -22,11 +25,7 @@ from stack import (
     SA_IDENTITY,
     Stack,
 )
-
 from stack.tokens import TokenVolume, api_log, sa_token
-
-import kfp_auth
-from kfp_auth import IN_CLUSTER_URL, KFPClientManager
 
 
 @pytest.fixture
@@ -104,10 +103,17 @@ def test_the_in_cluster_host_default(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert claims["subject"] == SA_IDENTITY and claims["expires"] > time.time()
 
 
-@pytest.mark.parametrize("content,what", [
-    (None, "cannot read the token file"), ("", "is empty"), (" \n", "is empty"),
-    ("not-a-jwt", "does not hold a JWT"), (b"\xff\xfe", "is not text"), ("dir", "cannot read the token file"),
-])
+@pytest.mark.parametrize(
+    "content,what",
+    [
+        (None, "cannot read the token file"),
+        ("", "is empty"),
+        (" \n", "is empty"),
+        ("not-a-jwt", "does not hold a JWT"),
+        (b"\xff\xfe", "is not text"),
+        ("dir", "cannot read the token file"),
+    ],
+)
 def test_unusable_token_files_name_the_path_and_the_env_var(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes | None, what: str
 ) -> None:
@@ -175,18 +181,22 @@ def test_no_credentials_work_unsecured_and_fail_clearly_when_a_login_is_asked(
         KFPClientManager(kubeflow.api_url).create_kfp_client()
 
 
-@pytest.mark.parametrize("kw,missing", [
-    ({"dex_username": "u"}, "dex_password"),
-    ({"dex_password": "p"}, "dex_username"),
-    ({"dex_client_id": "c"}, "dex_client_secret"),
-    ({"dex_client_id": "c", "dex_client_secret": "s"}, "dex_username"),
-])
+@pytest.mark.parametrize(
+    "kw,missing",
+    [
+        ({"dex_username": "u"}, "dex_password"),
+        ({"dex_password": "p"}, "dex_username"),
+        ({"dex_client_id": "c"}, "dex_client_secret"),
+        ({"dex_client_id": "c", "dex_client_secret": "s"}, "dex_username"),
+    ],
+)
 def test_incomplete_credentials_are_value_errors(kw: dict, missing: str) -> None:
     with pytest.raises(ValueError, match=missing):
         KFPClientManager("http://127.0.0.1:9/pipeline", **kw)
 
 
 # -- Dex's password grant, through the real oauth2-proxy with --skip-jwt-bearer-tokens --
+
 
 @pytest.fixture(scope="module")
 def grant_kubeflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -195,8 +205,9 @@ def grant_kubeflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def grant_manager(s: Stack, **kw: object) -> KFPClientManager:
-    return KFPClientManager(s.api_url, FAST_USER, FAST_PASSWORD, dex_client_id=CLIENT_ID,
-                            dex_client_secret=CLIENT_SECRET, **kw)  # type: ignore[arg-type]
+    return KFPClientManager(
+        s.api_url, FAST_USER, FAST_PASSWORD, dex_client_id=CLIENT_ID, dex_client_secret=CLIENT_SECRET, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_password_grant_token_passes_the_real_gateway(grant_kubeflow: Stack) -> None:
@@ -246,18 +257,26 @@ def test_password_grant_is_renewed_before_it_expires(tmp_path: Path) -> None:
         client.list_experiments(namespace=FAST_NAMESPACE)
         assert m.logins == 2
         assert (m.token_claims() or {}).get("issued", 0) > claims["issued"]
-        refused = [line for line in s.gateway_log().splitlines() if "/apis/" in line and ('" 401 ' in line or '" 403 ' in line)]
+        refused = [
+            line for line in s.gateway_log().splitlines() if "/apis/" in line and ('" 401 ' in line or '" 403 ' in line)
+        ]
         assert refused == []
 
 
 def test_password_grant_errors(grant_kubeflow: Stack, kubeflow: Stack) -> None:
     with pytest.raises(kfp_auth.InvalidCredentialsError) as ei:
-        KFPClientManager(grant_kubeflow.api_url, FAST_USER, "wrong", dex_client_id=CLIENT_ID,
-                         dex_client_secret=CLIENT_SECRET).get_bearer_token()
+        KFPClientManager(
+            grant_kubeflow.api_url, FAST_USER, "wrong", dex_client_id=CLIENT_ID, dex_client_secret=CLIENT_SECRET
+        ).get_bearer_token()
     assert "wrong" not in str(ei.value)
     with pytest.raises(kfp_auth.UnexpectedResponseError, match="dex_client_secret"):
-        KFPClientManager(grant_kubeflow.api_url, FAST_USER, FAST_PASSWORD, dex_client_id=CLIENT_ID,
-                         dex_client_secret="not-the-secret").get_bearer_token()
+        KFPClientManager(
+            grant_kubeflow.api_url,
+            FAST_USER,
+            FAST_PASSWORD,
+            dex_client_id=CLIENT_ID,
+            dex_client_secret="not-the-secret",
+        ).get_bearer_token()
     # Kubeflow's own Dex config has no passwordConnector.
     with pytest.raises(kfp_auth.UnexpectedResponseError, match="passwordConnector"):
         grant_manager(kubeflow).get_bearer_token()
@@ -279,10 +298,14 @@ def test_a_token_client_sends_no_cookie_from_kfps_context_file(in_cluster: tuple
     vol, url, log = in_cluster
     context = Path(os.path.expanduser("~/.config/kfp/context.json"))
     context.parent.mkdir(parents=True, exist_ok=True)
-    context.write_text(json.dumps({"client_authentication_cookie": "stray_session=not-for-this-api",
-                                   "namespace": NAMESPACE}))
+    context.write_text(
+        json.dumps({"client_authentication_cookie": "stray_session=not-for-this-api", "namespace": NAMESPACE})
+    )
     try:
-        for m in (KFPClientManager(url, token_path=vol.path), KFPClientManager(url, existing_token=vol.path.read_text())):
+        for m in (
+            KFPClientManager(url, token_path=vol.path),
+            KFPClientManager(url, existing_token=vol.path.read_text()),
+        ):
             m.create_kfp_client().list_experiments(namespace=NAMESPACE)
     finally:
         context.unlink()
@@ -290,11 +313,17 @@ def test_a_token_client_sends_no_cookie_from_kfps_context_file(in_cluster: tuple
     assert seen and all(e["cookie_names"] == [] and e["bearer"] == "accepted" for e in seen)
 
 
-@pytest.mark.parametrize("kw,name", [
-    ({"api_url": "not a url"}, "api_url"), ({"api_url": "http://u:p@h/pipeline"}, "api_url"),
-    ({"timeout": -1}, "timeout"), ({"proxy": "ftp://x"}, "proxy"), ({"proxy": "socks5://p:1080"}, "SOCKS"),
-    ({"ssl_ca_cert": "/nonexistent/ca.pem"}, "ssl_ca_cert"),
-])
+@pytest.mark.parametrize(
+    "kw,name",
+    [
+        ({"api_url": "not a url"}, "api_url"),
+        ({"api_url": "http://u:p@h/pipeline"}, "api_url"),
+        ({"timeout": -1}, "timeout"),
+        ({"proxy": "ftp://x"}, "proxy"),
+        ({"proxy": "socks5://p:1080"}, "SOCKS"),
+        ({"ssl_ca_cert": "/nonexistent/ca.pem"}, "ssl_ca_cert"),
+    ],
+)
 def test_token_modes_check_their_settings_at_construction(kw: dict, name: str) -> None:
     args = {"api_url": "http://127.0.0.1:9/pipeline", "existing_token": sa_token(1), **kw}
     with pytest.raises(ValueError, match=name) as ei:
@@ -304,8 +333,14 @@ def test_token_modes_check_their_settings_at_construction(kw: dict, name: str) -
 
 def test_the_password_grant_refuses_to_send_secrets_in_clear() -> None:
     with pytest.raises(ValueError, match="unencrypted"):
-        KFPClientManager("https://kubeflow.example.com/pipeline", "u", "p", dex_client_id="c",
-                         dex_client_secret="s", dex_url="http://dex.example.com/dex")
+        KFPClientManager(
+            "https://kubeflow.example.com/pipeline",
+            "u",
+            "p",
+            dex_client_id="c",
+            dex_client_secret="s",
+            dex_url="http://dex.example.com/dex",
+        )
 
 
 def test_absurd_token_times_are_unknown_not_a_crash(tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shlex
 import stat
 import subprocess
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import stack
 from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack
 from stack.cli import run
@@ -61,8 +62,10 @@ def test_login_prints_a_bearer_token_from_the_password_grant(grant_kubeflow: Sta
     token = r.stdout.strip()
     assert token.count(".") == 2 and "oauth2_proxy" not in token
     # The printed token is usable as it is: the real gateway lets it through to the API.
-    req = urllib.request.Request(grant_kubeflow.gateway_url + "/pipeline/apis/v2beta1/healthz",
-                                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    req = urllib.request.Request(
+        grant_kubeflow.gateway_url + "/pipeline/apis/v2beta1/healthz",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200 and json.load(resp)["multi_user"] is True
 
@@ -80,8 +83,7 @@ def test_login_prints_a_bearer_token_from_the_password_grant(grant_kubeflow: Sta
 
 
 def test_url_and_user_from_the_environment(kubeflow: Stack, tmp_path: Path) -> None:
-    r = run(["login"], tmp_path, extra_env={"KF_PIPELINES_ENDPOINT": kubeflow.api_url,
-                                             "KFP_AUTH_USERNAME": FAST_USER})
+    r = run(["login"], tmp_path, extra_env={"KF_PIPELINES_ENDPOINT": kubeflow.api_url, "KFP_AUTH_USERNAME": FAST_USER})
     assert r.returncode == 0 and r.stdout.startswith("oauth2_proxy_kubeflow="), r.stderr
 
 
@@ -92,8 +94,9 @@ def test_password_sources(kubeflow: Stack, tmp_path: Path) -> None:
     f.write_text(FAST_PASSWORD + "\n")
     r = run(login_args(kubeflow, "--password-file", str(f)), tmp_path, password=None)
     assert r.returncode == 0, r.stderr
-    r = run(login_args(kubeflow, "--password-env", "MY_PW"), tmp_path, password=None,
-            extra_env={"MY_PW": FAST_PASSWORD})
+    r = run(
+        login_args(kubeflow, "--password-env", "MY_PW"), tmp_path, password=None, extra_env={"MY_PW": FAST_PASSWORD}
+    )
     assert r.returncode == 0, r.stderr
     # There is no option that takes the password itself, and the refusal does not echo it.
     for wrong in (["--password", "s3cr3t-x"], ["--password=s3cr3t-x"], ["-p", "s3cr3t-x"], ["s3cr3t-x"]):
@@ -142,10 +145,17 @@ def test_context_file_makes_the_stock_kfp_cli_work(kubeflow: Stack, tmp_path: Pa
     assert stat.S_IMODE(ctx.stat().st_mode) == 0o600
 
     # A bare kfp.Client(host=...) picks the session up from the context file...
-    code = ("import kfp; c = kfp.Client(host=%r); c.create_experiment(name='via-context'); "
-            "print([e.display_name for e in c.list_experiments().experiments])" % kubeflow.api_url)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "HOME": str(tmp_path)})
+    code = (
+        f"import kfp; c = kfp.Client(host={kubeflow.api_url!r}); c.create_experiment(name='via-context'); "
+        "print([e.display_name for e in c.list_experiments().experiments])"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "via-context" in r.stdout
     # ...and so does the stock kfp CLI.

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from stack.cli import run
 from stack.hostile_server import AUTH_QUERY, SESSION_COOKIE, HostileServer, respond, script_login
 
@@ -28,14 +29,18 @@ def shown(r: object) -> str:
     return r.stdout + r.stderr  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("args,names", [
-    (["login", "--password-file", TYPED], "--password-file"),
-    (["login", "--ca-cert", TYPED], "--ca-cert"),
-    (["diagnose", "--ca-cert", TYPED], "--ca-cert"),
-    (["login", "--timeout", TYPED], "--timeout"),
-    (["login", "-o", TYPED], "--output"),
-    (["token", "--file", TYPED], "--file"),
-], ids=["password-file", "ca-cert", "diagnose-ca-cert", "timeout", "output", "token-file"])
+@pytest.mark.parametrize(
+    "args,names",
+    [
+        (["login", "--password-file", TYPED], "--password-file"),
+        (["login", "--ca-cert", TYPED], "--ca-cert"),
+        (["diagnose", "--ca-cert", TYPED], "--ca-cert"),
+        (["login", "--timeout", TYPED], "--timeout"),
+        (["login", "-o", TYPED], "--output"),
+        (["token", "--file", TYPED], "--file"),
+    ],
+    ids=["password-file", "ca-cert", "diagnose-ca-cert", "timeout", "output", "token-file"],
+)
 def test_no_error_quotes_an_option_value(tmp_path: Path, args: list[str], names: str) -> None:
     if args[0] != "token":
         args = [*args, "--url", "http://127.0.0.1:9/pipeline", "-u", "jane"]
@@ -48,8 +53,12 @@ def test_no_error_quotes_an_option_value(tmp_path: Path, args: list[str], names:
 def test_a_context_file_that_cannot_be_used_is_not_quoted(srv: HostileServer, tmp_path: Path) -> None:
     script_login(srv)
     (tmp_path / "notafolder").write_text("")  # where the context file's folder should be
-    r = run(["context", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", f"notafolder/{TYPED}"],
-            tmp_path, password="pw", cwd=tmp_path)
+    r = run(
+        ["context", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", f"notafolder/{TYPED}"],
+        tmp_path,
+        password="pw",
+        cwd=tmp_path,
+    )
     assert r.returncode == 6 and "<the --context-file value>" in r.stderr and "not a folder" in r.stderr, shown(r)
     assert TYPED not in shown(r), shown(r)
 
@@ -75,8 +84,9 @@ def dex_error_page(srv: HostileServer) -> None:
 
 @pytest.mark.parametrize("page", [selection_page, dex_error_page], ids=["connector-link", "dex-error-box"])
 @pytest.mark.parametrize("command", ["login", "diagnose"])
-def test_control_characters_from_a_page_never_reach_the_terminal(srv: HostileServer, tmp_path: Path,
-                                                                 page: object, command: str) -> None:
+def test_control_characters_from_a_page_never_reach_the_terminal(
+    srv: HostileServer, tmp_path: Path, page: object, command: str
+) -> None:
     page(srv)  # type: ignore[operator]
     r = run([command, "--url", srv.url + "/pipeline", "-u", "jane"], tmp_path, password="pw")
     assert r.returncode in (1, 3), shown(r)
@@ -85,14 +95,18 @@ def test_control_characters_from_a_page_never_reach_the_terminal(srv: HostileSer
     assert not [c for c in CONTROLS if c in out], repr(out)
     if command == "diagnose":
         d = run([command, "--url", srv.url + "/pipeline", "-u", "jane", "-o", "json"], tmp_path, password="pw")
-        assert not [c for c in CONTROLS if c in json.loads(d.stdout)["verdict"] + "".join(json.loads(d.stdout)["connectors"])]
+        assert not [
+            c for c in CONTROLS if c in json.loads(d.stdout)["verdict"] + "".join(json.loads(d.stdout)["connectors"])
+        ]
 
 
 # -- kfp's context file, by the session cache's rules ---------------------------------------------
 
+
 def context(srv: HostileServer, home: Path, ctx: Path) -> object:
-    return run(["context", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", str(ctx)], home,
-               password="pw")
+    return run(
+        ["context", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", str(ctx)], home, password="pw"
+    )
 
 
 def test_the_context_file_is_written_privately(srv: HostileServer, tmp_path: Path) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from stack import FAST_PASSWORD, FAST_USER, FAST_NAMESPACE, Stack
-
 from kfp_auth import KFPClientManager
+from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:

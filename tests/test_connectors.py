@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, NAMESPACE, Stack
-from stack.ldap import LDAP_EMAIL, LDAP_GROUP, LDAP_NAMESPACE, LDAP_PASSWORD, LDAP_USER, PEOPLE
 
 import kfp_auth
 from kfp_auth import KFPClientManager
+from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, NAMESPACE, Stack
+from stack.ldap import LDAP_EMAIL, LDAP_GROUP, LDAP_NAMESPACE, LDAP_PASSWORD, LDAP_USER, PEOPLE
 
 
 @pytest.fixture(scope="module")

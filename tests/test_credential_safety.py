@@ -31,11 +31,11 @@ from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
 import pytest
-import stack
-from stack import CLIENT_ID, NAMESPACE, Stack, free_port
 
 import kfp_auth
+import stack
 from kfp_auth import KFPClientManager
+from stack import CLIENT_ID, NAMESPACE, Stack, free_port
 
 # Made for this file: `+`, `/`, space, `!` and `#` change under URL and form encoding.
 PASSWORD = "Pw+kfp/auth Z9q!7xLm#only-in-test"
@@ -59,9 +59,17 @@ def b64(s: str) -> str:
 
 def forms(secret: str) -> set[str]:
     """Every way `secret` could appear in text."""
-    out = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret), json.dumps(secret)[1:-1],
-           repr(secret)[1:-1], b64(secret), b64(secret).rstrip("="),
-           base64.urlsafe_b64encode(secret.encode()).decode().rstrip("=")}
+    out = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        repr(secret)[1:-1],
+        b64(secret),
+        b64(secret).rstrip("="),
+        base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+    }
     return {f for f in out if len(f) >= 8}
 
 
@@ -156,9 +164,12 @@ def every_log_handler() -> Iterator[tuple[Capture, Capture]]:
 @pytest.fixture(scope="module")
 def safe_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Kubeflow 1.10's layout with this file's user and client secret, and Dex's password grant on."""
-    with stack.start_kubeflow_stack(tmp_path_factory.mktemp("safety"), password_grant=True,
-                                    client_secret=CLIENT_SECRET,
-                                    static_users={USER: (PASSWORD_HASH, USER_NAMESPACE)}) as s:
+    with stack.start_kubeflow_stack(
+        tmp_path_factory.mktemp("safety"),
+        password_grant=True,
+        client_secret=CLIENT_SECRET,
+        static_users={USER: (PASSWORD_HASH, USER_NAMESPACE)},
+    ) as s:
         yield s
 
 
@@ -202,13 +213,15 @@ def test_the_checker_finds_planted_secrets() -> None:
 
 # -- Every error the package raises, at DEBUG with every handler attached --
 
+
 def fake_jwt(subject: str) -> str:
     enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
     return f"{enc({'alg': 'RS256', 'kid': 'nope'})}.{enc({'sub': subject, 'exp': 4102444800})}.c2lnbmF0dXJlLXNhZmV0eQ"
 
 
-def provoke_every_error(s: Stack, tmp_path: Path, silent_server: str, slamming_server: str,
-                        secrets: Secrets, texts: dict[str, str]) -> None:
+def provoke_every_error(
+    s: Stack, tmp_path: Path, silent_server: str, slamming_server: str, secrets: Secrets, texts: dict[str, str]
+) -> None:
     """Log in every way, raise every error type the package has, and put what each shows in `texts`
     and the credentials it met in `secrets`."""
     raised: dict[type, BaseException] = {}
@@ -241,63 +254,111 @@ def provoke_every_error(s: Stack, tmp_path: Path, silent_server: str, slamming_s
         secrets.add(name, value)
 
     # Each error type.
-    bad = expect("InvalidCredentialsError", kfp_auth.InvalidCredentialsError,
-                 lambda: KFPClientManager(s.api_url, USER, WRONG_PASSWORD).get_session_cookies())
+    bad = expect(
+        "InvalidCredentialsError",
+        kfp_auth.InvalidCredentialsError,
+        lambda: KFPClientManager(s.api_url, USER, WRONG_PASSWORD).get_session_cookies(),
+    )
     assert bad.history, "a failed login carries its requests"  # type: ignore[attr-defined]
-    expect("InvalidCredentialsError (password grant)", kfp_auth.InvalidCredentialsError,
-           lambda: KFPClientManager(s.api_url, USER, WRONG_PASSWORD, dex_client_id=CLIENT_ID,
-                                    dex_client_secret=CLIENT_SECRET).get_bearer_token())
-    expect("UnknownConnectorError", kfp_auth.UnknownConnectorError,
-           lambda: KFPClientManager(s.api_url, USER, PASSWORD, "no-such-connector").get_session_cookies())
-    expect("UnexpectedResponseError (client secret)", kfp_auth.UnexpectedResponseError,
-           lambda: KFPClientManager(s.api_url, USER, PASSWORD, dex_client_id=CLIENT_ID,
-                                    dex_client_secret=WRONG_CLIENT_SECRET).get_bearer_token())
-    expect("UnexpectedResponseError (no credentials)", kfp_auth.UnexpectedResponseError,
-           lambda: KFPClientManager(s.api_url).create_kfp_client().list_experiments(namespace=USER_NAMESPACE))
-    expect("LoginTimeoutError", kfp_auth.LoginTimeoutError,
-           lambda: KFPClientManager(f"{silent_server}?state={QUERY_SECRET}", USER, PASSWORD,
-                                    timeout=0.5).get_session_cookies())
-    expect("ConnectError (refused)", kfp_auth.ConnectError,
-           lambda: KFPClientManager(f"http://127.0.0.1:{free_port()}/pipeline?code={QUERY_SECRET}", USER,
-                                    PASSWORD).get_session_cookies())
-    expect("ConnectError (closed)", kfp_auth.ConnectError,
-           lambda: KFPClientManager(slamming_server, USER, PASSWORD).get_session_cookies())
-    tls_proc, tls_url = stack.start_kfp_api(tmp_path, require_auth=False, name="tls-api",
-                                            tls=stack.self_signed_cert(tmp_path))
+    expect(
+        "InvalidCredentialsError (password grant)",
+        kfp_auth.InvalidCredentialsError,
+        lambda: KFPClientManager(
+            s.api_url, USER, WRONG_PASSWORD, dex_client_id=CLIENT_ID, dex_client_secret=CLIENT_SECRET
+        ).get_bearer_token(),
+    )
+    expect(
+        "UnknownConnectorError",
+        kfp_auth.UnknownConnectorError,
+        lambda: KFPClientManager(s.api_url, USER, PASSWORD, "no-such-connector").get_session_cookies(),
+    )
+    expect(
+        "UnexpectedResponseError (client secret)",
+        kfp_auth.UnexpectedResponseError,
+        lambda: KFPClientManager(
+            s.api_url, USER, PASSWORD, dex_client_id=CLIENT_ID, dex_client_secret=WRONG_CLIENT_SECRET
+        ).get_bearer_token(),
+    )
+    expect(
+        "UnexpectedResponseError (no credentials)",
+        kfp_auth.UnexpectedResponseError,
+        lambda: KFPClientManager(s.api_url).create_kfp_client().list_experiments(namespace=USER_NAMESPACE),
+    )
+    expect(
+        "LoginTimeoutError",
+        kfp_auth.LoginTimeoutError,
+        lambda: KFPClientManager(
+            f"{silent_server}?state={QUERY_SECRET}", USER, PASSWORD, timeout=0.5
+        ).get_session_cookies(),
+    )
+    expect(
+        "ConnectError (refused)",
+        kfp_auth.ConnectError,
+        lambda: KFPClientManager(
+            f"http://127.0.0.1:{free_port()}/pipeline?code={QUERY_SECRET}", USER, PASSWORD
+        ).get_session_cookies(),
+    )
+    expect(
+        "ConnectError (closed)",
+        kfp_auth.ConnectError,
+        lambda: KFPClientManager(slamming_server, USER, PASSWORD).get_session_cookies(),
+    )
+    tls_proc, tls_url = stack.start_kfp_api(
+        tmp_path, require_auth=False, name="tls-api", tls=stack.self_signed_cert(tmp_path)
+    )
     try:
-        expect("TLSError", kfp_auth.TLSError,
-               lambda: KFPClientManager(f"{tls_url}/pipeline?state={QUERY_SECRET}", USER,
-                                        PASSWORD).get_session_cookies())
+        expect(
+            "TLSError",
+            kfp_auth.TLSError,
+            lambda: KFPClientManager(f"{tls_url}/pipeline?state={QUERY_SECRET}", USER, PASSWORD).get_session_cookies(),
+        )
     finally:
         tls_proc.stop()
     cache = tmp_path / "cache" / "sessions.json"
     KFPClientManager(s.api_url, USER, PASSWORD, session_cache=cache).get_session_cookies()
     secrets.add_cookies(json.loads(cache.read_text())["sessions"][f"local:{USER}@{s.api_url}"]["cookies"])
     cache.chmod(0o644)
-    expect("SessionCacheError", kfp_auth.SessionCacheError,
-           lambda: KFPClientManager(s.api_url, USER, PASSWORD, session_cache=cache).get_session_cookies())
+    expect(
+        "SessionCacheError",
+        kfp_auth.SessionCacheError,
+        lambda: KFPClientManager(s.api_url, USER, PASSWORD, session_cache=cache).get_session_cookies(),
+    )
     expect("TokenError (refused)", kfp_auth.TokenError, lambda: t.create_kfp_client())
     expect("TokenError (refused file)", kfp_auth.TokenError, lambda: f.create_kfp_client())
     not_jwt = tmp_path / "not-a-jwt"
     not_jwt.write_text("opaque-token-Zk39fj2-only-in-test\n")
     secrets.add("a non-JWT file's content", "opaque-token-Zk39fj2-only-in-test")
     expect("TokenError (not a JWT)", kfp_auth.TokenError, lambda: KFPClientManager(s.api_url, token_path=not_jwt))
-    denied = expect("PermissionDeniedError", kfp_auth.PermissionDeniedError,
-                    lambda: client.list_experiments(namespace=NAMESPACE))
+    denied = expect(
+        "PermissionDeniedError", kfp_auth.PermissionDeniedError, lambda: client.list_experiments(namespace=NAMESPACE)
+    )
     texts["PermissionDeniedError: headers and body"] = repr((denied.headers, denied.body))  # type: ignore[attr-defined]
     # kfp's own ApiException (the API refusing a request) passes through the client's hook too;
     # its str() prints the response headers, where Kubeflow's gateway puts the user's ID token.
     from kfp_server_api.exceptions import ApiException
 
-    refused = expect("ApiException (kfp's own)", ApiException,
-                     lambda: client.get_experiment(experiment_id="no-such-experiment"))
+    refused = expect(
+        "ApiException (kfp's own)", ApiException, lambda: client.get_experiment(experiment_id="no-such-experiment")
+    )
     assert refused.status in (400, 404)  # type: ignore[attr-defined]
-    expect("ValueError (credentials in api_url)", ValueError,
-           lambda: KFPClientManager(f"http://{quote(USER, safe='')}:{quote(PASSWORD, safe='')}@127.0.0.1:1/pipeline",
-                                    USER, PASSWORD))
-    missing = {kfp_auth.InvalidCredentialsError, kfp_auth.UnknownConnectorError, kfp_auth.UnexpectedResponseError,
-               kfp_auth.LoginTimeoutError, kfp_auth.ConnectError, kfp_auth.TLSError, kfp_auth.SessionCacheError,
-               kfp_auth.TokenError, kfp_auth.PermissionDeniedError} - set(raised)
+    expect(
+        "ValueError (credentials in api_url)",
+        ValueError,
+        lambda: KFPClientManager(
+            f"http://{quote(USER, safe='')}:{quote(PASSWORD, safe='')}@127.0.0.1:1/pipeline", USER, PASSWORD
+        ),
+    )
+    missing = {
+        kfp_auth.InvalidCredentialsError,
+        kfp_auth.UnknownConnectorError,
+        kfp_auth.UnexpectedResponseError,
+        kfp_auth.LoginTimeoutError,
+        kfp_auth.ConnectError,
+        kfp_auth.TLSError,
+        kfp_auth.SessionCacheError,
+        kfp_auth.TokenError,
+        kfp_auth.PermissionDeniedError,
+    } - set(raised)
     assert not missing, missing
     # The classes actually raised (`raised` is keyed by what was expected): each is a
     # KFPAuthError subclass, the bad argument too (expected above as a ValueError only),
@@ -308,24 +369,39 @@ def provoke_every_error(s: Stack, tmp_path: Path, silent_server: str, slamming_s
     assert all(issubclass(k, kfp_auth.KFPAuthError) for k in actual), actual
 
     # The reprs of everything that holds a credential.
-    for label, obj in (("cookie manager", m), ("grant manager", g), ("file manager", f), ("token manager", t),
-                       ("native DexSession", m._session), ("native BearerSession (grant)", g.bearer),
-                       ("native BearerSession (file)", f.bearer), ("native BearerSession (token)", t.bearer)):
+    for label, obj in (
+        ("cookie manager", m),
+        ("grant manager", g),
+        ("file manager", f),
+        ("token manager", t),
+        ("native DexSession", m._session),
+        ("native BearerSession (grant)", g.bearer),
+        ("native BearerSession (file)", f.bearer),
+        ("native BearerSession (token)", t.bearer),
+    ):
         texts[f"repr({label})"] = repr(obj)
         if hasattr(obj, "__dict__"):
-            texts[f"vars({label})"] = repr(vars(obj)) + repr([vars(v) for v in vars(obj).values()
-                                                              if hasattr(v, "__dict__")])
-
+            texts[f"vars({label})"] = repr(vars(obj)) + repr(
+                [vars(v) for v in vars(obj).values() if hasattr(v, "__dict__")]
+            )
 
 
 def test_no_error_log_repr_or_traceback_holds_a_credential(
-    safe_stack: Stack, tmp_path: Path, silent_server: str, slamming_server: str, capfd: pytest.CaptureFixture[str],
+    safe_stack: Stack,
+    tmp_path: Path,
+    silent_server: str,
+    slamming_server: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     s = safe_stack
     secrets = Secrets()
-    for name, value in (("the password", PASSWORD), ("a wrong password", WRONG_PASSWORD),
-                        ("the client secret", CLIENT_SECRET), ("a wrong client secret", WRONG_CLIENT_SECRET),
-                        ("a query value", QUERY_SECRET)):
+    for name, value in (
+        ("the password", PASSWORD),
+        ("a wrong password", WRONG_PASSWORD),
+        ("the client secret", CLIENT_SECRET),
+        ("a wrong client secret", WRONG_CLIENT_SECRET),
+        ("a query value", QUERY_SECRET),
+    ):
         secrets.add(name, value)
     texts: dict[str, str] = {}
     with every_log_handler() as (root_log, own_log):
@@ -349,16 +425,29 @@ def test_no_error_log_repr_or_traceback_holds_a_credential(
 
 # -- The command line --
 
-def run_cli(args: list[str], home: Path, *, password: str | None = PASSWORD,
-            client_secret: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+
+def run_cli(
+    args: list[str],
+    home: Path,
+    *,
+    password: str | None = PASSWORD,
+    client_secret: str | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
     env["HOME"] = str(home)
     if password is not None:
         env["KFP_AUTH_PASSWORD"] = password
     if client_secret is not None:
         env["KFP_AUTH_CLIENT_SECRET"] = client_secret
-    return subprocess.run([str(Path(sys.executable).parent / "kfp-auth"), *args], input=stdin,
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "kfp-auth"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_the_cli_shows_no_credential_but_the_one_it_is_asked_to_print(safe_stack: Stack, tmp_path: Path) -> None:
@@ -366,8 +455,12 @@ def test_the_cli_shows_no_credential_but_the_one_it_is_asked_to_print(safe_stack
     login = ["--url", s.api_url, "-u", USER]
     grant = [*login, "--dex-client-id", CLIENT_ID]
     secrets = Secrets()
-    for name, value in (("the password", PASSWORD), ("a wrong password", WRONG_PASSWORD),
-                        ("the client secret", CLIENT_SECRET), ("a wrong client secret", WRONG_CLIENT_SECRET)):
+    for name, value in (
+        ("the password", PASSWORD),
+        ("a wrong password", WRONG_PASSWORD),
+        ("the client secret", CLIENT_SECRET),
+        ("a wrong client secret", WRONG_CLIENT_SECRET),
+    ):
         secrets.add(name, value)
     texts: dict[str, str] = {}
 
@@ -385,15 +478,19 @@ def test_the_cli_shows_no_credential_but_the_one_it_is_asked_to_print(safe_stack
     texts["login (grant): stderr"] = r.stderr
     # The token on stdout holds neither the password nor the secret.
     assert secrets.leaks({"login (grant): stdout": r.stdout}, shapes=False) == [
-        "the CLI's ID token in login (grant): stdout"]
+        "the CLI's ID token in login (grant): stdout"
+    ]
     token = r.stdout.strip()
 
     # label: (arguments, options, the exit code that shows the run did what its label says)
     runs = {
         "login, wrong password": (["login", *login], {"password": WRONG_PASSWORD}, 3),
         "login, wrong client secret": (["login", *grant], {"client_secret": WRONG_CLIENT_SECRET}, 1),
-        "login, grant, wrong password": (["login", *grant], {"password": WRONG_PASSWORD,
-                                                            "client_secret": CLIENT_SECRET}, 3),
+        "login, grant, wrong password": (
+            ["login", *grant],
+            {"password": WRONG_PASSWORD, "client_secret": CLIENT_SECRET},
+            3,
+        ),
         "login, unknown connector": (["login", *login, "-c", "no-such-connector"], {}, 3),
         "diagnose": (["diagnose", *login], {}, 0),
         "diagnose -o json": (["diagnose", *login, "-o", "json"], {}, 0),
@@ -422,8 +519,8 @@ def test_the_cli_shows_no_credential_but_the_one_it_is_asked_to_print(safe_stack
 
 # -- The session cache --
 
-def test_the_session_cache_holds_no_password_and_only_its_owner_may_read_it(
-        safe_stack: Stack, tmp_path: Path) -> None:
+
+def test_the_session_cache_holds_no_password_and_only_its_owner_may_read_it(safe_stack: Stack, tmp_path: Path) -> None:
     s = safe_stack
     folder = tmp_path / "kfp-auth"
     cache = folder / "sessions.json"
@@ -468,6 +565,7 @@ def test_the_session_cache_holds_no_password_and_only_its_owner_may_read_it(
 
 # -- The password grant sends the client secret to Dex's token endpoint only --
 
+
 class Recorder(ThreadingHTTPServer):
     """A plain-HTTP forward proxy that records each request in full (line, headers, body)."""
 
@@ -494,15 +592,25 @@ class _RecordingHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         target = urlsplit(self.path)
         with self.server.lock:
-            self.server.records.append({"method": self.command, "url": self.path,
-                                        "headers": str(self.headers), "body": body.decode("latin-1")})
+            self.server.records.append(
+                {"method": self.command, "url": self.path, "headers": str(self.headers), "body": body.decode("latin-1")}
+            )
         conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
         try:
-            conn.putrequest(self.command, target.path + (f"?{target.query}" if target.query else ""),
-                            skip_host=True, skip_accept_encoding=True)
+            conn.putrequest(
+                self.command,
+                target.path + (f"?{target.query}" if target.query else ""),
+                skip_host=True,
+                skip_accept_encoding=True,
+            )
             for k, v in self.headers.items():
-                if k.lower() not in ("proxy-connection", "proxy-authorization", "connection", "keep-alive",
-                                     "content-length"):
+                if k.lower() not in (
+                    "proxy-connection",
+                    "proxy-authorization",
+                    "connection",
+                    "keep-alive",
+                    "content-length",
+                ):
                     conn.putheader(k, v)
             conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)
@@ -538,15 +646,20 @@ def where_found(records: list[dict[str, Any]], secret: str, extra: frozenset[str
     """`METHOD URL` (without the query, which may hold a login's `state`) of each recorded
     request that holds `secret` in any form."""
     look = forms(secret) | extra
-    return {f"{r['method']} {r['url'].split('?', 1)[0]}" for r in records
-            if any(f in r["url"] or f in r["headers"] or f in r["body"] for f in look)}
+    return {
+        f"{r['method']} {r['url'].split('?', 1)[0]}"
+        for r in records
+        if any(f in r["url"] or f in r["headers"] or f in r["body"] for f in look)
+    }
 
 
 def test_the_password_grant_sends_the_client_secret_only_to_dexs_token_endpoint(
-        safe_stack: Stack, recorder: Recorder) -> None:
+    safe_stack: Stack, recorder: Recorder
+) -> None:
     s = safe_stack
-    g = KFPClientManager(s.api_url, USER, PASSWORD, dex_client_id=CLIENT_ID, dex_client_secret=CLIENT_SECRET,
-                         proxy=recorder.url)
+    g = KFPClientManager(
+        s.api_url, USER, PASSWORD, dex_client_id=CLIENT_ID, dex_client_secret=CLIENT_SECRET, proxy=recorder.url
+    )
     client = g.create_kfp_client()
     client.list_experiments(namespace=USER_NAMESPACE)
     g.get_bearer_token(force_refresh=True)  # a second grant, and requests on its token
@@ -558,23 +671,26 @@ def test_the_password_grant_sends_the_client_secret_only_to_dexs_token_endpoint(
     # Every request went through the recorder: both grants, and the client's API calls.
     assert sum(1 for r in records if f"{r['method']} {r['url']}" == token_endpoint) == 2
     assert len(api) >= 4 and all("Authorization: Bearer eyJ" in r["headers"] for r in api)
-    basic = frozenset({b64(f"{CLIENT_ID}:{CLIENT_SECRET}"),
-                       b64(f"{quote_plus(CLIENT_ID)}:{quote_plus(CLIENT_SECRET)}")})
+    basic = frozenset(
+        {b64(f"{CLIENT_ID}:{CLIENT_SECRET}"), b64(f"{quote_plus(CLIENT_ID)}:{quote_plus(CLIENT_SECRET)}")}
+    )
     assert where_found(records, CLIENT_SECRET, basic) == {token_endpoint}
     assert where_found(records, PASSWORD) == {token_endpoint}
     # Nor did the API behind the gateway see it (its log keeps what each request carried).
     assert CLIENT_SECRET not in (s.workdir / "kfp-requests.jsonl").read_text()
 
 
-def test_the_browser_login_sends_the_password_only_to_dexs_password_form(
-        safe_stack: Stack, recorder: Recorder) -> None:
+def test_the_browser_login_sends_the_password_only_to_dexs_password_form(safe_stack: Stack, recorder: Recorder) -> None:
     s = safe_stack
     m = KFPClientManager(s.api_url, USER, PASSWORD, proxy=recorder.url)
     client = m.create_kfp_client()
     client.list_experiments(namespace=USER_NAMESPACE)
     # One request: the POST to Dex's password form (the form's `action`, behind the gateway).
-    posts = [f"{r['method']} {r['url'].split('?', 1)[0]}" for r in recorder.records
-             if any(f in r["url"] or f in r["headers"] or f in r["body"] for f in forms(PASSWORD))]
+    posts = [
+        f"{r['method']} {r['url'].split('?', 1)[0]}"
+        for r in recorder.records
+        if any(f in r["url"] or f in r["headers"] or f in r["body"] for f in forms(PASSWORD))
+    ]
     assert posts == [f"POST {s.gateway_url}/dex/auth/local/login"]
     assert where_found(recorder.records, CLIENT_SECRET) == set()
     assert any("/apis/" in r["url"] and "oauth2_proxy_kubeflow=" in r["headers"] for r in recorder.records)

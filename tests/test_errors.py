@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack import free_port
-from stack.hostile_server import PASSWORD_FORM, HostileServer, script_login, truncated
 
 import kfp_auth
 from kfp_auth import KFPClientManager
+from stack import free_port
+from stack.hostile_server import PASSWORD_FORM, HostileServer, script_login, truncated
 
 SECRET = "pw-that-must-never-show-7d1c"
 
@@ -209,13 +209,17 @@ def test_the_tree_is_the_documented_one() -> None:
 
 def test_the_attributes_are_declared_and_typed() -> None:
     hints = typing.get_type_hints(kfp_auth.KFPAuthError)
-    assert hints == {"status": typing.Optional[int], "url": typing.Optional[str],
-                     "history": typing.List[kfp_auth.LoginStep]}
-    assert typing.get_type_hints(kfp_auth.UnknownConnectorError)["offered"] == typing.List[str]
+    assert hints == {
+        "status": typing.Optional[int],
+        "url": typing.Optional[str],
+        "history": list[kfp_auth.LoginStep],
+    }
+    assert typing.get_type_hints(kfp_auth.UnknownConnectorError)["offered"] == list[str]
     assert typing.get_type_hints(kfp_auth.InvalidArgumentError)["argument"] == typing.Optional[str]
     # A user-made error has them too, and an error survives pickling (process pools) with them.
-    e = kfp_auth.LoginTimeoutError("slow", url="http://h/p", history=[
-        {"method": "GET", "url": "http://h/p", "status": None, "elapsed_ms": 5}])
+    e = kfp_auth.LoginTimeoutError(
+        "slow", url="http://h/p", history=[{"method": "GET", "url": "http://h/p", "status": None, "elapsed_ms": 5}]
+    )
     assert (kfp_auth.KFPAuthError("x").status, kfp_auth.KFPAuthError("x").history) == (None, [])
     import pickle
 
@@ -226,12 +230,22 @@ def test_the_attributes_are_declared_and_typed() -> None:
 
 def test_the_kinds_are_literal_types() -> None:
     assert set(typing.get_args(kfp_auth.AuthKind)) == {
-        "dex-login", "token", "file", "dex-password-grant", "dex-device", "none"}
+        "dex-login",
+        "token",
+        "file",
+        "dex-password-grant",
+        "dex-device",
+        "none",
+    }
     assert set(typing.get_args(kfp_auth.BearerKind)) == {"token", "file", "dex-password-grant", "dex-device"}
     assert issubclass(kfp_auth.LoginRequiredError, kfp_auth.TokenError)
     url = "http://127.0.0.1:1/pipeline"
-    for m in (KFPClientManager(url), KFPClientManager(url, "u", SECRET), KFPClientManager(url, existing_token="t"),
-              KFPClientManager(url, login="device")):
+    for m in (
+        KFPClientManager(url),
+        KFPClientManager(url, "u", SECRET),
+        KFPClientManager(url, existing_token="t"),
+        KFPClientManager(url, login="device"),
+    ):
         assert m.auth_kind in typing.get_args(kfp_auth.AuthKind)
 
 
@@ -239,13 +253,21 @@ def test_the_dict_shapes_are_public() -> None:
     for name in ("LoginStep", "TokenClaims", "Diagnosis", "RBACDenial", "DeviceEvent"):
         assert typing.is_typeddict(getattr(kfp_auth, name)), name
         assert name in kfp_auth.__all__
-    assert typing.get_type_hints(kfp_auth.Diagnosis)["steps"] == typing.List[kfp_auth.LoginStep]
+    assert typing.get_type_hints(kfp_auth.Diagnosis)["steps"] == list[kfp_auth.LoginStep]
 
 
 @pytest.fixture
 def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    for var in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
-                "ALL_PROXY", "all_proxy"):
+    for var in (
+        "NO_PROXY",
+        "no_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield monkeypatch
 
@@ -262,15 +284,25 @@ BAD_ARGUMENTS: list[tuple[str, dict[str, typing.Any], str]] = [
     ("proxy", {"proxy": "socks5://127.0.0.1:1080"}, "SOCKS proxies are not supported"),
     ("ssl_ca_cert", {"ssl_ca_cert": "/nonexistent/ca.pem"}, "cannot read"),
     ("dex_client_id", {"dex_client_id": "", "dex_client_secret": "s"}, "is empty"),
-    ("dex_url", {"api_url": "https://kf.example.com/p", "dex_client_id": "c", "dex_client_secret": "s",
-                 "dex_url": "http://dex.example.com/dex"}, "unencrypted"),
+    (
+        "dex_url",
+        {
+            "api_url": "https://kf.example.com/p",
+            "dex_client_id": "c",
+            "dex_client_secret": "s",
+            "dex_url": "http://dex.example.com/dex",
+        },
+        "unencrypted",
+    ),
     # Checked by the manager, in Python:
     ("dex_password", {"dex_password": None}, "a Dex login needs both"),
     ("dex_client_secret", {"dex_client_id": "c"}, "needs both dex_client_id and dex_client_secret"),
 ]
 
 
-@pytest.mark.parametrize("argument,kw,says", BAD_ARGUMENTS, ids=[f"{a}:{i}" for i, (a, _, _) in enumerate(BAD_ARGUMENTS)])
+@pytest.mark.parametrize(
+    "argument,kw,says", BAD_ARGUMENTS, ids=[f"{a}:{i}" for i, (a, _, _) in enumerate(BAD_ARGUMENTS)]
+)
 def test_a_bad_argument_is_a_kfp_auth_error_and_a_value_error(
     argument: str, kw: dict[str, typing.Any], says: str, no_proxy_env: pytest.MonkeyPatch
 ) -> None:

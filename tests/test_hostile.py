@@ -25,7 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import kfp_auth
 import stack
+from kfp_auth import KFPClientManager
 from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, PASSWORD, Stack
 from stack.hostile_server import (
     AUTH_QUERY,
@@ -51,22 +54,23 @@ from stack.hostile_server import (
     wait_until,
 )
 
-import kfp_auth
-from kfp_auth import KFPClientManager
-
 # A distinctive password: it must never show anywhere but in the one request to the form's action.
 SECRET = "h0stile-Pw-7f3a9c-never-shown"
 USER = "jane@example.com"
 
 
 # Tests whose logins run in a child process (their logs are not this process's).
-LOGIN_IN_A_CHILD = {"test_memory_stays_bounded", "test_pages_built_to_be_expensive_cost_a_bounded_cpu_time",
-                    "test_a_declared_length_past_memory_does_not_abort_the_process"}
+LOGIN_IN_A_CHILD = {
+    "test_memory_stays_bounded",
+    "test_pages_built_to_be_expensive_cost_a_bounded_cpu_time",
+    "test_a_declared_length_past_memory_does_not_abort_the_process",
+}
 
 
 @pytest.fixture(autouse=True)
-def nothing_leaks(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture,
-                  capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+def nothing_leaks(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> Iterator[None]:
     """Every test: the kfp_auth log at DEBUG holds no password, and nothing panicked."""
     caplog.set_level(logging.DEBUG, logger="kfp_auth")
     yield
@@ -86,22 +90,32 @@ def srv() -> Iterator[HostileServer]:
         yield s
 
 
-def login_fails(url: str, expected: type[BaseException], *, user: str = USER, password: str = SECRET,
-                **kw: object) -> kfp_auth.KFPAuthError:
+def login_fails(
+    url: str, expected: type[BaseException], *, user: str = USER, password: str = SECRET, **kw: object
+) -> kfp_auth.KFPAuthError:
     """Log in to `url`, expect `expected`, and check that no credential is in what the error shows."""
     m = KFPClientManager(url, user, password, **kw)  # type: ignore[arg-type]
     with pytest.raises(expected) as ei:
         m.get_session_cookies()
     e = ei.value
     assert isinstance(e, kfp_auth.KFPAuthError)
-    shown = "\n".join([str(e), repr(e), "".join(traceback.format_exception(type(e), e, e.__traceback__)), repr(e.history), repr(e.url),
-                       repr(m)])
+    shown = "\n".join(
+        [
+            str(e),
+            repr(e),
+            "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+            repr(e.history),
+            repr(e.url),
+            repr(m),
+        ]
+    )
     assert password not in shown, "the password shows in the error"
     assert "s3ss10n" not in shown and "c0de" not in shown  # a cookie value, an authorization code
     return e
 
 
 # -- redirects ---------------------------------------------------------------------------------
+
 
 def test_redirect_loop_ends_at_the_bound(srv: HostileServer) -> None:
     srv.route("/pipeline", redirect("/pipeline"))
@@ -125,16 +139,20 @@ def test_redirect_chain_longer_than_the_bound(srv: HostileServer) -> None:
     assert KFPClientManager(srv.url + "/r15", USER, SECRET, max_redirects=5).get_session_cookies() == ""
 
 
-@pytest.mark.parametrize("location,says", [
-    (None, "without a Location"),
-    ("http://[::1", "not a URL"),
-    ("http://exa mple.com/", "not a URL"),
-    (b"/dex/auth\xff\xfe", "not ASCII"),
-    ("javascript:alert(1)", "scheme `javascript`"),
-    ("file:///etc/passwd", "scheme `file`"),
-    ("ftp://127.0.0.1/x", "scheme `ftp`"),
-    ("data:text/html,<form>", "scheme `data`"),
-], ids=["missing", "bad-ipv6", "space-in-host", "non-ascii-bytes", "javascript", "file", "ftp", "data"])
+@pytest.mark.parametrize(
+    "location,says",
+    [
+        (None, "without a Location"),
+        ("http://[::1", "not a URL"),
+        ("http://exa mple.com/", "not a URL"),
+        (b"/dex/auth\xff\xfe", "not ASCII"),
+        ("javascript:alert(1)", "scheme `javascript`"),
+        ("file:///etc/passwd", "scheme `file`"),
+        ("ftp://127.0.0.1/x", "scheme `ftp`"),
+        ("data:text/html,<form>", "scheme `data`"),
+    ],
+    ids=["missing", "bad-ipv6", "space-in-host", "non-ascii-bytes", "javascript", "file", "ftp", "data"],
+)
 def test_a_location_that_cannot_be_followed(srv: HostileServer, location: str | bytes | None, says: str) -> None:
     srv.route("/pipeline", redirect(location))
     e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError)
@@ -149,9 +167,12 @@ def test_a_relative_location_is_resolved_against_the_request(srv: HostileServer)
     cookies = KFPClientManager(srv.url + "/pipeline", USER, SECRET).get_session_cookies()
     assert cookies == f"{SESSION_COOKIE}=s3ss10n"
     assert [(r.method, r.path) for r in srv.requests] == [
-        ("GET", "/pipeline"), ("GET", "/dex/auth/local"),
+        ("GET", "/pipeline"),
+        ("GET", "/dex/auth/local"),
         # Dex's redirect to its own form URL takes the post directly (docs/benchmarks.md, "Round trips").
-        ("POST", "/dex/auth/local/login"), ("GET", "/oauth2/callback")]
+        ("POST", "/dex/auth/local/login"),
+        ("GET", "/oauth2/callback"),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +199,11 @@ def test_https_to_http_redirect_is_refused_unless_allowed(tls_files: tuple[Path,
 def test_the_password_never_goes_to_another_host(srv: HostileServer) -> None:
     with HostileServer() as elsewhere:
         script_login(srv)
-        srv.route("/dex/auth/local", method="GET",
-                  action=respond(200, PASSWORD_FORM.format(action=f"{elsewhere.url}/collect")))
+        srv.route(
+            "/dex/auth/local",
+            method="GET",
+            action=respond(200, PASSWORD_FORM.format(action=f"{elsewhere.url}/collect")),
+        )
         e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError)
         assert "another origin" in str(e) and elsewhere.url in str(e)
         assert elsewhere.requests == [] and not posted_password(srv, SECRET)
@@ -197,6 +221,7 @@ def test_the_password_never_goes_to_another_host(srv: HostileServer) -> None:
 # The faulty login pages below are served at `/dex/auth/local`, where Dex before v2.31 showed
 # its password form: Dex's redirect to its current form URL (`.../login?state=`) takes the
 # post without reading the form (docs/benchmarks.md, "Round trips"), so a page there is never read.
+
 
 def test_gigantic_bodies_end_at_the_cap(srv: HostileServer) -> None:
     script_login(srv)
@@ -230,7 +255,7 @@ def test_a_body_that_is_not_utf8(srv: HostileServer) -> None:
     assert "not part of a Dex login" in str(e) and e.status == 200
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gzip_bomb(expanded: int) -> bytes:
     """gzip of `expanded` zero bytes, made a MiB at a time (this process never holds them all)."""
     z = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -277,8 +302,9 @@ def test_memory_stays_bounded(srv: HostileServer, fault: str) -> None:
         # ~1 MiB of gzip that expands to 1 GiB: over the cap as it is, and far over it expanded.
         action = respond(200, gzip_bomb(1 << 30), {"Content-Encoding": "gzip"})
     srv.route("/dex/auth/local", action, method="GET")
-    r = subprocess.run([sys.executable, "-c", MEASURE, srv.url + "/pipeline", SECRET], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", MEASURE, srv.url + "/pipeline", SECRET], capture_output=True, text=True, timeout=120
+    )
     assert "panicked" not in r.stderr and SECRET not in r.stdout + r.stderr
     name, grown_kib = r.stdout.split()
     print(f"{fault}: peak RSS grew by {grown_kib} KiB")
@@ -318,8 +344,7 @@ EXPENSIVE = {
 
 
 @pytest.mark.parametrize("page", list(EXPENSIVE))
-def test_pages_built_to_be_expensive_cost_a_bounded_cpu_time(srv: HostileServer, tmp_path: Path,
-                                                              page: str) -> None:
+def test_pages_built_to_be_expensive_cost_a_bounded_cpu_time(srv: HostileServer, tmp_path: Path, page: str) -> None:
     """A benchmark more than a test: it prints the login's and the client hook's wall and CPU
     time on a page built to be expensive to parse, at the body cap, and bounds them only
     generously (a login page is read in milliseconds; these took minutes)."""
@@ -330,13 +355,19 @@ def test_pages_built_to_be_expensive_cost_a_bounded_cpu_time(srv: HostileServer,
     srv.route("/dex/auth/local", respond(200, body), method="GET")
     path = tmp_path / "page.html"
     path.write_bytes(body)
-    r = subprocess.run([sys.executable, "-c", COST, srv.url + "/pipeline", str(cap), str(path), SECRET],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", COST, srv.url + "/pipeline", str(cap), str(path), SECRET],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "panicked" not in r.stderr and SECRET not in r.stdout + r.stderr, r.stderr[-2000:]
     out = json.loads(r.stdout)
     login, hook = out["login"], out["hook"]
-    print(f"{page} ({len(body) >> 10} KiB): login {login['wall']:.2f} s wall, {login['cpu']:.2f} s CPU "
-          f"-> {login['error'][:60]}…; client hook {hook['wall']:.2f} s wall, {hook['cpu']:.2f} s CPU")
+    print(
+        f"{page} ({len(body) >> 10} KiB): login {login['wall']:.2f} s wall, {login['cpu']:.2f} s CPU "
+        f"-> {login['error'][:60]}…; client hook {hook['wall']:.2f} s wall, {hook['cpu']:.2f} s CPU"
+    )
     assert login["error"].startswith(("UnexpectedResponseError", "UnknownConnectorError")), login
     # A page of connector links is Dex's selection page, a login page, also in its first 256 KiB.
     assert hook["login"] is (page == "660k-links")
@@ -361,11 +392,15 @@ def test_a_slow_redirect_loop_ends_at_the_login_deadline(srv: HostileServer) -> 
 # -- a login page that cannot be used is not "unsecured" (issue 13) --------------------------
 
 UNUSABLE = {
-    "maintenance": (b"<html><body><h1>Down for maintenance</h1><p>Back soon.</p></body></html>",
-                    {"Content-Type": "text/html; charset=utf-8"}),
+    "maintenance": (
+        b"<html><body><h1>Down for maintenance</h1><p>Back soon.</p></body></html>",
+        {"Content-Type": "text/html; charset=utf-8"},
+    ),
     "broken-encoding": (bytes(range(128, 256)) * 16, {"Content-Type": "text/html; charset=utf-8"}),
-    "compressed": (gzip.compress(PASSWORD_FORM.format(action="/dex/auth/local/login").encode()),
-                   {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
+    "compressed": (
+        gzip.compress(PASSWORD_FORM.format(action="/dex/auth/local/login").encode()),
+        {"Content-Type": "text/html", "Content-Encoding": "gzip"},
+    ),
 }
 
 
@@ -405,14 +440,15 @@ def test_standalone_kfp_stays_unsecured(srv: HostileServer, shape: str) -> None:
 
 # -- where the password may go: Dex on another origin (issue 16) -------------------------------
 
+
 def _dex_elsewhere(gateway: HostileServer, dex: HostileServer) -> None:
     """The gateway sends the login to a Dex on another origin, whose callback returns to the gateway."""
     gateway.route("/pipeline", redirect(f"{dex.url}/dex/auth?{AUTH_QUERY}"))
     dex.route("/dex/auth/local", redirect("/dex/auth/local/login?back=&state=st4te"))
-    dex.route("/dex/auth/local/login", redirect(f"{gateway.url}/oauth2/callback?code=c0de&state=st4te", 303),
-              method="POST")
-    gateway.route("/oauth2/callback",
-                  redirect("/pipeline", 302, [("Set-Cookie", f"{SESSION_COOKIE}=s3ss10n; Path=/")]))
+    dex.route(
+        "/dex/auth/local/login", redirect(f"{gateway.url}/oauth2/callback?code=c0de&state=st4te", 303), method="POST"
+    )
+    gateway.route("/oauth2/callback", redirect("/pipeline", 302, [("Set-Cookie", f"{SESSION_COOKIE}=s3ss10n; Path=/")]))
 
 
 def test_dex_on_another_origin_is_named_in_a_warning(srv: HostileServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -420,16 +456,18 @@ def test_dex_on_another_origin_is_named_in_a_warning(srv: HostileServer, caplog:
         _dex_elsewhere(srv, dex)
         m = KFPClientManager(srv.url + "/pipeline", USER, SECRET)
         assert m.get_session_cookies() == f"{SESSION_COOKIE}=s3ss10n"
-        warned = [r.getMessage() for r in caplog.get_records("call")
-                  if r.name == "kfp_auth" and r.levelno == logging.WARNING]
+        warned = [
+            r.getMessage() for r in caplog.get_records("call") if r.name == "kfp_auth" and r.levelno == logging.WARNING
+        ]
         assert len(warned) == 1 and dex.url in warned[0] and srv.url in warned[0] and "dex_url" in warned[0], warned
         assert m._session is not None
         d = m._session.diagnose()
         assert dex.url in d["dex"] and srv.url in d["dex"] and "another origin" in d["dex"], d["dex"]
 
 
-def test_a_pinned_dex_url_refuses_a_dex_elsewhere_before_the_password(srv: HostileServer,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_a_pinned_dex_url_refuses_a_dex_elsewhere_before_the_password(
+    srv: HostileServer, caplog: pytest.LogCaptureFixture
+) -> None:
     with HostileServer() as dex:
         _dex_elsewhere(srv, dex)
         e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError, dex_url=srv.url + "/dex")
@@ -470,22 +508,32 @@ def test_a_declared_length_past_memory_does_not_abort_the_process(srv: HostileSe
     """`Content-Length: 2**45` with a raised max_body_bytes: the process used to die of a failed
     allocation (SIGABRT, a core dump that would hold the password). Now max_body_bytes is
     bounded, and the body's buffer grows as bytes come, not as the server announces."""
-    srv.route("/pipeline", raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
-                               b"Connection: close\r\n\r\n<html>" % (1 << 45)))
-    r = subprocess.run([sys.executable, "-c", ABORT, srv.url + "/pipeline", str(cap), SECRET],
-                       capture_output=True, text=True, timeout=120)
+    srv.route(
+        "/pipeline",
+        raw(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n<html>" % (1 << 45)
+        ),
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", ABORT, srv.url + "/pipeline", str(cap), SECRET],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
     assert SECRET not in r.stdout + r.stderr
     if cap == 1 << 46:
         assert r.stdout.startswith("InvalidArgumentError True invalid `max_body_bytes`: must be at most"), r.stdout
     else:
-        assert r.stdout.startswith("UnexpectedResponseError False") and "larger than 67108864 bytes" in r.stdout, r.stdout
+        assert r.stdout.startswith("UnexpectedResponseError False") and "larger than 67108864 bytes" in r.stdout, (
+            r.stdout
+        )
 
 
 def test_html_with_no_form(srv: HostileServer) -> None:
     script_login(srv)
-    srv.route("/dex/auth/local", respond(200, "<html><body><h1>Down for maintenance</h1></body></html>"),
-              method="GET")
+    srv.route("/dex/auth/local", respond(200, "<html><body><h1>Down for maintenance</h1></body></html>"), method="GET")
     e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError)
     assert "not part of a Dex login" in str(e)
 
@@ -493,7 +541,8 @@ def test_html_with_no_form(srv: HostileServer) -> None:
 def test_a_form_with_fields_it_cannot_fill_gets_no_password(srv: HostileServer) -> None:
     script_login(srv)
     form = PASSWORD_FORM.format(action="/dex/auth/local/login").replace(
-        "<button", '<input name="otp" type="text" required/><button')
+        "<button", '<input name="otp" type="text" required/><button'
+    )
     srv.route("/dex/auth/local", respond(200, form), method="GET")
     e = login_fails(srv.url + "/pipeline", kfp_auth.UnexpectedResponseError)
     assert "`otp`" in str(e)
@@ -503,12 +552,15 @@ def test_a_form_with_fields_it_cannot_fill_gets_no_password(srv: HostileServer) 
 def test_hidden_fields_go_back_as_a_browser_sends_them(srv: HostileServer) -> None:
     script_login(srv)
     form = PASSWORD_FORM.format(action="/dex/auth/local/login").replace(
-        "<button", '<input type="hidden" name="extra" value="e1"/><input type="hidden" name="password" value="x"/>'
-                   '<input type="submit" value="go"/><button')
+        "<button",
+        '<input type="hidden" name="extra" value="e1"/><input type="hidden" name="password" value="x"/>'
+        '<input type="submit" value="go"/><button',
+    )
     srv.route("/dex/auth/local", respond(200, form), method="GET")
     assert KFPClientManager(srv.url + "/pipeline", USER, SECRET).get_session_cookies().startswith(SESSION_COOKIE)
     (post,) = [r for r in srv.requests if r.method == "POST"]
     from urllib.parse import parse_qs
+
     fields = parse_qs(post.body.decode())
     assert fields["extra"] == ["e1"] and fields["login"] == [USER] and len(fields["password"]) == 1
 
@@ -516,8 +568,9 @@ def test_hidden_fields_go_back_as_a_browser_sends_them(srv: HostileServer) -> No
 def test_several_forms(srv: HostileServer) -> None:
     script_login(srv)
     search = '<form action="/search"><input name="q"></form>'
-    srv.route("/dex/auth/local", respond(200, search + PASSWORD_FORM.format(action="/dex/auth/local/login")),
-              method="GET")
+    srv.route(
+        "/dex/auth/local", respond(200, search + PASSWORD_FORM.format(action="/dex/auth/local/login")), method="GET"
+    )
     assert KFPClientManager(srv.url + "/pipeline", USER, SECRET).get_session_cookies().startswith(SESSION_COOKIE)
 
     # Two password forms: which one is Dex's cannot be told, so neither gets the password.
@@ -531,8 +584,12 @@ def test_several_forms(srv: HostileServer) -> None:
 
 # -- slow servers ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fault", [slow_headers(0.2), trickle_body(every=0.2), silent()],
-                         ids=["slow-headers", "slowloris-body", "never-answers"])
+
+@pytest.mark.parametrize(
+    "fault",
+    [slow_headers(0.2), trickle_body(every=0.2), silent()],
+    ids=["slow-headers", "slowloris-body", "never-answers"],
+)
 def test_slow_servers_time_out(srv: HostileServer, fault: object) -> None:
     script_login(srv)
     srv.route("/dex/auth/local", fault, method="GET")  # type: ignore[arg-type]
@@ -544,6 +601,7 @@ def test_slow_servers_time_out(srv: HostileServer, fault: object) -> None:
 
 
 # -- faults around the real Dex and oauth2-proxy -----------------------------------------------
+
 
 @pytest.fixture
 def faulty_dex(tmp_path: Path) -> Iterator[tuple[Stack, FaultProxy]]:
@@ -632,6 +690,7 @@ def test_oauth2_proxy_restarted_during_a_session(tmp_path: Path) -> None:
 # -- TLS (a self-signed certificate without a CA bundle: tests/test_tls.py, an unknown CA:
 #    tests/test_shapes.py::test_https_gateway_refuses_an_unknown_ca_with_the_remedies) -------------
 
+
 def _certs(d: Path, *, names: list[str], expired: bool) -> tuple[Path, Path, Path]:
     """A CA and a server certificate it signed for `names` (DNS names or IPs), maybe expired."""
     from cryptography import x509
@@ -643,11 +702,17 @@ def _certs(d: Path, *, names: list[str], expired: bool) -> tuple[Path, Path, Pat
     day = datetime.timedelta(days=1)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kfp-auth hostile CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - 30 * day)
-          .not_valid_after(now + 30 * day)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - 30 * day)
+        .not_valid_after(now + 30 * day)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     sans: list[x509.GeneralName] = []
     for n in names:
         try:
@@ -655,25 +720,33 @@ def _certs(d: Path, *, names: list[str], expired: bool) -> tuple[Path, Path, Pat
         except ValueError:
             sans.append(x509.DNSName(n))
     start, end = (now - 10 * day, now - day) if expired else (now - day, now + day)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = d / "ca.pem", d / "cert.pem", d / "key.pem"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
 @pytest.mark.parametrize("case", ["expired", "wrong-hostname"])
 def test_tls_failures_name_the_cause_and_the_remedy(tmp_path: Path, case: str) -> None:
-    ca, cert, key = _certs(tmp_path, names=["kfp.example.com"] if case == "wrong-hostname" else ["127.0.0.1"],
-                           expired=case == "expired")
+    ca, cert, key = _certs(
+        tmp_path, names=["kfp.example.com"] if case == "wrong-hostname" else ["127.0.0.1"], expired=case == "expired"
+    )
     with HostileServer(tls=(cert, key)) as https:
         script_login(https)
         # The CA is trusted: what is left to refuse is the expiry or the name.
@@ -691,8 +764,12 @@ def test_tls_failures_name_the_cause_and_the_remedy(tmp_path: Path, case: str) -
 
 # -- cookies (RFC 6265, by the cookie_store crate) -----------------------------------------------
 
-@pytest.mark.parametrize("attrs", ["Path=/; Domain=other.example", "Path=/elsewhere", "Path=/; Secure"],
-                         ids=["wrong-domain", "wrong-path", "secure-over-http"])
+
+@pytest.mark.parametrize(
+    "attrs",
+    ["Path=/; Domain=other.example", "Path=/elsewhere", "Path=/; Secure"],
+    ids=["wrong-domain", "wrong-path", "secure-over-http"],
+)
 def test_a_session_cookie_the_api_would_not_get(attrs: str) -> None:
     """The gateway's callback sets its session cookie for another domain, another path, or
     `Secure` over plain http to a host that is not loopback: the jar refuses it or keeps it

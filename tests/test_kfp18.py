@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 import stack
 from stack import (
     CLIENT_ID,
@@ -51,8 +52,12 @@ print(json.dumps({
 
 def test_kfp_18_client_and_tls_subclass(kubeflow: Stack, kfp18_python: str) -> None:
     before = len(kubeflow.kfp_requests())
-    r = subprocess.run([kfp18_python, "-c", SCRIPT, kubeflow.api_url, FAST_USER, FAST_PASSWORD, FAST_NAMESPACE],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [kfp18_python, "-c", SCRIPT, kubeflow.api_url, FAST_USER, FAST_PASSWORD, FAST_NAMESPACE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["kfp"].startswith("1.8.")
@@ -81,8 +86,13 @@ print(m.logins, "kfp18-relogin" in names, flush=True)
 
 
 def test_kfp_18_client_logs_in_again_after_a_gateway_restart(own_kubeflow: Stack, kfp18_python: str) -> None:
-    p = subprocess.Popen([kfp18_python, "-c", RELOGIN, own_kubeflow.api_url, FAST_USER, FAST_PASSWORD, FAST_NAMESPACE],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [kfp18_python, "-c", RELOGIN, own_kubeflow.api_url, FAST_USER, FAST_PASSWORD, FAST_NAMESPACE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout is not None and p.stdin is not None
     assert p.stdout.readline().strip() == "ready"
     own_kubeflow.restart_gateway(new_cookie_secret=True)
@@ -115,12 +125,24 @@ def done(**result):
 """
 
 
-def run_kfp18(python: str, script: str, *args: str, env: dict[str, str] | None = None,
-              meanwhile: Callable[[], None] | None = None, timeout: float = 120) -> dict:
+def run_kfp18(
+    python: str,
+    script: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    meanwhile: Callable[[], None] | None = None,
+    timeout: float = 120,
+) -> dict:
     """Run `script` (after PRELUDE) in the kfp 1.8 interpreter and return its last JSON line.
     With `meanwhile`, the script calls ready(); `meanwhile` runs while it waits."""
-    p = subprocess.Popen([python, "-c", PRELUDE + script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    p = subprocess.Popen(
+        [python, "-c", PRELUDE + script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     stdout = p.stdout
     assert stdout is not None
     try:
@@ -155,6 +177,7 @@ def api_seen(entries: list[dict]) -> set[tuple[str, str, str | None]]:
 
 # -- in the cluster: the ServiceAccount token volume, rotated while the client runs --
 
+
 @pytest.fixture
 def in_cluster(tmp_path: Path) -> Iterator[tuple[TokenVolume, str, Path]]:
     """The KFP API test server checking bearer tokens against what the volume holds now."""
@@ -183,11 +206,18 @@ done(auth_kind=m.auth_kind, path=m.bearer.path, fetches_before=fetches_before, f
 """
 
 
-def test_kfp_18_in_cluster_token_file_follows_rotation(in_cluster: tuple[TokenVolume, str, Path],
-                                                       kfp18_python: str) -> None:
+def test_kfp_18_in_cluster_token_file_follows_rotation(
+    in_cluster: tuple[TokenVolume, str, Path], kfp18_python: str
+) -> None:
     vol, url, log = in_cluster
-    out = run_kfp18(kfp18_python, IN_CLUSTER, url, NAMESPACE, env={"KF_PIPELINES_SA_TOKEN_PATH": str(vol.path)},
-                    meanwhile=vol.rotate)
+    out = run_kfp18(
+        kfp18_python,
+        IN_CLUSTER,
+        url,
+        NAMESPACE,
+        env={"KF_PIPELINES_SA_TOKEN_PATH": str(vol.path)},
+        meanwhile=vol.rotate,
+    )
     assert out["auth_kind"] == "file" and out["path"] == str(vol.path)
     # kfp 1.8 gets kfp_auth's credentials as its own TokenCredentialsBase.
     assert out["credentials_is_kfp_base"] and out["prefix"] == "Bearer"
@@ -196,12 +226,15 @@ def test_kfp_18_in_cluster_token_file_follows_rotation(in_cluster: tuple[TokenVo
     assert out["cookies"] == ""
     entries = [json.loads(line) for line in log.read_text().splitlines() if '"/_test/' not in line]
     assert entries and all(e["bearer"] == "accepted" and e["user"] == SA_IDENTITY for e in entries)
-    assert {("GET", "/apis/v1beta1/experiments", SA_IDENTITY),
-            ("POST", "/apis/v1beta1/experiments", SA_IDENTITY)} <= api_seen(entries)
+    assert {
+        ("GET", "/apis/v1beta1/experiments", SA_IDENTITY),
+        ("POST", "/apis/v1beta1/experiments", SA_IDENTITY),
+    } <= api_seen(entries)
     assert not [e for e in entries if "/v2beta1/" in e["path"]]
 
 
 # -- Dex's password grant through the real oauth2-proxy --
+
 
 @pytest.fixture(scope="module")
 def grant_kubeflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -224,20 +257,30 @@ done(auth_kind=m.auth_kind, logins=m.logins, names=names, audience=claims["audie
 
 def test_kfp_18_password_grant_token_passes_the_real_gateway(grant_kubeflow: Stack, kfp18_python: str) -> None:
     before = len(grant_kubeflow.kfp_requests())
-    out = run_kfp18(kfp18_python, PASSWORD_GRANT, grant_kubeflow.api_url, FAST_USER, FAST_NAMESPACE, CLIENT_ID,
-                    env={"KFP18_PASSWORD": FAST_PASSWORD, "KFP18_CLIENT_SECRET": CLIENT_SECRET})
+    out = run_kfp18(
+        kfp18_python,
+        PASSWORD_GRANT,
+        grant_kubeflow.api_url,
+        FAST_USER,
+        FAST_NAMESPACE,
+        CLIENT_ID,
+        env={"KFP18_PASSWORD": FAST_PASSWORD, "KFP18_CLIENT_SECRET": CLIENT_SECRET},
+    )
     assert out["auth_kind"] == "dex-password-grant" and out["credentials_is_kfp_base"]
     assert out["names"] == ["kfp18-m2m"] and out["logins"] == 1
     assert CLIENT_ID in out["audience"] and out["issuer"] == grant_kubeflow.dex_url
     api = [q for q in grant_kubeflow.kfp_requests()[before:] if "/apis/" in q["path"]]
     # oauth2-proxy verified Dex's JWT and forwarded the user; no session cookie was involved.
     assert api and all(q["user"] == FAST_USER and q["cookie_names"] == [] for q in api)
-    assert {("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
-            ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER)} <= api_seen(api)
+    assert {
+        ("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
+        ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER),
+    } <= api_seen(api)
     assert "/dex/auth/local/login" not in grant_kubeflow.gateway_log()
 
 
 # -- an HTTPS gateway whose certificate a CA made for the run signed --
+
 
 @pytest.fixture(scope="module")
 def https_kubeflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -283,12 +326,20 @@ done(unknown_ca=unknown_ca, logins=m.logins,
 """
 
 
-def test_kfp_18_https_gateway_with_the_runs_ca_and_with_skip_tls_verify(https_kubeflow: Stack,
-                                                                         kfp18_python: str) -> None:
+def test_kfp_18_https_gateway_with_the_runs_ca_and_with_skip_tls_verify(
+    https_kubeflow: Stack, kfp18_python: str
+) -> None:
     assert https_kubeflow.ca is not None
     before = len(https_kubeflow.kfp_requests())
-    out = run_kfp18(kfp18_python, HTTPS, https_kubeflow.api_url, FAST_USER, FAST_NAMESPACE, str(https_kubeflow.ca),
-                    env={"KFP18_PASSWORD": FAST_PASSWORD})
+    out = run_kfp18(
+        kfp18_python,
+        HTTPS,
+        https_kubeflow.api_url,
+        FAST_USER,
+        FAST_NAMESPACE,
+        str(https_kubeflow.ca),
+        env={"KFP18_PASSWORD": FAST_PASSWORD},
+    )
     # Without the CA the login refuses the gateway, and says what to do.
     assert out["unknown_ca"] is not None
     assert "ssl_ca_cert=" in out["unknown_ca"] and "skip_tls_verify=True" in out["unknown_ca"]
@@ -300,8 +351,10 @@ def test_kfp_18_https_gateway_with_the_runs_ca_and_with_skip_tls_verify(https_ku
     assert out["skipping_warnings"] > 0 and out["skipping_cookie_names"] == ["oauth2_proxy_kubeflow"]
     assert out["names"] == ["kfp18-verified"] and out["kfp_client_untouched"]
     seen = api_seen(https_kubeflow.kfp_requests()[before:])
-    assert {("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
-            ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER)} <= seen
+    assert {
+        ("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
+        ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER),
+    } <= seen
 
 
 # -- RBAC: a namespace the user is not granted --
@@ -338,7 +391,12 @@ def test_kfp_18_rbac_denial_names_the_namespace_and_verb(kubeflow: Stack, kfp18_
     listed = out["denied"]["list"]
     assert listed is not None and listed["api_exception"] and listed["kfp_auth_error"]
     assert (listed["status"], listed["namespace"], listed["verb"], listed["user"], listed["resource"]) == (
-        403, NAMESPACE, "list", FAST_USER, "experiments")
+        403,
+        NAMESPACE,
+        "list",
+        FAST_USER,
+        "experiments",
+    )
     assert f"namespace '{NAMESPACE}'" in listed["message"] and "contributor" in listed["message"]
     # kfp 1.8's create_experiment looks the name up first: that GET is what is denied.
     looked_up = out["denied"]["create_experiment"]
@@ -347,11 +405,14 @@ def test_kfp_18_rbac_denial_names_the_namespace_and_verb(kubeflow: Stack, kfp18_
     assert created is not None and created["api_exception"] and created["status"] == 403
     assert (created["namespace"], created["verb"], created["user"]) == (NAMESPACE, "create", FAST_USER)
     assert out["logins"] == 1  # a denial is the API's answer, not a reason to log in again
-    assert {("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
-            ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER)} <= api_seen(kubeflow.kfp_requests()[before:])
+    assert {
+        ("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
+        ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER),
+    } <= api_seen(kubeflow.kfp_requests()[before:])
 
 
 # -- Kubeflow <= 1.8: oidc-authservice, with every session dropped while the client runs --
+
 
 @pytest.fixture(scope="module")
 def legacy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -372,8 +433,7 @@ done(logins_before=logins_before, logins=m.logins, names=names, cookie_names=coo
 """
 
 
-def test_kfp_18_authservice_client_logs_in_again_after_sessions_are_dropped(legacy: Stack,
-                                                                            kfp18_python: str) -> None:
+def test_kfp_18_authservice_client_logs_in_again_after_sessions_are_dropped(legacy: Stack, kfp18_python: str) -> None:
     api_before = len(legacy.kfp_requests())
     mark: dict[str, int] = {}
 
@@ -381,22 +441,37 @@ def test_kfp_18_authservice_client_logs_in_again_after_sessions_are_dropped(lega
         drop_sessions(legacy)
         mark["gateway"] = len(gateway_requests(legacy))
 
-    out = run_kfp18(kfp18_python, LEGACY, legacy.api_url, FAST_USER, FAST_NAMESPACE,
-                    env={"KFP18_PASSWORD": FAST_PASSWORD}, meanwhile=drop)
+    out = run_kfp18(
+        kfp18_python,
+        LEGACY,
+        legacy.api_url,
+        FAST_USER,
+        FAST_NAMESPACE,
+        env={"KFP18_PASSWORD": FAST_PASSWORD},
+        meanwhile=drop,
+    )
     assert out["cookie_names"] == ["authservice_session"] and out["logins_before"] == 1
     assert out["logins"] == 2 and "kfp18-before-drop" in out["names"]
     # The gateway's 302 to Dex came back to the hook, which logged in and retried once.
-    calls = [(r["method"], r["path"], r["status"], r["location_path"])
-             for r in gateway_requests(legacy)[mark["gateway"]:] if r["path"].startswith("/pipeline/apis/")]
-    assert calls == [("GET", "/pipeline/apis/v1beta1/experiments", 302, "/dex/auth"),
-                     ("GET", "/pipeline/apis/v1beta1/experiments", 200, None)]
+    calls = [
+        (r["method"], r["path"], r["status"], r["location_path"])
+        for r in gateway_requests(legacy)[mark["gateway"] :]
+        if r["path"].startswith("/pipeline/apis/")
+    ]
+    assert calls == [
+        ("GET", "/pipeline/apis/v1beta1/experiments", 302, "/dex/auth"),
+        ("GET", "/pipeline/apis/v1beta1/experiments", 200, None),
+    ]
     seen = api_seen(legacy.kfp_requests()[api_before:])
-    assert {("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
-            ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER)} <= seen
+    assert {
+        ("GET", "/pipeline/apis/v1beta1/experiments", FAST_USER),
+        ("POST", "/pipeline/apis/v1beta1/experiments", FAST_USER),
+    } <= seen
     assert seen and all(user == FAST_USER for _, _, user in seen)
 
 
 # -- Dex's LDAP connector, with a real slapd --
+
 
 @pytest.fixture(scope="module")
 def ldap_kubeflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -416,13 +491,16 @@ done(created=created.id, listed=[e.id for e in listed.experiments], logins=m.log
 
 def test_kfp_18_ldap_user_logs_in(ldap_kubeflow: Stack, kfp18_python: str) -> None:
     before = len(ldap_kubeflow.kfp_requests())
-    out = run_kfp18(kfp18_python, LDAP, ldap_kubeflow.api_url, LDAP_USER, LDAP_NAMESPACE,
-                    env={"KFP18_PASSWORD": LDAP_PASSWORD})
+    out = run_kfp18(
+        kfp18_python, LDAP, ldap_kubeflow.api_url, LDAP_USER, LDAP_NAMESPACE, env={"KFP18_PASSWORD": LDAP_PASSWORD}
+    )
     assert out["listed"] == [out["created"]] and out["logins"] == 1
     # The API knew the user by the mail slapd holds.
     seen = api_seen(ldap_kubeflow.kfp_requests()[before:])
-    assert {("GET", "/pipeline/apis/v1beta1/experiments", LDAP_EMAIL),
-            ("POST", "/pipeline/apis/v1beta1/experiments", LDAP_EMAIL)} <= seen
+    assert {
+        ("GET", "/pipeline/apis/v1beta1/experiments", LDAP_EMAIL),
+        ("POST", "/pipeline/apis/v1beta1/experiments", LDAP_EMAIL),
+    } <= seen
     assert seen and all(user == LDAP_EMAIL for _, _, user in seen)
     dex_log = (ldap_kubeflow.workdir / "dex.log").read_text(errors="replace")
     ok = [line for line in dex_log.splitlines() if 'msg="login successful"' in line and "connector_id=ldap " in line]

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack
-from stack.authservice import CALLBACK, drop_sessions, gateway_requests, start_authservice_stack
 
 import kfp_auth
 from kfp_auth import KFPClientManager
+from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack
+from stack.authservice import CALLBACK, drop_sessions, gateway_requests, start_authservice_stack
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,9 @@ def legacy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
-def raw(stack: Stack, method: str, path: str, headers: dict[str, str] | None = None,
-        body: bytes | None = None) -> http.client.HTTPResponse:
+def raw(
+    stack: Stack, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> http.client.HTTPResponse:
     """One request to the gateway, redirects not followed."""
     conn = http.client.HTTPConnection(urlsplit(stack.gateway_url).netloc, timeout=10)
     conn.request(method, path, body=body, headers=headers or {})
@@ -51,8 +52,9 @@ def api_calls(stack: Stack, since: int) -> list[dict]:
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_a_request_without_a_session_gets_a_302_straight_to_dex(legacy: Stack, method: str) -> None:
     body = b"{}" if method == "POST" else None
-    r = raw(legacy, method, "/pipeline/apis/v2beta1/experiments?namespace=x", {"Content-Type": "application/json"},
-            body)
+    r = raw(
+        legacy, method, "/pipeline/apis/v2beta1/experiments?namespace=x", {"Content-Type": "application/json"}, body
+    )
     assert r.status == 302
     location = urlsplit(r.getheader("Location", ""))
     assert (location.netloc, location.path) == ("", "/dex/auth")
@@ -79,8 +81,10 @@ def test_login_and_list_experiments(legacy: Stack) -> None:
     assert m.logins == 1
 
     # The login: a 302 straight to Dex (no sign-in page), Dex, then the callback sets the session.
-    steps = [(r["method"], r["path"], r["status"], r["location_path"], r["set_cookie_names"])
-             for r in kfp_auth_requests(legacy, before)]
+    steps = [
+        (r["method"], r["path"], r["status"], r["location_path"], r["set_cookie_names"])
+        for r in kfp_auth_requests(legacy, before)
+    ]
     assert steps == [
         ("GET", "/pipeline", 302, "/dex/auth", ["oidc_state_csrf"]),
         ("GET", "/dex/auth/local", 302, "/dex/auth/local/login", []),
@@ -126,7 +130,8 @@ def test_a_post_after_all_sessions_are_dropped_logs_in_again(legacy: Stack) -> N
     drop_sessions(legacy)
     before = len(gateway_requests(legacy))
     client._experiment_api.experiment_service_create_experiment(
-        experiment=kfp_server_api.V2beta1Experiment(display_name="post-after-drop", namespace=FAST_NAMESPACE))
+        experiment=kfp_server_api.V2beta1Experiment(display_name="post-after-drop", namespace=FAST_NAMESPACE)
+    )
     assert m.logins == 2
     calls = [(r["method"], r["status"], r["location_path"]) for r in api_calls(legacy, before)]
     assert calls == [("POST", 302, "/dex/auth"), ("POST", 200, None)]
@@ -157,8 +162,13 @@ def test_diagnose_names_oidc_authservice(legacy: Stack, tmp_path) -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
     env |= {"HOME": str(tmp_path), "KFP_AUTH_PASSWORD": FAST_PASSWORD}
-    r = subprocess.run([str(Path(sys.executable).parent / "kfp-auth"), "diagnose", "--url", legacy.api_url,
-                        "-u", FAST_USER], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "kfp-auth"), "diagnose", "--url", legacy.api_url, "-u", FAST_USER],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "gateway:    oidc-authservice (Kubeflow 1.8 and older): callback /authservice/oidc/callback" in r.stdout
     assert "session cookie authservice_session" in r.stdout and FAST_PASSWORD not in r.stdout

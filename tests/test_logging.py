@@ -6,10 +6,10 @@ import logging
 import re
 
 import pytest
-from stack import FAST_PASSWORD, FAST_USER, Stack
 
 import kfp_auth
 from kfp_auth import KFPClientManager
+from stack import FAST_PASSWORD, FAST_USER, Stack
 
 
 def test_debug_log_shows_each_step_and_no_secret(kubeflow: Stack, caplog: pytest.LogCaptureFixture) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-from stack import FAST_PASSWORD, FAST_USER, NAMESPACE, PASSWORD, USER, Stack
 
 import kfp_auth
 from kfp_auth import KFPClientManager
+from stack import FAST_PASSWORD, FAST_USER, NAMESPACE, PASSWORD, USER, Stack
 
 
 def get(url: str, cookies: str) -> int:
@@ -25,8 +25,9 @@ def test_documented_usage_end_to_end(kubeflow: Stack) -> None:
 
     before = len(kubeflow.kfp_requests())
 
-    m = KFPClientManager(api_url=kubeflow.api_url, dex_username=USER, dex_password=PASSWORD,
-                         dex_auth_type="local", skip_tls_verify=False)
+    m = KFPClientManager(
+        api_url=kubeflow.api_url, dex_username=USER, dex_password=PASSWORD, dex_auth_type="local", skip_tls_verify=False
+    )
     client = m.create_kfp_client()
     assert type(client) is kfp.Client
 

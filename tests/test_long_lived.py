@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack, start_kubeflow_stack
 
 import kfp_auth
 from kfp_auth import KFPClientManager
+from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, Stack, start_kubeflow_stack
 
 
 def _text(body: object) -> str:
@@ -79,6 +79,7 @@ def test_one_login_for_many_threads_at_once(kubeflow: Stack) -> None:
 def test_a_failed_login_is_shared_by_the_threads_that_waited_for_it(kubeflow: Stack) -> None:
     """Fifty threads with a wrong password make one attempt at Dex, not fifty (which
     could lock the account in an LDAP directory); each gets the same typed error."""
+
     def password_posts() -> int:
         return kubeflow.gateway_log().count('POST /dex/ "/dex/auth/local/login')
 
@@ -132,7 +133,8 @@ def test_wait_for_run_completion_survives_a_session_loss(restartable: Stack, mon
     client = m.create_kfp_client()
     exp = client.create_experiment(name="waits", namespace=FAST_NAMESPACE)
     run = client._run_api.run_service_create_run(
-        run=kfp_server_api.V2beta1Run(display_name="r", experiment_id=exp.experiment_id))
+        run=kfp_server_api.V2beta1Run(display_name="r", experiment_id=exp.experiment_id)
+    )
 
     # Void the session between two of kfp's polls (not during one: a gateway
     # that is down refuses connections, which no login can help).
@@ -290,8 +292,9 @@ def test_client_logs_in_again_after_its_session_is_deleted_server_side(server_si
     client.create_experiment(name="redis", namespace=FAST_NAMESPACE)
     # Sign the session out at the gateway, which deletes it from redis. The client keeps the old ticket.
     req = urllib.request.Request(s.gateway_url + "/oauth2/sign_out", headers={"Cookie": m.get_session_cookies()})
-    opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,),
-                                              {"redirect_request": lambda *a, **k: None}))
+    opener = urllib.request.build_opener(
+        type("NoRedirect", (urllib.request.HTTPRedirectHandler,), {"redirect_request": lambda *a, **k: None})
+    )
     try:
         opener.open(req, timeout=10)
     except urllib.error.HTTPError as e:

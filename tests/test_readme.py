@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from stack import PASSWORD, Stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,14 +91,19 @@ def test_the_readme_links_resolve() -> None:
     assert not missing, f"README.md links to missing files: {missing}"
 
 
-@pytest.mark.parametrize("page,index,lang,code", BLOCKS,
-                         ids=[f"{page}-{index}-{lang}" for page, index, lang, _ in BLOCKS])
-def test_example(kubeflow: Stack, standalone_kfp: str, tmp_path: Path,
-                 page: str, index: int, lang: str, code: str) -> None:
+@pytest.mark.parametrize(
+    "page,index,lang,code", BLOCKS, ids=[f"{page}-{index}-{lang}" for page, index, lang, _ in BLOCKS]
+)
+def test_example(
+    kubeflow: Stack, standalone_kfp: str, tmp_path: Path, page: str, index: int, lang: str, code: str
+) -> None:
     code = code.replace(KUBEFLOW_URL, kubeflow.api_url).replace(STANDALONE_URL, standalone_kfp)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
-    env |= {"HOME": str(tmp_path), "KFP_AUTH_PASSWORD": PASSWORD,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+    env |= {
+        "HOME": str(tmp_path),
+        "KFP_AUTH_PASSWORD": PASSWORD,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    }
     argv = [sys.executable, "-c", code] if lang == "python" else ["bash", "-euo", "pipefail", "-c", code]
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=180, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, (

@@ -61,23 +61,28 @@ def describe(errors: list[dict[str, Any]]) -> str:
 def test_actionlint_passes_on_the_workflow() -> None:
     code, errors, stderr = run_actionlint(ROOT)
     assert (code, errors) == (0, []), (
-        f"actionlint failed (exit {code}); run: {ACTIONLINT} {WORKFLOW.relative_to(ROOT)}\n"
-        f"{describe(errors)}\n{stderr}"
+        f"actionlint failed (exit {code}); run: {ACTIONLINT} {WORKFLOW.relative_to(ROOT)}\n{describe(errors)}\n{stderr}"
     )
 
 
 def test_actionlint_catches_an_indentation_error(tmp_path: Path) -> None:
     # `steps:` pushed under `runs-on:` is no longer valid YAML.
-    project = broken_copy(tmp_path, "  sdist:\n    runs-on: ubuntu-latest\n    steps:\n",
-                          "  sdist:\n    runs-on: ubuntu-latest\n      steps:\n")
+    project = broken_copy(
+        tmp_path,
+        "  sdist:\n    runs-on: ubuntu-latest\n    steps:\n",
+        "  sdist:\n    runs-on: ubuntu-latest\n      steps:\n",
+    )
     code, errors, stderr = run_actionlint(project)
     assert code != 0, f"actionlint passed a workflow with an indentation error\n{stderr}"
     assert any("could not parse as YAML" in e["message"] for e in errors), describe(errors) or stderr
 
 
 def test_actionlint_catches_an_unknown_key(tmp_path: Path) -> None:
-    project = broken_copy(tmp_path, "  check-version:\n    if: startsWith(github.ref, 'refs/tags/v')\n    runs-on:",
-                          "  check-version:\n    if: startsWith(github.ref, 'refs/tags/v')\n    runs-onn:")
+    project = broken_copy(
+        tmp_path,
+        "  check-version:\n    if: startsWith(github.ref, 'refs/tags/v')\n    runs-on:",
+        "  check-version:\n    if: startsWith(github.ref, 'refs/tags/v')\n    runs-onn:",
+    )
     code, errors, stderr = run_actionlint(project)
     assert code != 0, f"actionlint passed a workflow with an unknown key\n{stderr}"
     assert any('unexpected key "runs-onn"' in e["message"] for e in errors), describe(errors) or stderr
@@ -88,7 +93,9 @@ def test_actionlint_catches_an_unknown_job_in_needs(tmp_path: Path) -> None:
     project = broken_copy(tmp_path, "needs: [check-version, sdist,", "needs: [check-versions, sdist,")
     code, errors, stderr = run_actionlint(project)
     assert code != 0, f"actionlint passed a publish job that needs a job that does not exist\n{stderr}"
-    assert any('needs job "check-versions" which does not exist' in e["message"] for e in errors), describe(errors) or stderr
+    assert any('needs job "check-versions" which does not exist' in e["message"] for e in errors), (
+        describe(errors) or stderr
+    )
 
 
 # --- The release policy, read from the workflow's text ---------------------------------
@@ -179,12 +186,21 @@ def test_publishes_only_on_tags_after_every_smoke_job() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("smoke-windows, smoke-linux-emulated]", "smoke-linux-emulated]", "publish does not wait for ['smoke-windows']"),
-        ("if: github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')",
-         "if: always() && github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')",
-         "publish can run after a failed job"),
-        ("if: github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')",
-         "if: github.event_name == 'push'", "publish runs on more than a pushed v* tag"),
+        (
+            "smoke-windows, smoke-linux-emulated]",
+            "smoke-linux-emulated]",
+            "publish does not wait for ['smoke-windows']",
+        ),
+        (
+            "if: github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')",
+            "if: always() && github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')",
+            "publish can run after a failed job",
+        ),
+        (
+            "if: github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')",
+            "if: github.event_name == 'push'",
+            "publish runs on more than a pushed v* tag",
+        ),
         ("      id-token: write\n", "      contents: read\n", "publish lacks `permissions: id-token: write`"),
         ('    tags: ["v*"]\n', "", "the workflow does not run on pushed v* tags"),
     ],

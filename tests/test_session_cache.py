@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack import FAST_PASSWORD, FAST_USER, PASSWORD, USER, Stack
-from stack.hostile_server import SESSION_COOKIE, HostileServer, script_login
 
 import kfp_auth
 from kfp_auth import KFPClientManager
+from stack import FAST_PASSWORD, FAST_USER, PASSWORD, USER, Stack
+from stack.hostile_server import SESSION_COOKIE, HostileServer, script_login
 
 CHILD = """
 import hashlib, os, sys, time
@@ -44,14 +44,25 @@ print(m.logins, cookies.split("=", 1)[0], hashlib.sha256(cookies.encode()).hexdi
 """
 
 
-def child(s: Stack, cache: Path, mode: str = "once", user: str = FAST_USER, password: str = FAST_PASSWORD,
-          start_when: Path | None = None, pause_ms: int | None = None) -> subprocess.Popen[str]:
+def child(
+    s: Stack,
+    cache: Path,
+    mode: str = "once",
+    user: str = FAST_USER,
+    password: str = FAST_PASSWORD,
+    start_when: Path | None = None,
+    pause_ms: int | None = None,
+) -> subprocess.Popen[str]:
     env = dict(os.environ)
     if pause_ms is not None:
         env["KFP_AUTH_TEST_PAUSE_BEFORE_RENAME_MS"] = str(pause_ms)
-    return subprocess.Popen([sys.executable, "-c", CHILD, s.api_url, user, password, str(cache), mode,
-                             str(start_when or "")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, s.api_url, user, password, str(cache), mode, str(start_when or "")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def finish(p: subprocess.Popen[str]) -> list[str]:
@@ -166,8 +177,16 @@ def test_expired_entries_are_ignored(kubeflow: Stack, tmp_path: Path) -> None:
     cache = tmp_path / "sessions.json"
     key = f"local:{FAST_USER}@{kubeflow.api_url}"
     past = int(time.time()) - 10
-    cache.write_text(json.dumps({"version": 1, "sessions": {
-        key: {"cookies": "oauth2_proxy_kubeflow=stale", "refresh_at": past, "saved_at": past - 100}}}))
+    cache.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "sessions": {
+                    key: {"cookies": "oauth2_proxy_kubeflow=stale", "refresh_at": past, "saved_at": past - 100}
+                },
+            }
+        )
+    )
     os.chmod(cache, 0o600)
     m = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD, session_cache=cache)
     assert m.get_session_cookies() != "oauth2_proxy_kubeflow=stale"
@@ -175,7 +194,8 @@ def test_expired_entries_are_ignored(kubeflow: Stack, tmp_path: Path) -> None:
 
 
 def test_a_session_rejected_by_the_gateway_is_replaced_in_the_cache_for_other_processes(
-        own_kubeflow: Stack, tmp_path: Path) -> None:
+    own_kubeflow: Stack, tmp_path: Path
+) -> None:
     cache = tmp_path / "sessions.json"
     m = KFPClientManager(own_kubeflow.api_url, FAST_USER, FAST_PASSWORD, session_cache=cache)
     client = m.create_kfp_client()
@@ -198,8 +218,16 @@ def _cached(cache: Path, url: str, cookies: str) -> None:
     """Write `cache` as a valid file holding `cookies` for a login to `url`, private."""
     cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     now = int(time.time())
-    cache.write_text(json.dumps({"version": 1, "sessions": {
-        f"local:{FAST_USER}@{url}": {"cookies": cookies, "refresh_at": now + 3600, "saved_at": now}}}))
+    cache.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "sessions": {
+                    f"local:{FAST_USER}@{url}": {"cookies": cookies, "refresh_at": now + 3600, "saved_at": now}
+                },
+            }
+        )
+    )
     cache.chmod(0o600)
 
 
@@ -222,8 +250,7 @@ def gateway() -> Iterator[HostileServer]:
 
 
 @pytest.mark.parametrize("entry", ["cached", "logged-in"])
-def test_a_folder_swapped_between_check_and_use_is_not_used(gateway: HostileServer, tmp_path: Path,
-                                                            entry: str) -> None:
+def test_a_folder_swapped_between_check_and_use_is_not_used(gateway: HostileServer, tmp_path: Path, entry: str) -> None:
     """Someone who can rename the cache's folder swaps in their own between the checks and
     the read (or, after a login, the write). The cache keeps to the folder it checked: it
     reads the session there, and writes the new one there. Emulated with the lock: while
@@ -291,12 +318,21 @@ def test_a_data_file_planted_as_a_link_is_refused(gateway: HostileServer, tmp_pa
     assert m.logins == 0
 
 
-@pytest.mark.parametrize("mode,owner,refused", [
-    (0o775, 0, "group"), (0o757, 0, "others"), (0o755, OTHER_UID, f"uid {OTHER_UID}"),
-    (0o1777, OTHER_UID, f"uid {OTHER_UID}"), (0o1777, 0, None), (0o755, 0, None),
-], ids=["group-writable", "world-writable", "another-users", "sticky-but-not-root", "sticky-root", "private"])
-def test_an_ancestor_others_can_write_is_refused(gateway: HostileServer, tmp_path: Path, mode: int, owner: int,
-                                                 refused: str | None) -> None:
+@pytest.mark.parametrize(
+    "mode,owner,refused",
+    [
+        (0o775, 0, "group"),
+        (0o757, 0, "others"),
+        (0o755, OTHER_UID, f"uid {OTHER_UID}"),
+        (0o1777, OTHER_UID, f"uid {OTHER_UID}"),
+        (0o1777, 0, None),
+        (0o755, 0, None),
+    ],
+    ids=["group-writable", "world-writable", "another-users", "sticky-but-not-root", "sticky-root", "private"],
+)
+def test_an_ancestor_others_can_write_is_refused(
+    gateway: HostileServer, tmp_path: Path, mode: int, owner: int, refused: str | None
+) -> None:
     """Whoever can write a folder above the cache can rename the folders below it: such an
     ancestor is refused, unless it is sticky and root's (as /tmp is), where only an entry's
     owner may rename it. (This test runs as root: root owns what it makes.)"""

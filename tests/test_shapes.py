@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import stack
-from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, NAMESPACE, Stack
-from stack.ldap import LDAP_NAMESPACE, LDAP_PASSWORD, MANY_GROUPS_EMAIL, MANY_GROUPS_USER
 
 import kfp_auth
+import stack
 from kfp_auth import KFPClientManager
+from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, NAMESPACE, Stack
+from stack.ldap import LDAP_NAMESPACE, LDAP_PASSWORD, MANY_GROUPS_EMAIL, MANY_GROUPS_USER
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,7 @@ def test_https_gateway_verified_against_the_runs_ca(https_kubeflow: Stack) -> No
 
 
 # -- real forward proxies: tinyproxy for HTTPS (it logs each tunnel as it opens), squid for HTTP --
+
 
 def _running(start: Callable[[Path], tuple[stack.Proc, str, Path]], workdir: Path) -> Iterator[tuple[str, Path]]:
     proc, url, log = start(workdir)
@@ -124,8 +125,9 @@ def test_https_proxy_and_no_proxy_as_requests_does(
     assert len(carried(log)) == before
 
 
-def test_an_explicit_proxy_over_plain_http(kubeflow: Stack, squid: tuple[str, Path],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_explicit_proxy_over_plain_http(
+    kubeflow: Stack, squid: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, log = squid
     for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
         monkeypatch.delenv(var, raising=False)
@@ -139,6 +141,7 @@ def test_an_explicit_proxy_over_plain_http(kubeflow: Stack, squid: tuple[str, Pa
 
 
 # -- oauth2-proxy losing the CSRF cookie between the start of a login and its callback --
+
 
 def test_csrf_failure_restarts_the_login_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway restarts with a new cookie secret mid-login (as an unpinned secret does
@@ -185,6 +188,7 @@ def test_csrf_failure_twice_is_a_clear_error(tmp_path: Path) -> None:
 
 # -- a session cookie split into chunks, and an api_url with a query string --
 
+
 @pytest.fixture(scope="module")
 def ldap_kubeflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with stack.start_kubeflow_stack(tmp_path_factory.mktemp("chunks"), ldap=True) as s:
@@ -211,11 +215,14 @@ def test_chunked_session_cookies_all_reach_the_api(ldap_kubeflow: Stack) -> None
 
 # -- Kubeflow 1.9: the approval screen, forced by oauth2-proxy or by Dex's own setting --
 
-@pytest.mark.parametrize("prompt,skip_approval", [(None, True), ("none", False)],
-                         ids=["approval_prompt=force", "skipApprovalScreen=false"])
+
+@pytest.mark.parametrize(
+    "prompt,skip_approval", [(None, True), ("none", False)], ids=["approval_prompt=force", "skipApprovalScreen=false"]
+)
 def test_dex_approval_screen(tmp_path: Path, prompt: str | None, skip_approval: bool) -> None:
-    with stack.start_kubeflow_stack(tmp_path / "s", skip_provider_button=True, prompt=prompt,
-                                    skip_approval=skip_approval) as s:
+    with stack.start_kubeflow_stack(
+        tmp_path / "s", skip_provider_button=True, prompt=prompt, skip_approval=skip_approval
+    ) as s:
         m = KFPClientManager(s.api_url, FAST_USER, FAST_PASSWORD)
         m.create_kfp_client().list_experiments(namespace=FAST_NAMESPACE)
         assert 'POST /dex/ "/dex/approval?req=' in s.gateway_log()
@@ -223,6 +230,7 @@ def test_dex_approval_screen(tmp_path: Path, prompt: str | None, skip_approval: 
 
 
 # -- RBAC denials --
+
 
 def test_rbac_denial_names_the_namespace_and_verb(kubeflow: Stack) -> None:
     import kfp_server_api
@@ -276,8 +284,15 @@ def test_other_redirects_are_followed_once(tmp_path: Path) -> None:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            data = _json.dumps({"experiment_id": "e1", "display_name": _json.loads(body or b"{}").get(
-                "display_name", ""), "namespace": "ns"} if method == "POST" else {}).encode()
+            data = _json.dumps(
+                {
+                    "experiment_id": "e1",
+                    "display_name": _json.loads(body or b"{}").get("display_name", ""),
+                    "namespace": "ns",
+                }
+                if method == "POST"
+                else {}
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -298,7 +313,8 @@ def test_other_redirects_are_followed_once(tmp_path: Path) -> None:
         import kfp_server_api
 
         created = client._experiment_api.experiment_service_create_experiment(
-            experiment=kfp_server_api.V2beta1Experiment(display_name="once", namespace="ns"))
+            experiment=kfp_server_api.V2beta1Experiment(display_name="once", namespace="ns")
+        )
         assert created.display_name == "once"
         posts = [p for m, p in seen if m == "POST"]
         assert posts == ["/old/apis/v2beta1/experiments", "/new/apis/v2beta1/experiments"]

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import stack
 
 import kfp_auth
+import stack
 from kfp_auth import KFPClientManager
 
 

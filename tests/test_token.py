@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from stack.cli import run
 
 import kfp_auth
+from stack.cli import run
 
 
 def b64(data: str) -> str:
@@ -25,9 +25,13 @@ def b64(data: str) -> str:
 
 
 def sa_token(exp: float) -> str:
-    claims = {"aud": ["pipelines.kubeflow.org"], "exp": int(exp), "iat": int(exp) - 7200,
-              "iss": "https://kubernetes.default.svc.cluster.local",
-              "sub": "system:serviceaccount:kubeflow-user-example-com:default-editor"}
+    claims = {
+        "aud": ["pipelines.kubeflow.org"],
+        "exp": int(exp),
+        "iat": int(exp) - 7200,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": "system:serviceaccount:kubeflow-user-example-com:default-editor",
+    }
     return f"{b64(json.dumps({'alg': 'RS256', 'kid': 'test'}))}.{b64(json.dumps(claims))}.ZHVtbXktc2lnbmF0dXJl"
 
 
@@ -59,8 +63,10 @@ def test_expired_token_exits_3(tmp_path: Path) -> None:
     assert r.returncode == 3 and "EXPIRED 0h02m ago" in r.stdout
 
 
-@pytest.mark.parametrize("content,what", [(None, "cannot read the token file"), ("", "is empty"),
-                                          ("not-a-jwt-secret", "does not hold a JWT")])
+@pytest.mark.parametrize(
+    "content,what",
+    [(None, "cannot read the token file"), ("", "is empty"), ("not-a-jwt-secret", "does not hold a JWT")],
+)
 def test_unusable_token_files_name_the_path_and_the_env_var(tmp_path: Path, content: str | None, what: str) -> None:
     f = tmp_path / "token"
     if content is not None:
@@ -82,6 +88,7 @@ def test_python_api() -> None:
 
 
 # -- Token files an attacker, or an accident, made (issue 16) ----------------------------------
+
 
 def test_a_jwt_file_with_a_second_line_is_refused_without_showing_the_token(tmp_path: Path) -> None:
     """The signature part used to go unchecked, so `<jwt>\\nmore` passed and http.client then

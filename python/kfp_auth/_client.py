@@ -40,12 +40,12 @@ def import_kfp() -> Any:
         ) from e
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _takes_verify_ssl(client_cls: type) -> bool:
     return "verify_ssl" in inspect.signature(client_cls).parameters
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unverified_subclass(client_cls: type) -> type:
     """kfp 1.8 has no ``verify_ssl``: a subclass turns verification off for its own instances only."""
 
@@ -118,7 +118,7 @@ class BearerAuth:
             # kfp's auth settings put the token there a moment ago (existing_token, or our
             # credentials hook): take it rather than ask the session a second time.
             given = next((str(v) for k, v in headers.items() if k.lower() == "authorization"), "")
-            credential = given[len("Bearer "):] if given.startswith("Bearer ") else self.session.token()
+            credential = given[len("Bearer ") :] if given.startswith("Bearer ") else self.session.token()
         token = credential
         _set_header(headers, "Authorization", f"Bearer {token}")
         _set_header(headers, "Cookie", None)  # the token is the credential; no stray session cookie
@@ -151,7 +151,7 @@ class NoAuth:
 Auth = Union[CookieAuth, BearerAuth, NoAuth]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _denied_class(api_exception: type) -> type:
     """PermissionDeniedError that is also the kfp_server_api ApiException kfp users already catch."""
 
@@ -161,8 +161,7 @@ def _denied_class(api_exception: type) -> type:
 
         def __reduce__(self) -> tuple[Any, ...]:
             # The class is made at run time: pickle (for process pools) rebuilds it by its ApiException.
-            return _rebuild_denied, (api_exception.__module__, api_exception.__qualname__, self.args,
-                                     dict(vars(self)))
+            return _rebuild_denied, (api_exception.__module__, api_exception.__qualname__, self.args, dict(vars(self)))
 
     PermissionDenied.__name__ = PermissionDenied.__qualname__ = "PermissionDeniedError"
     PermissionDenied.__module__ = "kfp_auth"
@@ -182,10 +181,16 @@ def _rebuild_denied(module: str, qualname: str, args: tuple[Any, ...], state: di
 # --set-authorization-header, so the gateway answers every authenticated request with
 # `Authorization: Bearer <the user's Dex ID token>` (a token the gateway itself accepts);
 # --pass-access-token adds the access token; a gateway refreshing the session sends Set-Cookie.
-_CREDENTIAL_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "set-cookie",
-    "x-auth-request-access-token", "x-forwarded-access-token",
-})
+_CREDENTIAL_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-auth-request-access-token",
+        "x-forwarded-access-token",
+    }
+)
 
 
 def _without_credentials(headers: Any) -> dict[str, Any]:
@@ -216,8 +221,13 @@ def _raise_if_denied(e: Any, method: str, url: str) -> None:
     )
     api_exception: type = type(e)
     err = _denied_class(api_exception)(
-        msg, status=getattr(e, "status", None), url=redact_url(url), user=denial["user"],
-        namespace=denial["namespace"], verb=denial["verb"], resource=denial["resource"],
+        msg,
+        status=getattr(e, "status", None),
+        url=redact_url(url),
+        user=denial["user"],
+        namespace=denial["namespace"],
+        verb=denial["verb"],
+        resource=denial["resource"],
     )
     # ApiException's own attributes; its headers without those that carry a credential.
     err.reason, err.body = getattr(e, "reason", None), getattr(e, "body", None)
@@ -225,7 +235,7 @@ def _raise_if_denied(e: Any, method: str, url: str) -> None:
     raise err from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _relogin_subclass(rest_cls: type) -> type:
     """A subclass of kfp_server_api's REST client that keeps the credentials fresh."""
 
@@ -287,7 +297,7 @@ def _relogin_subclass(rest_cls: type) -> type:
     return ReloginREST
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stop_at_login_retry(retry_cls: type) -> type:
     """urllib3's Retry, except that a redirect to a login is not followed: urllib3
     would follow a gateway's 302 to Dex, and keep a POST's method and body on the
@@ -296,8 +306,9 @@ def _stop_at_login_retry(retry_cls: type) -> type:
     max_retry_error = importlib.import_module("urllib3.exceptions").MaxRetryError
 
     class StopAtLogin(retry_cls):  # type: ignore[misc]
-        def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any,
-                      **kwargs: Any) -> Any:
+        def increment(
+            self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kwargs: Any
+        ) -> Any:
             location = response.get_redirect_location() if response is not None else None
             if location and is_login_response(response.status, None, location, b""):
                 # urllib3 hands the response back when a redirect is refused this way.
@@ -339,7 +350,7 @@ def _api_clients(client: Any) -> list[Any]:
     return list(found.values())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hooking_subclass(client_cls: type) -> type:
     """A stand-in class for construction only: kfp's constructor makes its first
     request (a healthz check) before returning, and with credentials the gateway
@@ -378,7 +389,7 @@ def _install_relogin(client: Any, auth: Auth) -> None:
             rest.pool_manager = _StopAtLogin(rest.pool_manager)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _credentials_class() -> type:
     """kfp's TokenCredentialsBase (kfp 2.x or 1.8), with the token from the Rust core."""
     try:

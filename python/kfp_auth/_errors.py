@@ -14,10 +14,11 @@ from PyO3 (``TimeoutError`` is an ``OSError``, with its own layout). Here, the
 attributes are also declared and typed where mypy, the stubs and the docs see them.
 """
 
-# No `from __future__ import annotations`, and Optional/List rather than `X | None`:
+# No `from __future__ import annotations`, and Optional rather than `X | None`:
 # the annotations are evaluated here, on Python 3.9 too, so typing.get_type_hints
 # (and pydantic) read them although the classes' __module__ is "kfp_auth".
-from typing import List, Optional, Sequence, TypedDict
+from collections.abc import Sequence
+from typing import Optional, TypedDict
 
 __all__ = [
     "ConnectError",
@@ -62,7 +63,7 @@ class KFPAuthError(RuntimeError):
     """The HTTP status of the answer that failed the login, or ``None``."""
     url: Optional[str]
     """The URL that failed (query values hidden, no user info), or ``None``."""
-    history: List[LoginStep]
+    history: list[LoginStep]
     """The requests of the failed login, in order (empty when it made none)."""
 
     def __init__(
@@ -104,7 +105,7 @@ class InvalidCredentialsError(KFPAuthError):
 class UnknownConnectorError(KFPAuthError):
     """Dex does not offer the requested connector (``dex_auth_type``)."""
 
-    offered: List[str]
+    offered: list[str]
     """The connectors Dex does offer (empty when they could not be read)."""
 
     def __init__(

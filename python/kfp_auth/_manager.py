@@ -126,13 +126,23 @@ class KFPClientManager:
         check_settings(api_url, **tls)  # every mode fails on bad settings at construction
         if login is not None:
             self._bearer = _device_login(
-                api_url, login, dex_username, dex_password, existing_token, token_path, dex_auth_type,
-                dex_client_id, dex_client_secret, dex_url, prompt, tls,
+                api_url,
+                login,
+                dex_username,
+                dex_password,
+                existing_token,
+                token_path,
+                dex_auth_type,
+                dex_client_id,
+                dex_client_secret,
+                dex_url,
+                prompt,
+                tls,
             )
             self._auth: Auth = BearerAuth(self._bearer)
             return
         if prompt is not None:
-            raise InvalidArgumentError("prompt is for login=\"device\"", argument="prompt")
+            raise InvalidArgumentError('prompt is for login="device"', argument="prompt")
         if (dex_client_id is None) != (dex_client_secret is None):
             raise InvalidArgumentError(
                 "the password grant needs both dex_client_id and dex_client_secret",
@@ -166,7 +176,9 @@ class KFPClientManager:
                     **tls,
                 )
         elif dex_client_id is not None:
-            raise InvalidArgumentError("the password grant needs dex_username and dex_password", argument="dex_username")
+            raise InvalidArgumentError(
+                "the password grant needs dex_username and dex_password", argument="dex_username"
+            )
         self._auth = (
             CookieAuth(self._session)
             if self._session is not None
@@ -339,7 +351,7 @@ def _device_login(
 ) -> BearerSession:
     """The bearer source of ``login="device"``, after refusing what does not go with it."""
     if login != "device":
-        raise InvalidArgumentError(f"login={login!r} is not supported; use login=\"device\"", argument="login")
+        raise InvalidArgumentError(f'login={login!r} is not supported; use login="device"', argument="login")
     given = [
         name
         for name, value in (
@@ -353,7 +365,7 @@ def _device_login(
     ]
     if given:
         raise InvalidArgumentError(
-            f"login=\"device\" takes no {given[0]}: the user logs in through Dex in a browser, "
+            f'login="device" takes no {given[0]}: the user logs in through Dex in a browser, '
             "as the public client dex_client_id (default kfp-auth), which has no secret",
             argument=given[0],
         )

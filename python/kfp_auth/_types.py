@@ -1,7 +1,7 @@
 """The shapes of the dicts kfp-auth returns, and the names of its kinds of credentials."""
 
 # Evaluated annotations in 3.9's syntax, as in _errors.py.
-from typing import List, Literal, Optional, TypedDict
+from typing import Literal, Optional, TypedDict
 
 from kfp_auth._errors import KFPAuthError, LoginStep
 
@@ -21,7 +21,7 @@ class TokenClaims(TypedDict):
     """``sub``."""
     issuer: Optional[str]
     """``iss``."""
-    audience: List[str]
+    audience: list[str]
     """``aud``, as a list (empty when absent)."""
     expires: Optional[float]
     """``exp``, or ``None`` when absent or absurd."""
@@ -57,13 +57,13 @@ class Diagnosis(TypedDict):
     """The TLS connection and certificate, in words (or that it is plain http)."""
     gateway: str
     """What guards the endpoint (oauth2-proxy, oidc-authservice, nothing...)."""
-    connectors: List[str]
+    connectors: list[str]
     """The connectors Dex offered."""
     dex: str
     """Where Dex is, against the gateway's origin and ``dex_url``."""
     approval: str
     """Whether Dex asked to approve the client."""
-    steps: List[LoginStep]
+    steps: list[LoginStep]
     """Every request of the login, redacted."""
     verdict: str
     """The outcome, in words."""

@@ -36,8 +36,14 @@ KFP_CONTEXT = Path("~/.config/kfp/context.json")
 # Values typed for these options, by option: no message quotes them (one may be a password
 # typed in the wrong place), as the parser does not quote arguments it does not know. A path
 # that names an existing file is quoted: it is what it should be.
-_NOT_QUOTED = {"password_file": "--password-file", "ca_cert": "--ca-cert", "context_file": "--context-file",
-               "file": "--file", "dex_url": "--dex-url", "dex_client_id": "--dex-client-id"}
+_NOT_QUOTED = {
+    "password_file": "--password-file",
+    "ca_cert": "--ca-cert",
+    "context_file": "--context-file",
+    "file": "--file",
+    "dex_url": "--dex-url",
+    "dex_client_id": "--dex-client-id",
+}
 _PATHS = {"password_file", "ca_cert", "context_file", "file"}
 _typed: dict[str, str] = {}
 
@@ -69,30 +75,50 @@ def _exit_code(e: BaseException) -> int:
 
 def _login_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("login")
-    g.add_argument("--url", default=os.environ.get(ENV_URL),
-                   help=f"the Kubeflow Pipelines API URL, e.g. http://localhost:8080/pipeline (env {ENV_URL})")
-    g.add_argument("-u", "--username", default=os.environ.get(ENV_USER, ""),
-                   help=f"the Dex username (env {ENV_USER})")
-    g.add_argument("-c", "--connector", default=os.environ.get(ENV_CONNECTOR, "local"),
-                   help=f"the Dex connector id, e.g. local or ldap (env {ENV_CONNECTOR}; default local)")
+    g.add_argument(
+        "--url",
+        default=os.environ.get(ENV_URL),
+        help=f"the Kubeflow Pipelines API URL, e.g. http://localhost:8080/pipeline (env {ENV_URL})",
+    )
+    g.add_argument("-u", "--username", default=os.environ.get(ENV_USER, ""), help=f"the Dex username (env {ENV_USER})")
+    g.add_argument(
+        "-c",
+        "--connector",
+        default=os.environ.get(ENV_CONNECTOR, "local"),
+        help=f"the Dex connector id, e.g. local or ldap (env {ENV_CONNECTOR}; default local)",
+    )
     src = g.add_mutually_exclusive_group()
     src.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     src.add_argument("--password-file", type=Path, metavar="PATH", help="read the password from a file")
-    src.add_argument("--password-env", metavar="NAME", default=ENV_PASSWORD,
-                     help=f"read the password from this environment variable (default {ENV_PASSWORD})")
+    src.add_argument(
+        "--password-env",
+        metavar="NAME",
+        default=ENV_PASSWORD,
+        help=f"read the password from this environment variable (default {ENV_PASSWORD})",
+    )
     g.add_argument("--skip-tls-verify", action="store_true", help="do not verify the gateway's TLS certificate")
     g.add_argument("--ca-cert", type=Path, metavar="PATH", help="trust this PEM CA bundle for the gateway")
-    g.add_argument("--timeout", type=float, default=30.0,
-                   help="seconds a login may take, all its requests together (default 30)")
-    g.add_argument("--session-cache", action="store_true",
-                   help="reuse a valid session from, and save it to, ~/.cache/kfp-auth/sessions.json")
-    g.add_argument("--dex-client-id", metavar="ID",
-                   help="log in with Dex's password grant as this OAuth2 client and use its ID token as a "
-                        f"bearer token; the client secret is read from ${ENV_CLIENT_SECRET}")
-    g.add_argument("--dex-url", metavar="URL",
-                   help="Dex's URL: with --dex-client-id, where to ask for the grant (default: /dex on --url's "
-                        "host); otherwise the only origin the password may go to (default: any, with a "
-                        "warning when it is not --url's)")
+    g.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds a login may take, all its requests together (default 30)"
+    )
+    g.add_argument(
+        "--session-cache",
+        action="store_true",
+        help="reuse a valid session from, and save it to, ~/.cache/kfp-auth/sessions.json",
+    )
+    g.add_argument(
+        "--dex-client-id",
+        metavar="ID",
+        help="log in with Dex's password grant as this OAuth2 client and use its ID token as a "
+        f"bearer token; the client secret is read from ${ENV_CLIENT_SECRET}",
+    )
+    g.add_argument(
+        "--dex-url",
+        metavar="URL",
+        help="Dex's URL: with --dex-client-id, where to ask for the grant (default: /dex on --url's "
+        "host); otherwise the only origin the password may go to (default: any, with a "
+        "warning when it is not --url's)",
+    )
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -122,9 +148,17 @@ def _manager(args: argparse.Namespace) -> KFPClientManager:
             _fail(EXIT_USAGE, f"--dex-client-id needs the client secret in ${ENV_CLIENT_SECRET}")
         grant |= {"dex_client_id": args.dex_client_id, "dex_client_secret": secret}
     try:
-        return KFPClientManager(args.url, args.username, _password(args), args.connector,
-                                skip_tls_verify=args.skip_tls_verify, ssl_ca_cert=args.ca_cert,
-                                timeout=args.timeout, session_cache=args.session_cache, **grant)
+        return KFPClientManager(
+            args.url,
+            args.username,
+            _password(args),
+            args.connector,
+            skip_tls_verify=args.skip_tls_verify,
+            ssl_ca_cert=args.ca_cert,
+            timeout=args.timeout,
+            session_cache=args.session_cache,
+            **grant,
+        )
     except (ValueError, _native.TokenError) as e:
         _fail(EXIT_USAGE, str(e))
 
@@ -191,8 +225,10 @@ def cmd_context(args: argparse.Namespace) -> None:
     except _native.SessionCacheError as e:
         _fail(EXIT_CACHE, f"cannot use kfp's context file: {e}")
     except (OSError, ValueError) as e:
-        _fail(EXIT_OTHER, f"cannot read the context file (--context-file) ({getattr(e, 'strerror', None) or e}); "
-                          "fix or delete it")
+        _fail(
+            EXIT_OTHER,
+            f"cannot read the context file (--context-file) ({getattr(e, 'strerror', None) or e}); fix or delete it",
+        )
     if not isinstance(data, dict):
         _fail(EXIT_OTHER, f"{path} does not hold a JSON object; fix or delete it")
     data["client_authentication_cookie"] = cookies
@@ -202,8 +238,11 @@ def cmd_context(args: argparse.Namespace) -> None:
         write_private_json(path, data)
     except _native.SessionCacheError as e:
         _fail(EXIT_CACHE, f"cannot use kfp's context file: {e}")
-    print(f"wrote the session for {_native.redact_url(args.url)} to {path}"
-          + (f" (namespace {args.namespace})" if args.namespace else ""), file=sys.stderr)
+    print(
+        f"wrote the session for {_native.redact_url(args.url)} to {path}"
+        + (f" (namespace {args.namespace})" if args.namespace else ""),
+        file=sys.stderr,
+    )
     print(f"now: kfp --endpoint {shlex.quote(args.url)} experiment list", file=sys.stderr)
 
 
@@ -219,8 +258,12 @@ class _Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments"):
             message = "unrecognized arguments (not shown, in case one is a password); see --help"
         # `invalid float value: 'x'`, `invalid choice: 'x' (choose from ...)`: the same rule.
-        message = re.sub(r"(invalid [\w ]*?(?:value|choice)): '.*?'(?= \(choose from|$)",
-                         r"\1 (not shown, in case it is a password)", message, flags=re.S)
+        message = re.sub(
+            r"(invalid [\w ]*?(?:value|choice)): '.*?'(?= \(choose from|$)",
+            r"\1 (not shown, in case it is a password)",
+            message,
+            flags=re.S,
+        )
         super().error(message)
 
 
@@ -230,8 +273,12 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     d = session.diagnose()
     err = d["error"]
     if args.output == "json":
-        print(json.dumps({k: v for k, v in d.items() if k != "error"}
-                         | {"error": None if err is None else type(err).__name__}, indent=2))
+        print(
+            json.dumps(
+                {k: v for k, v in d.items() if k != "error"} | {"error": None if err is None else type(err).__name__},
+                indent=2,
+            )
+        )
     else:
         print(f"kfp-auth diagnose {d['url']}")
         print(f"  TLS:        {d['tls']}")
@@ -284,50 +331,72 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="kfp-auth",
         description="Log in to a Kubeflow Pipelines API through Dex (oauth2-proxy or oidc-authservice), "
-                    "or find that it needs no login.",
+        "or find that it needs no login.",
         epilog=f"The password is never taken from the command line: use --password-stdin, "
-               f"--password-file, ${ENV_PASSWORD}, or the prompt. Exit codes: 0 ok, 2 usage, "
-               f"3 credentials rejected, 4 unreachable or timed out, 5 TLS, 6 session cache, 1 other.",
+        f"--password-file, ${ENV_PASSWORD}, or the prompt. Exit codes: 0 ok, 2 usage, "
+        f"3 credentials rejected, 4 unreachable or timed out, 5 TLS, 6 session cache, 1 other.",
     )
     p.add_argument("--version", action="version", version=f"kfp-auth {_native.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    login = sub.add_parser("login", help="log in and print the session's Cookie header or bearer token",
-                           description="Log in and print the session: the Cookie header value "
-                                       "(empty when the endpoint needs no login), or with --dex-client-id "
-                                       "the bearer token from Dex's password grant.")
+    login = sub.add_parser(
+        "login",
+        help="log in and print the session's Cookie header or bearer token",
+        description="Log in and print the session: the Cookie header value "
+        "(empty when the endpoint needs no login), or with --dex-client-id "
+        "the bearer token from Dex's password grant.",
+    )
     _login_options(login)
-    login.add_argument("-o", "--output", choices=["plain", "json", "export"], default="plain",
-                       help="plain: the header value or token; json: an object; export: shell export lines")
+    login.add_argument(
+        "-o",
+        "--output",
+        choices=["plain", "json", "export"],
+        default="plain",
+        help="plain: the header value or token; json: an object; export: shell export lines",
+    )
     login.set_defaults(func=cmd_login)
 
-    diag = sub.add_parser("diagnose", help="say what guards a URL and why a login fails",
-                          description="Log in step by step and report the gateway (oauth2-proxy, "
-                                      "oidc-authservice, none), Dex's connectors, the approval screen, TLS, "
-                                      "each request (query values hidden) and the verdict. Exits like `login`.")
+    diag = sub.add_parser(
+        "diagnose",
+        help="say what guards a URL and why a login fails",
+        description="Log in step by step and report the gateway (oauth2-proxy, "
+        "oidc-authservice, none), Dex's connectors, the approval screen, TLS, "
+        "each request (query values hidden) and the verdict. Exits like `login`.",
+    )
     _login_options(diag)
     diag.add_argument("-o", "--output", choices=["text", "json"], default="text")
     diag.set_defaults(func=cmd_diagnose)
 
-    tok = sub.add_parser("token", help="show who a bearer token is for and until when",
-                         description="Decode a JWT bearer token (a ServiceAccount token or one from "
-                                     "`kubectl create token`) and show its subject, audience, issuer and expiry. "
-                                     "The token is never printed. Exits 3 when it has expired.")
+    tok = sub.add_parser(
+        "token",
+        help="show who a bearer token is for and until when",
+        description="Decode a JWT bearer token (a ServiceAccount token or one from "
+        "`kubectl create token`) and show its subject, audience, issuer and expiry. "
+        "The token is never printed. Exits 3 when it has expired.",
+    )
     src = tok.add_mutually_exclusive_group()
-    src.add_argument("--file", type=Path, metavar="PATH",
-                     help=f"the token file (default ${_native.TOKEN_PATH_ENV}, else {_native.DEFAULT_TOKEN_PATH})")
+    src.add_argument(
+        "--file",
+        type=Path,
+        metavar="PATH",
+        help=f"the token file (default ${_native.TOKEN_PATH_ENV}, else {_native.DEFAULT_TOKEN_PATH})",
+    )
     src.add_argument("--stdin", action="store_true", help="read the token from standard input")
     tok.add_argument("-o", "--output", choices=["text", "json"], default="text")
     tok.set_defaults(func=cmd_token)
 
-    ctx = sub.add_parser("context", help="log in and write the session into kfp's context file",
-                         description="Log in and put the session into kfp's own context file, so the "
-                                     "stock `kfp` CLI and a bare kfp.Client(host=...) use it. Other keys "
-                                     "in the file are kept.")
+    ctx = sub.add_parser(
+        "context",
+        help="log in and write the session into kfp's context file",
+        description="Log in and put the session into kfp's own context file, so the "
+        "stock `kfp` CLI and a bare kfp.Client(host=...) use it. Other keys "
+        "in the file are kept.",
+    )
     _login_options(ctx)
     ctx.add_argument("-n", "--namespace", help="also set kfp's default namespace")
-    ctx.add_argument("--context-file", type=Path, default=KFP_CONTEXT,
-                     help=f"the file to write (default {KFP_CONTEXT})")
+    ctx.add_argument(
+        "--context-file", type=Path, default=KFP_CONTEXT, help=f"the file to write (default {KFP_CONTEXT})"
+    )
     ctx.set_defaults(func=cmd_context)
     return p
 
@@ -335,8 +404,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-p", "--password") or a.startswith("--password=") for a in argv):
-        _fail(EXIT_USAGE, "there is no --password option: a password on the command line shows in `ps` and "
-                          f"shell history. Use --password-stdin, --password-file, ${ENV_PASSWORD} or the prompt")
+        _fail(
+            EXIT_USAGE,
+            "there is no --password option: a password on the command line shows in `ps` and "
+            f"shell history. Use --password-stdin, --password-file, ${ENV_PASSWORD} or the prompt",
+        )
     args = parser().parse_args(argv)
     _typed.clear()
     explicit = {a.split("=", 1)[0] for a in argv if a.startswith("-")}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
 from stack import USER, Stack
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -22,7 +23,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def quick_start() -> str:
     text = README.read_text()
-    section = text[text.index("## Quick start"):]
+    section = text[text.index("## Quick start") :]
     m = re.search(r"^```python\n(.*?)^```", section, re.M | re.S)
     assert m, "the README's quick start has no python block"
     return m.group(1)

@@ -53,6 +53,7 @@ def many_users(n: int) -> list[tuple[str, str]]:
     their namespaces: for benchmarks and the soak, which log in as many users at once."""
     return [(f"user{i}@example.com", f"kubeflow-user{i}-example-com") for i in range(n)]
 
+
 # The in-cluster identity a pipeline pod's ServiceAccount token stands for.
 SA_IDENTITY = "system:serviceaccount:kubeflow-user-example-com:default-editor"
 
@@ -176,8 +177,9 @@ class Stack:
         proxy = self.procs["oauth2-proxy"]
         proxy.stop()
         if new_cookie_secret:
-            proxy.argv = [f"--cookie-secret={new_secret()}" if a.startswith("--cookie-secret=") else a
-                          for a in proxy.argv]
+            proxy.argv = [
+                f"--cookie-secret={new_secret()}" if a.startswith("--cookie-secret=") else a for a in proxy.argv
+            ]
         proxy.start()
 
     def gateway_log(self) -> str:
@@ -203,9 +205,18 @@ def new_secret() -> str:
     return secrets.token_urlsafe(24)[:32]
 
 
-def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors: list[dict] | None = None,
-               password_grant: bool = False, id_token_expiry: str | None = None, extra_users: int = 0,
-               client_secret: str = CLIENT_SECRET, static_users: dict[str, str] | None = None) -> dict:
+def dex_config(
+    issuer: str,
+    port: int,
+    *,
+    skip_approval: bool = True,
+    connectors: list[dict] | None = None,
+    password_grant: bool = False,
+    id_token_expiry: str | None = None,
+    extra_users: int = 0,
+    client_secret: str = CLIENT_SECRET,
+    static_users: dict[str, str] | None = None,
+) -> dict:
     """Dex as Kubeflow configures it (common/dex/base/config-map.yaml), on loopback with memory storage.
     With `connectors`, Dex offers them beside `local` (the password DB) on its connector selection page.
     With `password_grant`, Dex also takes `grant_type=password` for `local` (Kubeflow does not set this).
@@ -226,10 +237,14 @@ def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors
         "staticPasswords": [
             {"email": USER, "hash": USER_HASH, "username": "user", "userID": "15841185641784"},
             {"email": FAST_USER, "hash": FAST_HASH, "username": "fast", "userID": "15841185641785"},
-            *({"email": email, "hash": FAST_HASH, "username": email.split("@")[0], "userID": f"2000{i}"}
-              for i, (email, _) in enumerate(many_users(extra_users))),
-            *({"email": email, "hash": h, "username": email.split("@")[0], "userID": f"3000{i}"}
-              for i, (email, h) in enumerate((static_users or {}).items())),
+            *(
+                {"email": email, "hash": FAST_HASH, "username": email.split("@")[0], "userID": f"2000{i}"}
+                for i, (email, _) in enumerate(many_users(extra_users))
+            ),
+            *(
+                {"email": email, "hash": h, "username": email.split("@")[0], "userID": f"3000{i}"}
+                for i, (email, h) in enumerate((static_users or {}).items())
+            ),
         ],
         "staticClients": [
             {"id": CLIENT_ID, "name": "Kubeflow", "secret": client_secret, "redirectURIs": ["/oauth2/callback"]},
@@ -237,12 +252,24 @@ def dex_config(issuer: str, port: int, *, skip_approval: bool = True, connectors
     }
 
 
-def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, cookie_secret: str,
-                      *, skip_provider_button: bool = False, prompt: str | None = "none",
-                      cookie_expire: str = "24h", api_routes: bool = True,
-                      redis_port: int | None = None, tls: tuple[Path, Path] | None = None,
-                      cookie_csrf_expire: str | None = None, cookie_secure: bool = False,
-                      dex_upstream: str | None = None, client_secret: str = CLIENT_SECRET) -> list[str]:
+def oauth2_proxy_args(
+    gw_port: int,
+    dex_port: int,
+    kfp_port: int,
+    issuer: str,
+    cookie_secret: str,
+    *,
+    skip_provider_button: bool = False,
+    prompt: str | None = "none",
+    cookie_expire: str = "24h",
+    api_routes: bool = True,
+    redis_port: int | None = None,
+    tls: tuple[Path, Path] | None = None,
+    cookie_csrf_expire: str | None = None,
+    cookie_secure: bool = False,
+    dex_upstream: str | None = None,
+    client_secret: str = CLIENT_SECRET,
+) -> list[str]:
     """oauth2-proxy as Kubeflow 1.10 configures it (common/oauth2-proxy/base/oauth2_proxy.cfg),
     as a reverse proxy standing in for Istio: /dex/ to Dex, everything else to the KFP API.
     `dex_upstream` sends the browser's /dex/ requests elsewhere (a fault injector in front
@@ -250,8 +277,12 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
     listen = [f"--http-address=127.0.0.1:{gw_port}"]
     if tls:
         # HTTPS on the gateway port; oauth2-proxy's plain listener goes to an unused port.
-        listen = [f"--https-address=127.0.0.1:{gw_port}", f"--http-address=127.0.0.1:{free_port()}",
-                  f"--tls-cert-file={tls[0]}", f"--tls-key-file={tls[1]}"]
+        listen = [
+            f"--https-address=127.0.0.1:{gw_port}",
+            f"--http-address=127.0.0.1:{free_port()}",
+            f"--tls-cert-file={tls[0]}",
+            f"--tls-key-file={tls[1]}",
+        ]
     args = [
         *listen,
         "--provider=oidc",
@@ -300,9 +331,28 @@ def oauth2_proxy_args(gw_port: int, dex_port: int, kfp_port: int, issuer: str, c
 def self_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
     """A fresh self-signed certificate for `host`, made per test run with the openssl CLI."""
     cert, key = workdir / "tls.crt", workdir / "tls.key"
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
-                        "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={host}",
+            "-addext",
+            f"subjectAltName=IP:{host}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         raise StackError(f"openssl could not make a test certificate: {r.stderr}")
     return cert, key
@@ -314,12 +364,53 @@ def ca_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, 
     csr, cert, key, ext = workdir / "srv.csr", workdir / "srv.crt", workdir / "srv.key", workdir / "srv.ext"
     ext.write_text(f"subjectAltName=IP:{host}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
     steps = [
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=kfp-auth test CA",
-         "-keyout", str(ca_key), "-out", str(ca)],
-        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", str(key),
-         "-out", str(csr)],
-        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-         "-days", "1", "-extfile", str(ext), "-out", str(cert)],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kfp-auth test CA",
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca),
+        ],
+        [
+            "openssl",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={host}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+        ],
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(cert),
+        ],
     ]
     for argv in steps:
         r = subprocess.run(argv, capture_output=True, text=True)
@@ -328,14 +419,33 @@ def ca_signed_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, 
     return ca, cert, key
 
 
-def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
-                  tls: tuple[Path, Path] | None = None, run_seconds: float = 5.0,
-                  refuse_all: bool = False, token_files: dict[Path, str] | None = None,
-                  extra_users: int = 0, grants: dict[str, str] | None = None) -> tuple[Proc, str]:
+def start_kfp_api(
+    workdir: Path,
+    *,
+    require_auth: bool,
+    name: str = "kfp-api",
+    tls: tuple[Path, Path] | None = None,
+    run_seconds: float = 5.0,
+    refuse_all: bool = False,
+    token_files: dict[Path, str] | None = None,
+    extra_users: int = 0,
+    grants: dict[str, str] | None = None,
+) -> tuple[Proc, str]:
     port = free_port()
-    argv = [sys.executable, str(KFP_SERVER), "--port", str(port), "--log", str(workdir / "kfp-requests.jsonl"),
-            "--run-seconds", str(run_seconds),
-            "--grant", f"{USER}={NAMESPACE}", "--grant", f"{FAST_USER}={FAST_NAMESPACE}"]
+    argv = [
+        sys.executable,
+        str(KFP_SERVER),
+        "--port",
+        str(port),
+        "--log",
+        str(workdir / "kfp-requests.jsonl"),
+        "--run-seconds",
+        str(run_seconds),
+        "--grant",
+        f"{USER}={NAMESPACE}",
+        "--grant",
+        f"{FAST_USER}={FAST_NAMESPACE}",
+    ]
     from .ldap import LDAP_EMAIL, LDAP_NAMESPACE, MANY_GROUPS_EMAIL  # here: ldap.py imports this module
 
     # The identity oauth2-proxy forwards is the mail.
@@ -357,14 +467,28 @@ def start_kfp_api(workdir: Path, *, require_auth: bool, name: str = "kfp-api",
     return proc, url
 
 
-def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, prompt: str | None = "none",
-                         skip_approval: bool = True, cookie_expire: str = "24h", api_routes: bool = True,
-                         run_seconds: float = 5.0, refuse_all: bool = False, redis: bool = False,
-                         ldap: bool = False, tls: bool = False, password_grant: bool = False,
-                         cookie_csrf_expire: str | None = None, id_token_expiry: str | None = None,
-                         extra_users: int = 0, cookie_secure: bool = False,
-                         dex_upstream: Callable[[str], str] | None = None, client_secret: str = CLIENT_SECRET,
-                         static_users: dict[str, tuple[str, str]] | None = None) -> Stack:
+def start_kubeflow_stack(
+    workdir: Path,
+    *,
+    skip_provider_button: bool = False,
+    prompt: str | None = "none",
+    skip_approval: bool = True,
+    cookie_expire: str = "24h",
+    api_routes: bool = True,
+    run_seconds: float = 5.0,
+    refuse_all: bool = False,
+    redis: bool = False,
+    ldap: bool = False,
+    tls: bool = False,
+    password_grant: bool = False,
+    cookie_csrf_expire: str | None = None,
+    id_token_expiry: str | None = None,
+    extra_users: int = 0,
+    cookie_secure: bool = False,
+    dex_upstream: Callable[[str], str] | None = None,
+    client_secret: str = CLIENT_SECRET,
+    static_users: dict[str, tuple[str, str]] | None = None,
+) -> Stack:
     """Kubeflow 1.10's layout by default; the keyword arguments give the 1.9 variants.
     `ldap=True` adds a real slapd and Dex's LDAP connector `ldap` beside `local`.
     `tls=True` serves the gateway over HTTPS with a certificate from a CA made for this run
@@ -396,16 +520,33 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
             procs["slapd"], ldap_port = start_slapd(workdir)
             connectors.append(dex_ldap_connector(ldap_port))
         users = static_users or {}
-        kfp, kfp_url = start_kfp_api(workdir, require_auth=True, run_seconds=run_seconds, refuse_all=refuse_all,
-                                     extra_users=extra_users, grants={e: ns for e, (_, ns) in users.items()})
+        kfp, kfp_url = start_kfp_api(
+            workdir,
+            require_auth=True,
+            run_seconds=run_seconds,
+            refuse_all=refuse_all,
+            extra_users=extra_users,
+            grants={e: ns for e, (_, ns) in users.items()},
+        )
         procs["kfp-api"] = kfp
 
         cfg = workdir / "dex.yaml"
-        cfg.write_text(json.dumps(dex_config(issuer, dex_port, skip_approval=skip_approval, connectors=connectors,
-                                             password_grant=password_grant, id_token_expiry=id_token_expiry,
-                                             extra_users=extra_users, client_secret=client_secret,
-                                             static_users={e: h for e, (h, _) in users.items()}),
-                                  indent=2))
+        cfg.write_text(
+            json.dumps(
+                dex_config(
+                    issuer,
+                    dex_port,
+                    skip_approval=skip_approval,
+                    connectors=connectors,
+                    password_grant=password_grant,
+                    id_token_expiry=id_token_expiry,
+                    extra_users=extra_users,
+                    client_secret=client_secret,
+                    static_users={e: h for e, (h, _) in users.items()},
+                ),
+                indent=2,
+            )
+        )
         dex = Proc("dex", [str(bins["dex"]), "serve", str(cfg)], f"{issuer}/healthz", workdir / "dex.log")
         dex.start()
         procs["dex"] = dex
@@ -413,24 +554,38 @@ def start_kubeflow_stack(workdir: Path, *, skip_provider_button: bool = False, p
         redis_port = None
         if redis:
             redis_port = free_port()
-            r = Proc("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], f"tcp://127.0.0.1:{redis_port}", workdir / "redis.log")
+            r = Proc(
+                "redis",
+                ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                f"tcp://127.0.0.1:{redis_port}",
+                workdir / "redis.log",
+            )
             r.start()
             procs["redis"] = r
 
         cookie_secret = new_secret()
         proxy = Proc(
             "oauth2-proxy",
-            [str(bins["oauth2-proxy"]), *oauth2_proxy_args(gw_port, dex_port, int(kfp_url.rsplit(":", 1)[1]),
-                                                           issuer, cookie_secret,
-                                                           skip_provider_button=skip_provider_button, prompt=prompt,
-                                                           cookie_expire=cookie_expire, api_routes=api_routes,
-                                                           redis_port=redis_port, tls=gw_tls,
-                                                           cookie_csrf_expire=cookie_csrf_expire,
-                                                           cookie_secure=cookie_secure,
-                                                           dex_upstream=dex_upstream(f"http://127.0.0.1:{dex_port}")
-                                                           if dex_upstream else None,
-                                                           client_secret=client_secret)],
+            [
+                str(bins["oauth2-proxy"]),
+                *oauth2_proxy_args(
+                    gw_port,
+                    dex_port,
+                    int(kfp_url.rsplit(":", 1)[1]),
+                    issuer,
+                    cookie_secret,
+                    skip_provider_button=skip_provider_button,
+                    prompt=prompt,
+                    cookie_expire=cookie_expire,
+                    api_routes=api_routes,
+                    redis_port=redis_port,
+                    tls=gw_tls,
+                    cookie_csrf_expire=cookie_csrf_expire,
+                    cookie_secure=cookie_secure,
+                    dex_upstream=dex_upstream(f"http://127.0.0.1:{dex_port}") if dex_upstream else None,
+                    client_secret=client_secret,
+                ),
+            ],
             f"{gateway}/ping",
             workdir / "oauth2-proxy.log",
         )
@@ -463,13 +618,16 @@ def start_squid(workdir: Path, users: dict[str, str] | None = None) -> tuple[Pro
         passwd = d / "passwd"
         lines = []
         for user, password in users.items():
-            r = subprocess.run(["openssl", "passwd", "-apr1", "-stdin"], input=password, capture_output=True,
-                               text=True, check=True)
+            r = subprocess.run(
+                ["openssl", "passwd", "-apr1", "-stdin"], input=password, capture_output=True, text=True, check=True
+            )
             lines.append(f"{user}:{r.stdout.strip()}")
         passwd.write_text("\n".join(lines) + "\n")
-        access = (f"auth_param basic program /usr/lib/squid/basic_ncsa_auth {passwd}\n"
-                  "acl known proxy_auth REQUIRED\nacl local src 127.0.0.1/32\n"
-                  "http_access allow local known\n")
+        access = (
+            f"auth_param basic program /usr/lib/squid/basic_ncsa_auth {passwd}\n"
+            "acl known proxy_auth REQUIRED\nacl local src 127.0.0.1/32\n"
+            "http_access allow local known\n"
+        )
     conf.write_text(f"""\
 http_port 127.0.0.1:{port}
 {access}http_access deny all
@@ -497,8 +655,10 @@ def start_tinyproxy(workdir: Path) -> tuple[Proc, str, Path]:
     conf = workdir / "tinyproxy.conf"
     # No LogFile: in the foreground (-d) it logs to stdout, which Proc keeps in tinyproxy.log.
     # As root it drops to nobody, so it is given nothing to write.
-    conf.write_text(f"Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogLevel Connect\nMaxClients 50\n"
-                    "Timeout 30\n" + ("User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""))
+    conf.write_text(
+        f"Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogLevel Connect\nMaxClients 50\n"
+        "Timeout 30\n" + ("User nobody\nGroup nogroup\n" if os.geteuid() == 0 else "")
+    )
     log = workdir / "tinyproxy.log"
     proc = Proc("tinyproxy", [exe, "-d", "-c", str(conf)], f"tcp://127.0.0.1:{port}", log)
     proc.start()

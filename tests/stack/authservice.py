@@ -84,8 +84,9 @@ def start_authservice_stack(workdir: Path) -> Stack:
             if client["id"] == CLIENT_ID:
                 client["redirectURIs"] = [CALLBACK]
         (workdir / "dex.yaml").write_text(json.dumps(cfg, indent=2))
-        dex = Proc("dex", [str(bins["dex"]), "serve", str(workdir / "dex.yaml")], f"{issuer}/healthz",
-                   workdir / "dex.log")
+        dex = Proc(
+            "dex", [str(bins["dex"]), "serve", str(workdir / "dex.yaml")], f"{issuer}/healthz", workdir / "dex.log"
+        )
         dex.start()
         procs["dex"] = dex
 
@@ -97,9 +98,11 @@ def start_authservice_stack(workdir: Path) -> Stack:
                 raise StackError(f"{REAL_ENV}={real} is not an executable")
             # The real service wants a kubeconfig (for its TokenReview authenticator): a dead one will do.
             kubeconfig = workdir / "kubeconfig"
-            kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: none, cluster: {server: "
-                                  "'https://127.0.0.1:1'}}]\ncontexts: [{name: none, context: {cluster: none, "
-                                  "user: none}}]\ncurrent-context: none\nusers: [{name: none, user: {}}]\n")
+            kubeconfig.write_text(
+                "apiVersion: v1\nkind: Config\nclusters: [{name: none, cluster: {server: "
+                "'https://127.0.0.1:1'}}]\ncontexts: [{name: none, context: {cluster: none, "
+                "user: none}}]\ncurrent-context: none\nusers: [{name: none, user: {}}]\n"
+            )
             env["KUBECONFIG"] = str(kubeconfig)
             name, argv = "oidc-authservice", ["env", "-C", str(binary.parent), *_env_args(env), str(binary)]
         else:
@@ -109,13 +112,33 @@ def start_authservice_stack(workdir: Path) -> Stack:
         procs["authservice"] = authservice
 
         # Kubeflow 1.8's EnvoyFilter authn-filter: what the check request carries and what reaches upstream.
-        gw = Proc("envoy-ext-authz-double", [
-            sys.executable, str(GATEWAY), "--port", str(gw_port), "--authz", f"http://127.0.0.1:{as_port}",
-            "--auth-header", "authorization", "--auth-header", "cookie", "--auth-header", "x-auth-token",
-            "--upstream-header", USERID_HEADER.lower(),
-            "--route", f"/dex/=http://127.0.0.1:{dex_port}", "--route", f"/={kfp_url}",
-            "--log", str(workdir / "gateway.jsonl"),
-        ], f"tcp://127.0.0.1:{gw_port}", workdir / "gateway.log")
+        gw = Proc(
+            "envoy-ext-authz-double",
+            [
+                sys.executable,
+                str(GATEWAY),
+                "--port",
+                str(gw_port),
+                "--authz",
+                f"http://127.0.0.1:{as_port}",
+                "--auth-header",
+                "authorization",
+                "--auth-header",
+                "cookie",
+                "--auth-header",
+                "x-auth-token",
+                "--upstream-header",
+                USERID_HEADER.lower(),
+                "--route",
+                f"/dex/=http://127.0.0.1:{dex_port}",
+                "--route",
+                f"/={kfp_url}",
+                "--log",
+                str(workdir / "gateway.jsonl"),
+            ],
+            f"tcp://127.0.0.1:{gw_port}",
+            workdir / "gateway.log",
+        )
         gw.start()
         procs["gateway"] = gw
         stack = Stack(workdir, gateway, issuer, kfp_url, procs)

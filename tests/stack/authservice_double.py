@@ -158,8 +158,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- replies -------------------------------------------------------------
 
-    def _reply(self, status: int, body: bytes = b"", content_type: str | None = None,
-               headers: Sequence[tuple[str, str]] = ()) -> None:
+    def _reply(
+        self, status: int, body: bytes = b"", content_type: str | None = None, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
@@ -193,7 +194,7 @@ class Handler(BaseHTTPRequestHandler):
     def _session(self) -> dict | None:
         token = self.headers.get(self.st.cfg.auth_header, "").strip()
         if token.startswith("Bearer "):
-            token = token[len("Bearer "):]
+            token = token[len("Bearer ") :]
         with self.st.lock:
             if token and token in self.st.sessions:
                 return self.st.sessions[token]
@@ -217,8 +218,13 @@ class Handler(BaseHTTPRequestHandler):
         if session is None:
             return self._start_login()
         log(f"{self.command} {path}: session of {session['user']}, allowed")
-        self._reply(200, headers=[(cfg.userid_header, cfg.userid_prefix + session["user"]),
-                                  (cfg.groups_header, ",".join(session["groups"]))])
+        self._reply(
+            200,
+            headers=[
+                (cfg.userid_header, cfg.userid_prefix + session["user"]),
+                (cfg.groups_header, ",".join(session["groups"])),
+            ],
+        )
 
     def _start_login(self) -> None:
         cfg = self.st.cfg
@@ -230,12 +236,21 @@ class Handler(BaseHTTPRequestHandler):
             self.st.states = {k: v for k, v in self.st.states.items() if v[1] > now}
             self.st.states[state] = (first_visited, now + 20 * 60)
         # golang.org/x/oauth2's AuthCodeURL: url.Values.Encode(), keys sorted, spaces as "+".
-        query = urlencode(sorted({"client_id": cfg.client_id, "redirect_uri": cfg.redirect_url,
-                                  "response_type": "code", "scope": " ".join(cfg.scopes),
-                                  "state": state}.items()))
+        query = urlencode(
+            sorted(
+                {
+                    "client_id": cfg.client_id,
+                    "redirect_uri": cfg.redirect_url,
+                    "response_type": "code",
+                    "scope": " ".join(cfg.scopes),
+                    "state": state,
+                }.items()
+            )
+        )
         location = cfg.auth_url + ("&" if "?" in cfg.auth_url else "?") + query
-        cookie = (f"{STATE_COOKIE}={state}; Path=/; Expires={http_date(now + STATE_EXPIRES_AFTER)}; "
-                  f"Max-Age={STATE_MAX_AGE}")
+        cookie = (
+            f"{STATE_COOKIE}={state}; Path=/; Expires={http_date(now + STATE_EXPIRES_AFTER)}; Max-Age={STATE_MAX_AGE}"
+        )
         log(f"{self.command} {url.path}: no session, redirecting to the OIDC provider")
         self._redirect(location, [("Set-Cookie", cookie)])
 
@@ -253,12 +268,17 @@ class Handler(BaseHTTPRequestHandler):
             known = self.st.states.pop(state, None) if cookie == state else None
         if known is None or known[1] < time.time():
             log("callback: state missing from the cookie, different, unknown or used (CSRF check failed)")
-            return self._message(400, "CSRF check failed. This may happen if you opened the login form in more"
-                                      " than 1 tabs. Please try to login again.")
+            return self._message(
+                400,
+                "CSRF check failed. This may happen if you opened the login form in more"
+                " than 1 tabs. Please try to login again.",
+            )
         clear_state = f"{STATE_COOKIE}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0"
         try:
-            tokens = self._post_form(self.st.token_endpoint, {"grant_type": "authorization_code", "code": code,
-                                                              "redirect_uri": cfg.redirect_url})
+            tokens = self._post_form(
+                self.st.token_endpoint,
+                {"grant_type": "authorization_code", "code": code, "redirect_uri": cfg.redirect_url},
+            )
         except (OSError, ValueError) as e:
             log(f"callback: failed to exchange the authorization code: {type(e).__name__}")
             return self._message(500, "Failed to exchange authorization code with token.")
@@ -270,8 +290,9 @@ class Handler(BaseHTTPRequestHandler):
             log(f"callback: id_token refused: {problem}")
             return self._message(500, "Unable to verify ID token.")
         try:
-            req = urllib.request.Request(self.st.userinfo_endpoint,
-                                         headers={"Authorization": f"Bearer {tokens['access_token']}"})
+            req = urllib.request.Request(
+                self.st.userinfo_endpoint, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+            )
             with urllib.request.urlopen(req, timeout=10) as r:
                 claims = json.load(r)
         except (OSError, ValueError, KeyError) as e:
@@ -284,15 +305,17 @@ class Handler(BaseHTTPRequestHandler):
         sid = secrets.token_urlsafe(120)
         with self.st.lock:
             self.st.sessions[sid] = {"user": user, "groups": groups}
-        session_cookie = (f"{SESSION_COOKIE}={sid}; Path=/; Expires={http_date(time.time() + cfg.session_max_age)}; "
-                          f"Max-Age={cfg.session_max_age}; SameSite={cfg.same_site}")
+        session_cookie = (
+            f"{SESSION_COOKIE}={sid}; Path=/; Expires={http_date(time.time() + cfg.session_max_age)}; "
+            f"Max-Age={cfg.session_max_age}; SameSite={cfg.same_site}"
+        )
         log(f"callback: login of {user} validated, new session, redirecting to {urlsplit(known[0]).path}")
         self._redirect(known[0], [("Set-Cookie", clear_state), ("Set-Cookie", session_cookie)])
 
     def _logout(self) -> None:
         token = self.headers.get(self.st.cfg.auth_header, "").strip()
         if token.startswith("Bearer "):
-            token = token[len("Bearer "):]
+            token = token[len("Bearer ") :]
         with self.st.lock:
             session = self.st.sessions.pop(token, None) if token else None
         if session is None:
@@ -306,8 +329,12 @@ class Handler(BaseHTTPRequestHandler):
         cfg = self.st.cfg
         # golang.org/x/oauth2 sends the client credentials in HTTP Basic, each URL-escaped.
         basic = base64.b64encode(f"{quote(cfg.client_id, safe='')}:{quote(cfg.client_secret, safe='')}".encode())
-        req = urllib.request.Request(url, data=urlencode(form).encode(), method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Basic {basic.decode()}"})
+        req = urllib.request.Request(
+            url,
+            data=urlencode(form).encode(),
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Basic {basic.decode()}"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return json.load(r)

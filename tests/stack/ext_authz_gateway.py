@@ -37,8 +37,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
 
 
 class Config:
@@ -80,8 +89,9 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _call(self, target: tuple[str, int], method: str, headers: list[tuple[str, str]],
-              body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _call(
+        self, target: tuple[str, int], method: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         conn = http.client.HTTPConnection(*target, timeout=self.cfg.timeout)
         try:
             conn.putrequest(method, self.path, skip_host=True, skip_accept_encoding=True)
@@ -109,8 +119,9 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self._body()
         host = self.headers.get("Host", "")
-        check_headers = [("Host", host)] + [(k, v) for k, v in self.headers.items()
-                                            if k.lower() in self.cfg.auth_headers]
+        check_headers = [("Host", host)] + [
+            (k, v) for k, v in self.headers.items() if k.lower() in self.cfg.auth_headers
+        ]
         try:
             check_status, check_resp_headers, check_body = self._call(self.cfg.authz, self.command, check_headers, b"")
         except OSError:
@@ -118,8 +129,7 @@ class Handler(BaseHTTPRequestHandler):
 
         if check_status == 200:
             added = {k.lower(): (k, v) for k, v in check_resp_headers if k.lower() in self.cfg.upstream_headers}
-            fwd = [(k, v) for k, v in self.headers.items()
-                   if k.lower() not in HOP_BY_HOP and k.lower() not in added]
+            fwd = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() not in added]
             fwd += list(added.values())
             path = urlsplit(self.path).path
             target = max((r for r in self.cfg.routes if path.startswith(r[0])), key=lambda r: len(r[0]))[1]
@@ -160,8 +170,12 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--authz", required=True, help="the authorization service, http://host:port")
     p.add_argument("--auth-header", action="append", default=[], help="a request header sent to it (lowercase)")
-    p.add_argument("--upstream-header", action="append", default=[],
-                   help="a header of its 200 answer that is added to the upstream request")
+    p.add_argument(
+        "--upstream-header",
+        action="append",
+        default=[],
+        help="a header of its 200 answer that is added to the upstream request",
+    )
     p.add_argument("--route", action="append", required=True, metavar="PREFIX=http://host:port")
     p.add_argument("--timeout", type=float, default=10.0, help="Kubeflow's ext_authz timeout is 10s")
     p.add_argument("--log")

@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,8 +51,12 @@ class Request:
 Action = Callable[[socket.socket, Request, "HostileServer"], None]
 
 
-def _head(status: int, headers: dict[str, str] | list[tuple[str, str]] | None = None,
-          length: int | None = None, reason: str = "Fault") -> bytes:
+def _head(
+    status: int,
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    length: int | None = None,
+    reason: str = "Fault",
+) -> bytes:
     items = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     lines = [f"HTTP/1.1 {status} {reason}"]
     lines += [f"{k}: {v}" for k, v in items]
@@ -62,8 +66,12 @@ def _head(status: int, headers: dict[str, str] | list[tuple[str, str]] | None = 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def respond(status: int = 200, body: bytes | str = b"", headers: dict[str, str] | list[tuple[str, str]] | None = None,
-            content_type: str = "text/html; charset=utf-8") -> Action:
+def respond(
+    status: int = 200,
+    body: bytes | str = b"",
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    content_type: str = "text/html; charset=utf-8",
+) -> Action:
     """A well-formed answer."""
     data = body.encode() if isinstance(body, str) else body
     items = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
@@ -72,30 +80,36 @@ def respond(status: int = 200, body: bytes | str = b"", headers: dict[str, str] 
 
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         conn.sendall(_head(status, items, len(data)) + data)
+
     return act
 
 
 def redirect(location: str | bytes | None, status: int = 302, headers: list[tuple[str, str]] | None = None) -> Action:
     """A redirect; ``None`` leaves the Location header out, bytes are written as they are."""
+
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         head = _head(status, headers, 0)
         if location is not None:
             loc = location if isinstance(location, bytes) else location.encode("latin-1")
             head = head[:-2] + b"Location: " + loc + b"\r\n\r\n"
         conn.sendall(head)
+
     return act
 
 
 def raw(data: bytes) -> Action:
     """Bytes written as they are: for answers no well-behaved server sends."""
+
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         conn.sendall(data)
+
     return act
 
 
 def endless_body(chunk: bytes = b"<p>" + b"A" * 65533, *, declare_length: int | None = None) -> Action:
     """A 200 HTML body that never ends (chunked), or that declares `declare_length` bytes;
     it is written until the client hangs up (or 1 GiB, whichever comes first)."""
+
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         if declare_length is None:
             conn.sendall(_head(200, {"Content-Type": "text/html", "Transfer-Encoding": "chunked"}))
@@ -110,18 +124,22 @@ def endless_body(chunk: bytes = b"<p>" + b"A" * 65533, *, declare_length: int | 
                 sent += len(chunk)
         except OSError:
             pass  # the client gave up reading: what it should do
+
     return act
 
 
 def truncated(body: bytes, declared: int, content_type: str = "text/html") -> Action:
     """Declares `declared` bytes, sends `body` (fewer), then closes."""
+
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         conn.sendall(_head(200, {"Content-Type": content_type}, declared) + body)
+
     return act
 
 
 def slow_headers(every: float = 0.5) -> Action:
     """The status line and headers a byte at a time, `every` seconds apart, forever."""
+
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         head = _head(200, {"Content-Type": "text/html", "X-Padding": "p" * 10_000}, 10)
         for b in head:
@@ -131,11 +149,13 @@ def slow_headers(every: float = 0.5) -> Action:
                 conn.sendall(bytes([b]))
             except OSError:
                 return
+
     return act
 
 
 def trickle_body(byte: bytes = b"x", every: float = 0.5, declared: int = 1 << 20) -> Action:
     """Headers at once, then the body a byte at a time (slowloris in reverse)."""
+
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         conn.sendall(_head(200, {"Content-Type": "text/html"}, declared))
         while not srv.stopping.wait(every):
@@ -143,21 +163,26 @@ def trickle_body(byte: bytes = b"x", every: float = 0.5, declared: int = 1 << 20
                 conn.sendall(byte)
             except OSError:
                 return
+
     return act
 
 
 def slow(action: Action, delay: float) -> Action:
     """`action`, after `delay` seconds: each answer of a redirect loop made slow, say."""
+
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         if not srv.stopping.wait(delay):
             action(conn, req, srv)
+
     return act
 
 
 def silent() -> Action:
     """Reads the request and never answers; the connection stays open until the server stops."""
+
     def act(conn: socket.socket, req: Request, srv: HostileServer) -> None:
         srv.stopping.wait()
+
     return act
 
 
@@ -300,13 +325,19 @@ def script_login(srv: HostileServer, *, cookie_attrs: str = "Path=/") -> None:
     srv.route("/pipeline", redirect(f"/dex/auth?{AUTH_QUERY}"))
     srv.route("/dex/auth", redirect("/dex/auth/local?" + AUTH_QUERY))
     srv.route("/dex/auth/local", redirect("/dex/auth/local/login?back=&state=st4te"))
-    srv.route("/dex/auth/local/login", respond(200, PASSWORD_FORM.format(action="/dex/auth/local/login?state=st4te")),
-              method="GET")
+    srv.route(
+        "/dex/auth/local/login",
+        respond(200, PASSWORD_FORM.format(action="/dex/auth/local/login?state=st4te")),
+        method="GET",
+    )
     srv.route("/dex/auth/local/login", redirect("/oauth2/callback?code=c0de&state=st4te", 303), method="POST")
-    srv.route("/oauth2/callback", redirect("/pipeline", 302, [("Set-Cookie", f"{SESSION_COOKIE}=s3ss10n; {cookie_attrs}")]))
+    srv.route(
+        "/oauth2/callback", redirect("/pipeline", 302, [("Set-Cookie", f"{SESSION_COOKIE}=s3ss10n; {cookie_attrs}")])
+    )
 
 
 # -- pages built to be expensive to read: each fills the body cap with one cheap pattern --
+
 
 def deep_nesting(size: int) -> bytes:
     """`size` bytes of `<div>`s each opened inside the last: an HTML parser checks the
@@ -356,8 +387,13 @@ class FaultProxy:
     def url(self) -> str:
         return self.srv.url
 
-    def fail(self, method: str, path_prefix: str, status: int = 500,
-             body: bytes = b"Internal Server Error (injected by FaultProxy)") -> None:
+    def fail(
+        self,
+        method: str,
+        path_prefix: str,
+        status: int = 500,
+        body: bytes = b"Internal Server Error (injected by FaultProxy)",
+    ) -> None:
         self.rules.append((method, path_prefix, status, body))
 
     def __enter__(self) -> FaultProxy:
@@ -379,8 +415,11 @@ class FaultProxy:
             up.request(req.method, req.target, body=req.body or None, headers=headers)
             resp = up.getresponse()
             body = resp.read()
-            items = [(k, v) for k, v in resp.getheaders()
-                     if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive")]
+            items = [
+                (k, v)
+                for k, v in resp.getheaders()
+                if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive")
+            ]
             conn.sendall(_head(resp.status, items, len(body), resp.reason) + body)
         finally:
             up.close()

@@ -43,8 +43,14 @@ API = re.compile(r"^(?P<prefix>.*?)/apis/(?P<version>v1beta1|v2beta1)/(?P<resour
 
 
 class State:
-    def __init__(self, require_auth: bool, grants: dict[str, set[str]], log_path: str | None,
-                 run_seconds: float = 5.0, token_files: dict[str, str] | None = None):
+    def __init__(
+        self,
+        require_auth: bool,
+        grants: dict[str, set[str]],
+        log_path: str | None,
+        run_seconds: float = 5.0,
+        token_files: dict[str, str] | None = None,
+    ):
         self.require_auth = require_auth
         self.token_files = token_files or {}
         self.run_seconds = run_seconds
@@ -89,7 +95,7 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if not self.state.token_files or not auth.startswith("Bearer "):
             return False, None
-        token = auth[len("Bearer "):]
+        token = auth[len("Bearer ") :]
         for path, identity in self.state.token_files.items():
             try:
                 with open(path, encoding="utf-8") as f:
@@ -113,19 +119,40 @@ class Handler(BaseHTTPRequestHandler):
         checked, bearer_user = self._bearer_user()
         user = bearer_user if checked else self._user()
         cookie_names = [c.split("=", 1)[0].strip() for c in self.headers.get("Cookie", "").split(";") if "=" in c]
-        self.state.log({"method": method, "path": url.path, "user": user,
-                        "cookie": bool(cookie_names), "cookie_names": cookie_names,
-                        "bearer": "accepted" if bearer_user else "refused" if checked else None})
+        self.state.log(
+            {
+                "method": method,
+                "path": url.path,
+                "user": user,
+                "cookie": bool(cookie_names),
+                "cookie_names": cookie_names,
+                "bearer": "accepted" if bearer_user else "refused" if checked else None,
+            }
+        )
 
         if url.path == "/_test/ready":
             return self._send(200, {"ready": True})
         if self.state.refuse_all:
-            return self._send(401, {"error": "Request header error: there is no user identity header.",
-                                    "code": 16, "message": "there is no user identity header", "details": []})
+            return self._send(
+                401,
+                {
+                    "error": "Request header error: there is no user identity header.",
+                    "code": 16,
+                    "message": "there is no user identity header",
+                    "details": [],
+                },
+            )
         if checked and not bearer_user:
-            return self._send(401, {"error": "Failed to authenticate token review. Review.Status: "
-                                             "{Authenticated:false User:{Username: UID: Groups:[] Extra:map[]}}",
-                                    "code": 16, "message": "Unauthenticated", "details": []})
+            return self._send(
+                401,
+                {
+                    "error": "Failed to authenticate token review. Review.Status: "
+                    "{Authenticated:false User:{Username: UID: Groups:[] Extra:map[]}}",
+                    "code": 16,
+                    "message": "Unauthenticated",
+                    "details": [],
+                },
+            )
         if self.state.require_auth and not user:
             return self._send(401, {"error": "request did not pass the gateway's authentication", "code": 16})
 
@@ -137,8 +164,7 @@ class Handler(BaseHTTPRequestHandler):
 
         version, resource = m["version"], m["resource"]
         if resource == "healthz" and method == "GET":
-            return self._send(200, {"commit_sha": "test", "tag_name": "test",
-                                    "multi_user": self.state.require_auth})
+            return self._send(200, {"commit_sha": "test", "tag_name": "test", "multi_user": self.state.require_auth})
         body: dict = {}
         if method == "POST":
             length = int(self.headers.get("Content-Length") or 0)
@@ -151,7 +177,9 @@ class Handler(BaseHTTPRequestHandler):
         ns = self._namespace(version, query, body)
         if self.state.require_auth:
             if not ns:
-                return self._send(400, {"error": "Invalid input error: In multi-user mode, a namespace is required", "code": 3})
+                return self._send(
+                    400, {"error": "Invalid input error: In multi-user mode, a namespace is required", "code": 3}
+                )
             if ns not in self.state.grants.get(user or "", set()):
                 return self._send(403, self._denied(user or "", ns, "list" if method == "GET" else "create"))
 
@@ -159,17 +187,26 @@ class Handler(BaseHTTPRequestHandler):
             items = self.state.experiments.setdefault(ns, [])
             if method == "GET":
                 return self._send(200, self._list(version, self._filtered(items, query.get("filter", ""))))
-            exp = {"id": str(uuid.uuid4()), "name": body.get("display_name") or body.get("name", ""),
-                   "description": body.get("description", ""), "created_at": now(), "namespace": ns}
+            exp = {
+                "id": str(uuid.uuid4()),
+                "name": body.get("display_name") or body.get("name", ""),
+                "description": body.get("description", ""),
+                "created_at": now(),
+                "namespace": ns,
+            }
             items.append(exp)
         return self._send(200, self._render(version, exp))
 
     def _runs(self, method: str, run_id: str | None, body: dict) -> None:
         with self.state.lock:
             if method == "POST" and not run_id:
-                run = {"run_id": str(uuid.uuid4()), "display_name": body.get("display_name", ""),
-                       "experiment_id": body.get("experiment_id", ""), "created_at": now(),
-                       "_started": time.monotonic()}
+                run = {
+                    "run_id": str(uuid.uuid4()),
+                    "display_name": body.get("display_name", ""),
+                    "experiment_id": body.get("experiment_id", ""),
+                    "created_at": now(),
+                    "_started": time.monotonic(),
+                }
                 self.state.runs[run["run_id"]] = run
             elif method == "GET" and run_id in self.state.runs:
                 run = self.state.runs[run_id]
@@ -205,18 +242,32 @@ class Handler(BaseHTTPRequestHandler):
     def _list(cls, version: str, items: list[dict]) -> dict:
         if not items:
             return {}
-        return {"experiments": [cls._render(version, e) for e in items], "total_size": len(items),
-                "next_page_token": ""}
+        return {
+            "experiments": [cls._render(version, e) for e in items],
+            "total_size": len(items),
+            "next_page_token": "",
+        }
 
     @staticmethod
     def _render(version: str, e: dict) -> dict:
         """An experiment as each API version shows it (kfp 2.x reads v2beta1, kfp 1.8 v1beta1)."""
         if version == "v2beta1":
-            return {"experiment_id": e["id"], "display_name": e["name"], "description": e["description"],
-                    "created_at": e["created_at"], "namespace": e["namespace"], "storage_state": "AVAILABLE"}
-        return {"id": e["id"], "name": e["name"], "description": e["description"], "created_at": e["created_at"],
-                "storage_state": "STORAGESTATE_AVAILABLE",
-                "resource_references": [{"key": {"type": "NAMESPACE", "id": e["namespace"]}, "relationship": "OWNER"}]}
+            return {
+                "experiment_id": e["id"],
+                "display_name": e["name"],
+                "description": e["description"],
+                "created_at": e["created_at"],
+                "namespace": e["namespace"],
+                "storage_state": "AVAILABLE",
+            }
+        return {
+            "id": e["id"],
+            "name": e["name"],
+            "description": e["description"],
+            "created_at": e["created_at"],
+            "storage_state": "STORAGESTATE_AVAILABLE",
+            "resource_references": [{"key": {"type": "NAMESPACE", "id": e["namespace"]}, "relationship": "OWNER"}],
+        }
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -233,10 +284,18 @@ def main() -> None:
     p.add_argument("--grant", action="append", default=[], metavar="EMAIL=NAMESPACE")
     p.add_argument("--log")
     p.add_argument("--run-seconds", type=float, default=5.0)
-    p.add_argument("--refuse-all", action="store_true",
-                   help="answer every API request 401, as KFP does when no user identity reaches it")
-    p.add_argument("--token-file", action="append", default=[], metavar="PATH=IDENTITY",
-                   help="accept `Authorization: Bearer <what PATH holds now>` as IDENTITY")
+    p.add_argument(
+        "--refuse-all",
+        action="store_true",
+        help="answer every API request 401, as KFP does when no user identity reaches it",
+    )
+    p.add_argument(
+        "--token-file",
+        action="append",
+        default=[],
+        metavar="PATH=IDENTITY",
+        help="accept `Authorization: Bearer <what PATH holds now>` as IDENTITY",
+    )
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="and this key (PEM)")
     a = p.parse_args()

@@ -77,7 +77,8 @@ access to * by users read by * none
 
 
 def _seed() -> str:
-    return f"""\
+    return (
+        f"""\
 dn: {SUFFIX}
 objectClass: dcObject
 objectClass: organization
@@ -92,8 +93,9 @@ dn: {GROUPS}
 objectClass: organizationalUnit
 ou: Groups
 
-""" + _person(LDAP_USER, "LDAP User", LDAP_EMAIL, [LDAP_GROUP]) + _person(
-        MANY_GROUPS_USER, "Many Groups", MANY_GROUPS_EMAIL, MANY_GROUPS
+"""
+        + _person(LDAP_USER, "LDAP User", LDAP_EMAIL, [LDAP_GROUP])
+        + _person(MANY_GROUPS_USER, "Many Groups", MANY_GROUPS_EMAIL, MANY_GROUPS)
     )
 
 
@@ -108,12 +110,15 @@ sn: {name.split()[-1]}
 mail: {mail}
 userPassword: {ssha(LDAP_PASSWORD)}
 """
-    return entry + "".join(f"""
+    return entry + "".join(
+        f"""
 dn: cn={g},{GROUPS}
 objectClass: groupOfNames
 cn: {g}
 member: uid={uid},{PEOPLE}
-""" for g in groups)
+"""
+        for g in groups
+    )
 
 
 def start_slapd(workdir: Path) -> tuple[Proc, int]:
@@ -124,14 +129,19 @@ def start_slapd(workdir: Path) -> tuple[Proc, int]:
     conf, seed = d / "slapd.conf", d / "seed.ldif"
     conf.write_text(_config(d))
     seed.write_text(_seed())
-    r = subprocess.run([_tool("slapadd"), "-f", str(conf), "-b", SUFFIX, "-l", str(seed)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [_tool("slapadd"), "-f", str(conf), "-b", SUFFIX, "-l", str(seed)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         raise StackError(f"slapadd could not seed the directory:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     port = free_port()
     # -d keeps slapd in the foreground (so Proc can stop it); 256 logs connections and operations.
-    proc = Proc("slapd", [slapd, "-d", "256", "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/"],
-                f"tcp://127.0.0.1:{port}", workdir / "slapd.log")
+    proc = Proc(
+        "slapd",
+        [slapd, "-d", "256", "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/"],
+        f"tcp://127.0.0.1:{port}",
+        workdir / "slapd.log",
+    )
     proc.start()
     return proc, port
 

@@ -17,8 +17,14 @@ def sa_token(serial: int, *, exp_in: float = 3600) -> str:
     our code only decodes it: the signature is never checked locally)."""
     enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
     now = int(time.time())
-    claims = {"aud": ["pipelines.kubeflow.org"], "exp": now + int(exp_in), "iat": now,
-              "iss": "https://kubernetes.default.svc.cluster.local", "sub": SA_IDENTITY, "serial": serial}
+    claims = {
+        "aud": ["pipelines.kubeflow.org"],
+        "exp": now + int(exp_in),
+        "iat": now,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": SA_IDENTITY,
+        "serial": serial,
+    }
     return f"{enc({'alg': 'RS256', 'kid': 'test'})}.{enc(claims)}.c2lnbmF0dXJl"
 
 

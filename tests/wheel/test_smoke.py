@@ -22,10 +22,10 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from stack import NAMESPACE, PASSWORD, USER, Stack
 
 import kfp_auth
 from kfp_auth import KFPClientManager
+from stack import NAMESPACE, PASSWORD, USER, Stack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,4 +129,3 @@ def test_create_kfp_client(kubeflow: Stack) -> None:
     client.create_experiment(name="smoke", namespace=NAMESPACE)
     names = [e.display_name for e in client.list_experiments(namespace=NAMESPACE).experiments]
     assert "smoke" in names
-
