@@ -270,13 +270,21 @@ impl TokenFile {
     }
 
     fn stamp(&self) -> Result<Stamp> {
+        #[cfg(unix)]
         use std::os::unix::fs::MetadataExt;
         // Following symlinks: the kubelet's `token` is a link into `..data/`.
         let m = std::fs::metadata(&self.path)
             .map_err(|e| token::file_error(format!("cannot read the token file {}: {e}", self.path.display())))?;
         Ok(Stamp {
+            #[cfg(unix)]
             dev: m.dev(),
+            #[cfg(unix)]
             ino: m.ino(),
+            // std has no stable file identity on Windows: a change is seen by size and time.
+            #[cfg(not(unix))]
+            dev: 0,
+            #[cfg(not(unix))]
+            ino: 0,
             len: m.len(),
             modified: m.modified().ok(),
         })

@@ -162,9 +162,18 @@ fn parse(bytes: &[u8]) -> (Option<Html>, u64) {
 }
 
 /// The CPU time this thread has used (a parse runs on one thread, start to end).
+#[cfg(unix)]
 fn thread_cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// Elsewhere (Windows) the time since a fixed instant stands in: std has no thread
+/// CPU clock, and wall time is never less, so the bound only gets stricter.
+#[cfg(not(unix))]
+fn thread_cpu() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
 }
 
 /// html5ever's formatting elements, which it keeps in a list besides the stack.

@@ -8,17 +8,28 @@
 //! The folders above it are checked too: whoever can write one of them can rename
 //! the folders below it, so each must belong to root or to this user and be
 //! writable by no one else, unless it is sticky and root's (as `/tmp` is).
+//!
+//! Elsewhere (Windows) there is no owner and mode to check, so no folder passes:
+//! [`PrivateDir::open`] refuses with [`Problem::Unsupported`] rather than keep a
+//! credential in a file no one checked.
 
 use std::fs::File;
+#[cfg(unix)]
 use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
+#[cfg(unix)]
+use std::path::{Component, PathBuf};
 
+#[cfg(unix)]
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 /// Why a folder or file was refused, or could not be used.
 #[derive(Debug)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub enum Problem {
     /// The folder, or one above it, can be changed by others (the text says which and how).
     Folder(String),
@@ -32,6 +43,9 @@ pub enum Problem {
     TooLarge(u64),
     /// An I/O error: what was being done, and the error.
     Io(&'static str, std::io::Error),
+    /// No Unix permission checks on this platform (see the module's doc).
+    #[cfg(not(unix))]
+    Unsupported,
 }
 
 impl std::fmt::Display for Problem {
@@ -49,6 +63,10 @@ impl std::fmt::Display for Problem {
                 "is larger than a file kfp-auth writes ({n} bytes); refusing to read it"
             ),
             Problem::Io(what, e) => write!(f, "cannot {what}: {e}"),
+            #[cfg(not(unix))]
+            Problem::Unsupported => {
+                f.write_str("needs a Unix file system's permission checks; it is not supported on Windows yet")
+            }
         }
     }
 }
@@ -56,6 +74,7 @@ impl std::fmt::Display for Problem {
 type Result<T> = std::result::Result<T, Problem>;
 
 /// An open, checked folder (see the module's doc).
+#[cfg(unix)]
 pub struct PrivateDir {
     fd: OwnedFd,
     /// The folder as found, links in the path resolved: what the tests check the walk by.
@@ -63,6 +82,7 @@ pub struct PrivateDir {
     path: PathBuf,
 }
 
+#[cfg(unix)]
 impl PrivateDir {
     /// Open the folder `path`, creating it and any missing folders above it (mode 0700).
     /// Refused: a folder of another user's or that others can write, and a folder
@@ -217,6 +237,7 @@ impl PrivateDir {
 
 /// The folders of the path are opened to be walked through: on Linux without
 /// needing to read them (`O_PATH`), elsewhere for reading.
+#[cfg(unix)]
 fn walk_flags() -> OFlags {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let base = OFlags::PATH;
@@ -227,6 +248,7 @@ fn walk_flags() -> OFlags {
 
 /// `path` made absolute with the links in its existing part resolved, once, so the
 /// walk down from `/` can refuse every link; what does not exist yet is appended.
+#[cfg(unix)]
 fn resolve(path: &Path) -> Result<PathBuf> {
     let mut existing = path;
     let mut missing = Vec::new();
@@ -254,6 +276,7 @@ fn resolve(path: &Path) -> Result<PathBuf> {
 
 /// A folder above: it must belong to root or to this user, and be writable by no
 /// one else, unless it is sticky and root's (then only an entry's owner can rename it).
+#[cfg(unix)]
 fn check_ancestor(fd: &OwnedFd, path: &Path, me: u32) -> Result<()> {
     let st = fstat(fd)?;
     let mode = st.st_mode as u32 & 0o7777;
@@ -273,6 +296,7 @@ fn check_ancestor(fd: &OwnedFd, path: &Path, me: u32) -> Result<()> {
 }
 
 /// The folder itself: this user's, and writable by no one else.
+#[cfg(unix)]
 fn check_private(fd: &OwnedFd, path: &Path, me: u32) -> Result<()> {
     let st = fstat(fd)?;
     let mode = st.st_mode as u32 & 0o777;
@@ -287,6 +311,7 @@ fn check_private(fd: &OwnedFd, path: &Path, me: u32) -> Result<()> {
 }
 
 /// A file, on its descriptor: regular, this user's, no bit of `forbidden` in its mode.
+#[cfg(unix)]
 fn check_file(fd: &OwnedFd, me: u32, forbidden: u32) -> Result<Stat> {
     let st = fstat(fd)?;
     if FileType::from_raw_mode(st.st_mode as _) != FileType::RegularFile {
@@ -302,15 +327,18 @@ fn check_file(fd: &OwnedFd, me: u32, forbidden: u32) -> Result<Stat> {
     Ok(st)
 }
 
+#[cfg(unix)]
 fn fstat(fd: impl AsFd) -> Result<Stat> {
     rustix::fs::fstat(fd).map_err(|e| Problem::Io("check it", e.into()))
 }
 
+#[cfg(unix)]
 fn io(what: &'static str) -> impl Fn(Errno) -> Problem {
     move |e| Problem::Io(what, e.into())
 }
 
 /// `O_NOFOLLOW` refuses a link with `ELOOP`: said as "not a regular file".
+#[cfg(unix)]
 fn not_regular_or(what: &'static str) -> impl Fn(Errno) -> Problem {
     move |e| match e {
         Errno::LOOP | Errno::ISDIR | Errno::NXIO => Problem::NotRegular,
@@ -319,6 +347,7 @@ fn not_regular_or(what: &'static str) -> impl Fn(Errno) -> Problem {
 }
 
 /// A name part no other writer picks at the same time: the process, the time, a count.
+#[cfg(unix)]
 fn unique(attempt: u32) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNT: AtomicU32 = AtomicU32::new(0);
@@ -331,6 +360,35 @@ fn unique(attempt: u32) -> String {
         nanos,
         COUNT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Never made: [`PrivateDir::open`] refuses, so the other methods cannot be called.
+#[cfg(not(unix))]
+pub struct PrivateDir {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(unix))]
+impl PrivateDir {
+    pub fn open(_path: &Path) -> Result<Self> {
+        Err(Problem::Unsupported)
+    }
+
+    pub fn open_lock(&self, _name: &str) -> Result<File> {
+        match self.never {}
+    }
+
+    pub fn read(&self, _name: &str, _forbidden: u32, _max: u64) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        match self.never {}
+    }
+
+    pub fn replace(&self, _name: &str, _bytes: &[u8], _temp_prefix: &str) -> Result<()> {
+        match self.never {}
+    }
+
+    pub fn remove_temp_files(&self, _temp_prefix: &str) {
+        match self.never {}
+    }
 }
 
 #[cfg(test)]

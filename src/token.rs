@@ -95,18 +95,29 @@ pub fn read_token_file(path: &Path) -> Result<SecretString> {
 /// The bytes of a regular file of at most [`MAX_TOKEN_FILE_BYTES`], checked on the
 /// open descriptor. Opened non-blocking, so a FIFO is refused instead of waiting for
 /// a writer; a device (`/dev/zero`) is refused instead of read until memory runs out.
+/// Elsewhere (Windows) only what std offers: a plain open, then the same checks on the
+/// open file, so opening a pipe or a device is not refused beforehand as on Unix.
 fn read_small_regular_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    #[cfg(unix)]
     use rustix::fs::{Mode, OFlags};
     use std::io::Read;
+    #[cfg(unix)]
     use std::os::unix::fs::FileTypeExt;
 
     let cannot = |what: String| file_error(format!("cannot read the token file {}: {what}", path.display()));
+    #[cfg(unix)]
     let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| cannot(std::io::Error::from(e).to_string()))?;
+    #[cfg(unix)]
     let file = std::fs::File::from(fd);
+    #[cfg(not(unix))]
+    let file = std::fs::File::open(path).map_err(|e| cannot(e.to_string()))?;
     let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
     let kind = meta.file_type();
     if !kind.is_file() {
+        #[cfg(not(unix))]
+        let what = if kind.is_dir() { "a folder" } else { "not a file" };
+        #[cfg(unix)]
         let what = if kind.is_dir() {
             "a folder"
         } else if kind.is_fifo() {
