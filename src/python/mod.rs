@@ -28,9 +28,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Before Python finalizes, our threads stop calling into it (see exit.rs).
     let before_exit = wrap_pyfunction!(exit::_before_exit, m)?;
     py.import("atexit")?.call_method1("register", (before_exit,))?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("after_in_child", wrap_pyfunction!(exit::_after_fork_in_child, m)?)?;
-    py.import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
+    // No fork on Windows, nor `os.register_at_fork`: nothing to redo in a child there.
+    let os = py.import("os")?;
+    if os.hasattr("register_at_fork")? {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("after_in_child", wrap_pyfunction!(exit::_after_fork_in_child, m)?)?;
+        os.call_method("register_at_fork", (), Some(&kwargs))?;
+    }
 
     // The exception classes, looked up now so a missing one fails the import rather
     // than a later error; offered here too, as they were when the bindings made them.
