@@ -7,7 +7,7 @@ KFP18  := .cache/venv-kfp18
 BENCH  := .cache/venv-bench
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test check venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets test-wheels platforms fuzz fuzz-tools bench bench-sessions soak soak-ci clean
+.PHONY: demo test check venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets check-windows test-wheels platforms fuzz fuzz-tools bench bench-sessions soak soak-ci clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
@@ -55,7 +55,7 @@ system-deps:
 actionlint:
 	bash scripts/build-actionlint.sh
 
-lint: actionlint system-deps venv
+lint: actionlint system-deps venv check-windows
 	.cache/bin/actionlint .github/workflows/release.yml
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
@@ -91,6 +91,15 @@ $(WHEELS_VENV)/.installed: requirements-wheels.txt
 rust-targets:
 	@installed="$$(rustup target list --installed)"; for t in $(RUST_TARGETS); do \
 	  echo "$$installed" | grep -qx "$$t" || rustup target add "$$t"; done
+
+# The Windows wheel's code (its `cfg(not(unix))` parts) compiles: built only in CI,
+# so checked here on the GNU target (the msvc one needs Microsoft's SDK), with zig
+# as ring's C compiler. Part of `make lint`.
+check-windows: $(WHEELS_VENV)/.installed
+	@rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
+	ZIG_TARGET=x86_64-windows-gnu CC_x86_64_pc_windows_gnu=$(CURDIR)/scripts/zig-cc.sh \
+	  AR_x86_64_pc_windows_gnu=$(CURDIR)/scripts/zig-ar.sh RUSTFLAGS="-D warnings" \
+	  cargo check --quiet --target x86_64-pc-windows-gnu --features python
 
 wheels: $(WHEELS_VENV)/.installed rust-targets
 	rm -rf dist
