@@ -40,7 +40,11 @@ PLATFORMS = [
 ]
 ELSEWHERE = [
     ("macOS x86_64 and arm64", "built and smoke-tested (the part without Dex) by the release workflow only"),
-    ("Windows x86_64", "built and smoke-tested (the part without Dex) by the release workflow only"),
+    (
+        "Windows x86_64",
+        "compiles in `make lint` (the GNU target); built and smoke-tested (the part without Dex) by the "
+        "release workflow only; no session cache there",
+    ),
 ]
 
 
