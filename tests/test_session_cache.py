@@ -337,7 +337,7 @@ def test_an_ancestor_others_can_write_is_refused(
     ancestor is refused, unless it is sticky and root's (as /tmp is), where only an entry's
     owner may rename it. (This test runs as root: root owns what it makes.)"""
     if os.geteuid() != 0:
-        pytest.skip("needs root, to give a folder to another user")
+        pytest.fail("this test needs root (as `make test` runs in CI), to give a folder to another user")
     above = tmp_path / "above"
     above.mkdir()
     cache = above / "mine" / "sessions.json"
