@@ -160,11 +160,17 @@ impl Prompt for Seen {
 }
 
 async fn device(answers: Vec<(u16, String)>, expires_in: u32) -> (Arc<Script>, Bearer, Arc<Seen>, String) {
-    let script = Arc::new(Script {
+    device_with(Script {
         token_answers: Mutex::new(answers.into()),
         expires_in,
         ..Script::default()
-    });
+    })
+    .await
+}
+
+/// A device login against `script`, polling every 100 ms.
+async fn device_with(script: Script) -> (Arc<Script>, Bearer, Arc<Seen>, String) {
+    let script = Arc::new(script);
     let url = serve(script.clone()).await;
     let seen = Arc::new(Seen::default());
     let cfg = DeviceConfig {
@@ -324,22 +330,12 @@ async fn a_token_expired_on_its_way_is_refreshed_at_once() {
 
 #[tokio::test]
 async fn a_device_page_that_is_not_http_is_refused_before_it_is_shown() {
-    let script = Arc::new(Script {
+    let (script, bearer, seen, _) = device_with(Script {
         page: Some("javascript:alert(1)//".into()),
         expires_in: 300,
         ..Script::default()
-    });
-    let url = serve(script.clone()).await;
-    let seen = Arc::new(Seen::default());
-    let cfg = DeviceConfig {
-        dex_url: dex_base(&format!("{url}/pipeline"), None).unwrap(),
-        client_id: "kfp-auth".into(),
-        scopes: kfp_auth::DEFAULT_SCOPES.into(),
-        connector: None,
-        poll_interval: None,
-        options: Options::default(),
-    };
-    let bearer = Bearer::device(DeviceLogin::new(cfg, seen.clone()).unwrap());
+    })
+    .await;
     let e = bearer.token().await.unwrap_err().to_string();
     assert!(e.contains("not an http(s) URL"), "{e}");
     assert!(seen.0.lock().unwrap().is_empty() && script.polls().is_empty());
