@@ -15,10 +15,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::Options;
-use crate::device::DeviceLogin;
 use crate::error::{Checker, Error, Result};
 use crate::http::Transport;
 use crate::renew::{Credential, Renew, Renewable, Renewing, refresh_at};
+use crate::sso::SsoLogin;
 use crate::token::{self, Claims};
 
 /// Where the token comes from.
@@ -29,8 +29,8 @@ pub enum Source {
     File(TokenFile),
     /// Dex's password grant.
     Grant(Box<PasswordGrant>),
-    /// A device login (RFC 8628) renewed by its refresh token.
-    Device(Box<DeviceLogin>),
+    /// An SSO login (device or browser) renewed by its refresh token.
+    Sso(Box<SsoLogin>),
 }
 
 pub struct Bearer {
@@ -79,10 +79,10 @@ impl Bearer {
         })
     }
 
-    /// A device login; the first login happens on first use (or on `login`).
-    pub fn device(login: DeviceLogin) -> Self {
+    /// An SSO login; the first login happens on first use (or on `login`).
+    pub fn sso(login: SsoLogin) -> Self {
         Bearer {
-            source: Source::Device(Box::new(login)),
+            source: Source::Sso(Box::new(login)),
         }
     }
 
@@ -96,7 +96,7 @@ impl Bearer {
             Source::Fixed(t) => Ok(t.clone()),
             Source::File(f) => f.token(),
             Source::Grant(g) => g.token().await,
-            Source::Device(d) => d.token().await,
+            Source::Sso(d) => d.token().await,
         }
     }
 
@@ -107,7 +107,7 @@ impl Bearer {
             Source::Fixed(t) => Some(Ok(t.clone())),
             Source::File(f) => Some(f.token()),
             Source::Grant(g) => g.cached().map(Ok),
-            Source::Device(d) => d.cached().map(Ok),
+            Source::Sso(d) => d.cached().map(Ok),
         }
     }
 
@@ -119,7 +119,7 @@ impl Bearer {
             Source::Fixed(t) => t.clone(),
             Source::File(f) => f.reread()?,
             Source::Grant(g) => g.refresh(stale).await?,
-            Source::Device(d) => d.refresh(stale).await?,
+            Source::Sso(d) => d.refresh(stale).await?,
         };
         if fresh.expose_secret() == stale {
             return Err(self.refused(&fresh));
@@ -133,14 +133,14 @@ impl Bearer {
             Source::Fixed(t) => Ok(t.clone()),
             Source::File(f) => f.reread(),
             Source::Grant(g) => g.grant_now().await,
-            Source::Device(d) => d.renew().await,
+            Source::Sso(d) => d.renew().await,
         }
     }
 
     /// A new login now: a device login for that source; otherwise as `renew`.
     pub async fn login(&self) -> Result<Arc<SecretString>> {
         match &self.source {
-            Source::Device(d) => d.login().await,
+            Source::Sso(d) => d.login().await,
             _ => self.renew().await,
         }
     }
@@ -160,7 +160,7 @@ impl Bearer {
             Source::File(_) => {
                 "The file still holds the refused token: check that it is being rotated, and its audience"
             }
-            Source::Grant(_) | Source::Device(_) => {
+            Source::Grant(_) | Source::Sso(_) => {
                 "Dex issued a token the gateway does not accept: check its issuer and audience (for oauth2-proxy \
                  without Istio, `--oidc-extra-audience` must name the client)"
             }
@@ -187,7 +187,7 @@ impl Bearer {
                 crate::redact::url(&g.cfg.token_url),
                 g.cfg.username
             ),
-            Source::Device(d) => d.describe(),
+            Source::Sso(d) => d.describe(),
         }
     }
 
@@ -197,14 +197,14 @@ impl Bearer {
             Source::Fixed(_) => 0,
             Source::File(f) => f.reads.load(Ordering::Relaxed),
             Source::Grant(g) => g.grants.load(Ordering::Relaxed),
-            Source::Device(d) => d.logins() + d.refreshes(),
+            Source::Sso(d) => d.logins() + d.refreshes(),
         }
     }
 
     /// Tokens renewed by a refresh token (device logins); 0 for the other sources.
     pub fn refreshes(&self) -> u64 {
         match &self.source {
-            Source::Device(d) => d.refreshes(),
+            Source::Sso(d) => d.refreshes(),
             _ => 0,
         }
     }

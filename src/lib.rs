@@ -22,6 +22,7 @@ pub mod redact;
 mod renew;
 mod secret;
 mod session;
+mod sso;
 pub mod token;
 
 #[cfg(feature = "python")]
@@ -30,10 +31,11 @@ mod python;
 pub use bearer::{Bearer, GrantConfig, Source, TokenFile};
 pub use cache::SessionCache;
 pub use config::{LoginConfig, Options, ProxyUrl, dex_token_url, parse_proxy_url, timeout_from_secs};
-pub use device::{DEFAULT_CLIENT_ID, DEFAULT_SCOPES, DeviceConfig, DeviceEvent, DeviceLogin, Prompt};
+pub use device::{DeviceEvent, Prompt};
 pub use diagnose::{Diagnosis, diagnose};
 pub use error::{Checker, Error, Result, Step};
 pub use flow::{Session, login};
 pub use http::Transport;
 pub use oidc::dex_base;
 pub use session::Authenticator;
+pub use sso::{DEFAULT_CLIENT_ID, DEFAULT_SCOPES, SsoConfig, SsoLogin, Start};

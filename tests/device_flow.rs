@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kfp_auth::{Bearer, DeviceConfig, DeviceEvent, DeviceLogin, Error, Options, Prompt, dex_base};
+use kfp_auth::{Bearer, DeviceEvent, Error, Options, Prompt, SsoConfig, SsoLogin, Start, dex_base};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -173,16 +173,18 @@ async fn device_with(script: Script) -> (Arc<Script>, Bearer, Arc<Seen>, String)
     let script = Arc::new(script);
     let url = serve(script.clone()).await;
     let seen = Arc::new(Seen::default());
-    let cfg = DeviceConfig {
+    let cfg = SsoConfig {
         dex_url: dex_base(&format!("{url}/pipeline"), None).unwrap(),
         client_id: "kfp-auth".into(),
         scopes: kfp_auth::DEFAULT_SCOPES.into(),
         connector: None,
-        poll_interval: Some(Duration::from_millis(100)),
+        start: Start::Device {
+            poll_interval: Some(Duration::from_millis(100)),
+        },
         options: Options::default(),
     };
-    let login = DeviceLogin::new(cfg, seen.clone()).unwrap();
-    (script, Bearer::device(login), seen, url)
+    let login = SsoLogin::new(cfg, seen.clone()).unwrap();
+    (script, Bearer::sso(login), seen, url)
 }
 
 #[tokio::test]

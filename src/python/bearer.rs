@@ -12,7 +12,8 @@ use super::exit;
 use super::functions::{claims_to_py, options};
 use super::runtime::{Credentials, awaitable, blocking, secret_to_py};
 use crate::bearer::{Bearer, GrantConfig, Source};
-use crate::device::{DeviceConfig, DeviceEvent, DeviceLogin, Prompt};
+use crate::device::{DeviceEvent, Prompt};
+use crate::sso::{SsoConfig, SsoLogin, Start};
 
 impl Credentials for Bearer {}
 
@@ -114,17 +115,17 @@ impl BearerSession {
                     .ok_or_else(|| crate::Error::invalid("poll_interval", "must be a number of seconds above zero"))
             })
             .transpose()?;
-        let cfg = DeviceConfig {
+        let cfg = SsoConfig {
             dex_url: crate::oidc::dex_base(api_url, dex_url)?,
             client_id: client_id.to_owned(),
             scopes: scopes.to_owned(),
             connector,
-            poll_interval,
+            start: Start::Device { poll_interval },
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
         crate::http::check_settings(api_url, &cfg.options)?;
-        let login = DeviceLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
-        Ok(Self::held(Bearer::device(login)))
+        let login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        Ok(Self::held(Bearer::sso(login)))
     }
 
     /// The token to send now: re-read if the file changed, re-granted if about to expire.
@@ -186,7 +187,7 @@ impl BearerSession {
             Source::Fixed(_) => "token",
             Source::File(_) => "file",
             Source::Grant(_) => "dex-password-grant",
-            Source::Device(_) => "dex-device",
+            Source::Sso(_) => "dex-device",
         }
     }
 
