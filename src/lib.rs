@@ -14,6 +14,7 @@ mod device;
 mod diagnose;
 mod error;
 mod flow;
+mod locked_file;
 pub mod http;
 mod oidc;
 pub mod page;
@@ -24,6 +25,7 @@ mod secret;
 mod session;
 mod sso;
 pub mod token;
+mod token_cache;
 
 #[cfg(feature = "python")]
 mod python;
@@ -39,3 +41,4 @@ pub use http::Transport;
 pub use oidc::dex_base;
 pub use session::Authenticator;
 pub use sso::{DEFAULT_CLIENT_ID, DEFAULT_SCOPES, SsoConfig, SsoLogin, Start};
+pub use token_cache::TokenCache;

@@ -14,6 +14,7 @@ use super::runtime::{Credentials, awaitable, blocking, secret_to_py};
 use crate::bearer::{Bearer, GrantConfig, Source};
 use crate::device::{DeviceEvent, Prompt};
 use crate::sso::{SsoConfig, SsoLogin, Start};
+use crate::token_cache::TokenCache;
 
 impl Credentials for Bearer {}
 
@@ -82,8 +83,11 @@ impl BearerSession {
     /// A device login (RFC 8628) at Dex, renewed by its refresh token. `prompt` is called
     /// with a `DeviceEvent` dict: the code to show, then how the login ended (default: the
     /// terminal, or a link in Jupyter). The first login happens on first use, or on `login()`.
+    /// With `token_cache` (a file path), the login is loaded from it on first use and
+    /// saved to it after every login and refresh, and renewals are serialised with the
+    /// other processes using it (see docs/sso.md).
     #[staticmethod]
-    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None))]
     #[allow(clippy::too_many_arguments)]
     fn from_dex_device(
         py: Python<'_>,
@@ -98,6 +102,7 @@ impl BearerSession {
         ssl_ca_cert: Option<PathBuf>,
         timeout: f64,
         proxy: Option<&str>,
+        token_cache: Option<PathBuf>,
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
@@ -124,7 +129,44 @@ impl BearerSession {
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
         crate::http::check_settings(api_url, &cfg.options)?;
-        let login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        let mut login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        if let Some(path) = token_cache {
+            login = login.with_cache(TokenCache::new(path), Some(api_url), None);
+        }
+        Ok(Self::held(Bearer::sso(login)))
+    }
+
+    /// The SSO login saved in the token cache for `api_url` (the most recent one, or
+    /// `user`'s), refreshed when needed; never asks the user: without a usable saved
+    /// login, `LoginRequiredError`. For `kfp-auth token`; `token_cache` defaults to
+    /// `default_token_cache()`.
+    #[staticmethod]
+    #[pyo3(signature = (api_url, *, token_cache = None, client_id = "kfp-auth", dex_url = None, connector = None, user = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_token_cache(
+        api_url: &str,
+        token_cache: Option<PathBuf>,
+        client_id: &str,
+        dex_url: Option<&str>,
+        connector: Option<String>,
+        user: Option<&str>,
+        skip_tls_verify: bool,
+        ssl_ca_cert: Option<PathBuf>,
+        timeout: f64,
+        proxy: Option<&str>,
+    ) -> PyResult<Self> {
+        let path = cache_path(token_cache)?;
+        let cfg = SsoConfig {
+            dex_url: crate::oidc::dex_base(api_url, dex_url)?,
+            client_id: client_id.to_owned(),
+            scopes: crate::sso::DEFAULT_SCOPES.to_owned(),
+            connector,
+            start: Start::Device { poll_interval: None },
+            options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
+        };
+        let login = SsoLogin::new(cfg, Arc::new(NoPrompt))?
+            .with_cache(TokenCache::new(path), Some(api_url), user)
+            .without_login();
         Ok(Self::held(Bearer::sso(login)))
     }
 
@@ -220,6 +262,22 @@ impl BearerSession {
 
     fn __repr__(&self) -> String {
         format!("BearerSession(kind={:?}, source={:?})", self.kind(), self.source())
+    }
+}
+
+/// The default token cache file, or an error saying why there is none.
+pub fn cache_path(given: Option<PathBuf>) -> PyResult<PathBuf> {
+    given.or_else(TokenCache::default_path).ok_or_else(|| {
+        crate::Error::invalid("token_cache", "there is no default without $HOME or $XDG_CACHE_HOME; pass a path").into()
+    })
+}
+
+/// The prompt of a login that never asks the user (never called: it never logs in).
+struct NoPrompt;
+
+impl Prompt for NoPrompt {
+    fn show(&self, _: DeviceEvent<'_>) -> Result<(), String> {
+        Err("this login never asks the user".into())
     }
 }
 

@@ -53,6 +53,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::read_private_file, m)?)?;
     m.add_function(wrap_pyfunction!(functions::write_private_file, m)?)?;
     m.add_function(wrap_pyfunction!(functions::default_session_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::default_token_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::token_cache_logins, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::token_cache_remove, m)?)?;
     m.add_function(wrap_pyfunction!(functions::inspect_token, m)?)?;
     m.add_function(wrap_pyfunction!(functions::inspect_token_file, m)?)?;
     m.add_function(wrap_pyfunction!(functions::default_token_path, m)?)?;
