@@ -349,8 +349,9 @@ impl SsoLogin {
                         body.describe_error()
                     ),
                     hint: "log in again (in Python: `create_kfp_client(force_login=True)` on the \
-                           KFPClientManager, or `login()` on the BearerSession). If this recurs right after a \
-                           login, the admin must add `offline_access` to the SSO connector's scopes in Dex"
+                           KFPClientManager, or `login()` on the BearerSession; in a shell: `kfp-auth login \
+                           --device`). If this recurs right after a login, the admin must add `offline_access` \
+                           to the SSO connector's scopes in Dex"
                         .into(),
                 };
                 *lock(&self.refresh_token) = None;

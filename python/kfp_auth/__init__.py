@@ -26,12 +26,13 @@ from kfp_auth._errors import (
 from kfp_auth._manager import IN_CLUSTER_URL, KFPClientManager
 from kfp_auth._native import BearerSession, DexSession, __version__
 from kfp_auth._prompt import DevicePrompt
-from kfp_auth._types import AuthKind, BearerKind, DeviceEvent, Diagnosis, RBACDenial, TokenClaims
+from kfp_auth._types import AuthKind, BearerKind, CachedLogin, DeviceEvent, Diagnosis, RBACDenial, TokenClaims
 
 __all__ = [
     "AuthKind",
     "BearerKind",
     "BearerSession",
+    "CachedLogin",
     "ConnectError",
     "DeviceEvent",
     "DeviceLoginError",

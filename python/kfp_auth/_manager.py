@@ -15,6 +15,7 @@ from kfp_auth._native import (
     DexSession,
     check_settings,
     default_session_cache,
+    default_token_cache,
     default_token_path,
     proxy_for,
     redact_url,
@@ -68,6 +69,7 @@ class KFPClientManager:
         allow_insecure_redirect: bool = False,
         login: Literal["device"] | None = None,
         prompt: Callable[[DeviceEvent], object] | None = None,
+        token_cache: bool | str | os.PathLike[str] | None = None,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
@@ -106,6 +108,12 @@ class KFPClientManager:
             refresh token (in memory) before it expires. The login happens on first use
         :param prompt: how a device login shows its code: a callable taking a ``DeviceEvent``
             (default ``DevicePrompt()``: stderr, or a link in Jupyter)
+        :param token_cache: where an SSO login (``login=...``) is kept between processes, so a
+            process started while the refresh token lives asks the user nothing: by default (and
+            with ``True``) ``~/.cache/kfp-auth/tokens.json`` (``$XDG_CACHE_HOME`` is honoured), or
+            a path; ``False`` keeps the login in memory only. The file holds ID and refresh tokens,
+            never a password, and must be private (mode 0600). Renewals of processes sharing it
+            are serialised (Dex rotates refresh tokens). For SSO logins only
         :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
             credentials are incomplete
         """
@@ -138,11 +146,18 @@ class KFPClientManager:
                 dex_url,
                 prompt,
                 tls,
+                token_cache,
             )
             self._auth: Auth = BearerAuth(self._bearer)
             return
         if prompt is not None:
             raise InvalidArgumentError('prompt is for login="device"', argument="prompt")
+        if token_cache is not None:
+            raise InvalidArgumentError(
+                'token_cache is for SSO logins (login="device"); a Dex password login keeps its '
+                "session with session_cache",
+                argument="token_cache",
+            )
         if (dex_client_id is None) != (dex_client_secret is None):
             raise InvalidArgumentError(
                 "the password grant needs both dex_client_id and dex_client_secret",
@@ -319,7 +334,8 @@ class KFPClientManager:
         raise TypeError(
             "a KFPClientManager is not picklable: it holds credentials, which kfp-auth never writes "
             "into a pickle. Build a new KFPClientManager in the other process (with "
-            "session_cache=True it reuses the session instead of logging in again)"
+            "session_cache=True it reuses the session instead of logging in again; an SSO login "
+            "is reused from the token cache)"
         )
 
     def __repr__(self) -> str:
@@ -348,6 +364,7 @@ def _device_login(
     dex_url: str | None,
     prompt: Callable[[DeviceEvent], object] | None,
     tls: dict[str, Any],
+    token_cache: bool | str | os.PathLike[str] | None,
 ) -> BearerSession:
     """The bearer source of ``login="device"``, after refusing what does not go with it."""
     if login != "device":
@@ -375,8 +392,25 @@ def _device_login(
         client_id="kfp-auth" if dex_client_id is None else dex_client_id,
         dex_url=dex_url,
         connector=dex_auth_type,
+        token_cache=_token_cache_path(token_cache),
         **tls,
     )
+
+
+def _token_cache_path(token_cache: bool | str | os.PathLike[str] | None) -> str | None:
+    """The token cache file of an SSO login: on by default (see docs/decisions.md)."""
+    if token_cache is False:
+        return None
+    if token_cache is None or token_cache is True:
+        path = default_token_cache()
+        if path is None and token_cache is True:
+            raise InvalidArgumentError(
+                "token_cache=True needs $HOME or $XDG_CACHE_HOME; pass a path instead", argument="token_cache"
+            )
+        if path is None:
+            log.debug("kfp-auth: no $HOME nor $XDG_CACHE_HOME: the SSO login is kept in memory only")
+        return path
+    return os.fspath(token_cache)
 
 
 def _cache_path(session_cache: bool | str | os.PathLike[str]) -> str | None:
