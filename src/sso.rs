@@ -348,9 +348,8 @@ impl SsoLogin {
                          elsewhere, revoked or expired, or Dex or the upstream identity provider restarted",
                         body.describe_error()
                     ),
-                    hint: "log in again (in Python: `create_kfp_client(force_login=True)` on the \
-                           KFPClientManager, or `login()` on the BearerSession; in a shell: `kfp-auth login \
-                           --device`). If this recurs right after a login, the admin must add `offline_access` \
+                    hint: "in Python, `create_kfp_client(force_login=True)` on the KFPClientManager, or \
+                           `login()` on the BearerSession; in a shell, `kfp-auth login --device`. If this recurs right after a login, the admin must add `offline_access` \
                            to the SSO connector's scopes in Dex"
                         .into(),
                 };
