@@ -38,7 +38,9 @@ pub fn lock(path: &Path, wait: Option<Duration>) -> Result<LockedFile, String> {
     };
     let dir = PrivateDir::open(path.parent().unwrap_or(Path::new(""))).map_err(|p| p.to_string())?;
     let lock = dir.open_lock(&lock_name).map_err(|p| match p {
-        Problem::NotRegular => format!("its lock file {lock_name} is a link, or not a regular file; refusing to use it"),
+        Problem::NotRegular => {
+            format!("its lock file {lock_name} is a link, or not a regular file; refusing to use it")
+        }
         Problem::Io(_, e) => format!("cannot open its lock file: {e}"),
         p => format!("its lock file {lock_name} {p}"),
     })?;

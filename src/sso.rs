@@ -460,7 +460,10 @@ impl SsoLogin {
         let ours = lock(&self.refresh_token).as_ref().map(|r| r.expose_secret().to_owned());
         if theirs.is_some() && theirs != ours.as_deref() {
             log::debug!(target: "kfp_auth", "login: taking the refresh token saved in {}", locked.path().display());
-            *lock(&self.refresh_token) = entry.refresh_token.as_ref().map(|r| SecretString::from(r.expose_secret()));
+            *lock(&self.refresh_token) = entry
+                .refresh_token
+                .as_ref()
+                .map(|r| SecretString::from(r.expose_secret()));
             *lock(&self.dead) = None;
         }
         let now = SystemTime::now();

@@ -101,7 +101,10 @@ pub struct Query<'a> {
 
 impl Query<'_> {
     fn matches(&self, e: &Entry) -> bool {
-        let at = |u: &Option<String>| u.as_deref().is_some_and(|u| self.endpoints.iter().any(|q| same_url(q, u)));
+        let at = |u: &Option<String>| {
+            u.as_deref()
+                .is_some_and(|u| self.endpoints.iter().any(|q| same_url(q, u)))
+        };
         (self.endpoints.is_empty() || at(&Some(e.dex_url.clone())) || at(&e.api_url))
             && self.client_id.is_none_or(|c| c == e.client_id)
             && self.connector.is_none_or(|c| Some(c) == e.connector.as_deref())
@@ -344,7 +347,9 @@ mod tests {
         c.lock().unwrap().put(entry("alice", "http://a/dex", "r4", 10)).unwrap();
         let l = c.lock().unwrap();
         assert_eq!(l.data.logins.len(), 3);
-        let alice_a = l.get(&key("http://a/dex", "kfp-auth", Some("upstream"), "alice")).unwrap();
+        let alice_a = l
+            .get(&key("http://a/dex", "kfp-auth", Some("upstream"), "alice"))
+            .unwrap();
         assert_eq!(alice_a.refresh_token.as_ref().unwrap().expose_secret(), "r4");
         assert!(alice_a.saved_at > 10, "saved_at is when it was written");
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -363,9 +368,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = cache(dir.path());
         let mut l = c.lock().unwrap();
-        l.data.logins.insert("1".into(), entry("alice", "http://a/dex", "r1", 100));
-        l.data.logins.insert("2".into(), entry("bob", "http://a/dex", "r2", 200));
-        l.data.logins.insert("3".into(), entry("carol", "http://b/dex", "r3", 300));
+        l.data
+            .logins
+            .insert("1".into(), entry("alice", "http://a/dex", "r1", 100));
+        l.data
+            .logins
+            .insert("2".into(), entry("bob", "http://a/dex", "r2", 200));
+        l.data
+            .logins
+            .insert("3".into(), entry("carol", "http://b/dex", "r3", 300));
         let q = |endpoints: &'static [&'static str], connector, user| Query {
             endpoints,
             client_id: Some("kfp-auth"),
@@ -376,7 +387,10 @@ mod tests {
         assert_eq!(who(l.find(&q(&["http://a/dex"], None, None))), Some("bob".into()));
         assert_eq!(who(l.find(&q(&["HTTP://A/dex/"], None, None))), Some("bob".into()));
         assert_eq!(who(l.find(&q(&["http://a/pipeline"], None, None))), Some("bob".into()));
-        assert_eq!(who(l.find(&q(&["http://a/dex"], None, Some("alice")))), Some("alice".into()));
+        assert_eq!(
+            who(l.find(&q(&["http://a/dex"], None, Some("alice")))),
+            Some("alice".into())
+        );
         assert_eq!(who(l.find(&q(&["http://a/dex"], Some("github"), None))), None);
         assert_eq!(who(l.find(&q(&["http://c/dex"], None, None))), None);
         assert_eq!(l.matching(&q(&[], None, None)).len(), 3);
@@ -409,7 +423,10 @@ mod tests {
             ("[1, 2]", "does not hold a JSON object"),
             (r#"{"version": 7, "logins": {}}"#, "has format version 7, not 1"),
             (r#"{"logins": {}}"#, "has format version none"),
-            (r#"{"version": 1, "logins": {"k": {"user": "secret-value"}}}"#, "is not a kfp-auth token cache"),
+            (
+                r#"{"version": 1, "logins": {"k": {"user": "secret-value"}}}"#,
+                "is not a kfp-auth token cache",
+            ),
         ];
         for (text, said) in cases {
             write(text);
@@ -424,7 +441,10 @@ mod tests {
         write("{}");
         fs::set_permissions(c.path(), fs::Permissions::from_mode(0o640)).unwrap();
         let e = c.lock().err().unwrap().to_string();
-        assert!(e.contains("readable by other users (mode 640)") && e.contains("chmod 600"), "{e}");
+        assert!(
+            e.contains("readable by other users (mode 640)") && e.contains("chmod 600"),
+            "{e}"
+        );
     }
 
     #[test]

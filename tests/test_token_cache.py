@@ -324,7 +324,7 @@ def test_dex_restarted_a_saved_login_ends_in_login_required_and_token_says_to_lo
 
 def cli_device_login(s: SsoStack, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`kfp-auth login --device`, with the user walking the pages it shows on stderr."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_", "XDG_"))}
     env["HOME"] = str(home)
     p = subprocess.Popen(
         [str(Path(sys.executable).parent / "kfp-auth"), "login", "--device", *args],
@@ -346,7 +346,7 @@ def cli_device_login(s: SsoStack, home: Path, *args: str) -> subprocess.Complete
 
 @pytest.mark.stack
 def test_cli_login_device_token_inspect_logout(sso: SsoStack, tmp_path: Path) -> None:
-    cache = Path(os.environ["XDG_CACHE_HOME"]) / "kfp-auth" / "tokens.json"
+    cache = tmp_path / ".cache" / "kfp-auth" / "tokens.json"  # the default under the command's HOME
     plant(cache, OTHERS)
     r = cli_device_login(sso, tmp_path, "--url", sso.api_url, "-c", CONNECTOR_ID)
     assert r.returncode == 0 and r.stdout == "", r

@@ -105,7 +105,8 @@ class KFPClientManager:
             plain http (the password and cookies then travel unencrypted); off by default
         :param login: ``"device"`` for Dex's device login (RFC 8628): the user opens a page in
             any browser and enters a code; the ID token is the bearer token, renewed with its
-            refresh token (in memory) before it expires. The login happens on first use
+            refresh token before it expires, and kept in the token cache (``token_cache``). The
+            login happens on first use, unless the token cache holds one
         :param prompt: how a device login shows its code: a callable taking a ``DeviceEvent``
             (default ``DevicePrompt()``: stderr, or a link in Jupyter)
         :param token_cache: where an SSO login (``login=...``) is kept between processes, so a

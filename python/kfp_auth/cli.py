@@ -11,7 +11,6 @@ it needs (the native core and the manager, never kfp) are imported when a comman
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import re
@@ -20,17 +19,25 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from kfp_auth import _native
-from kfp_auth._manager import KFPClientManager
+from kfp_auth._token_cli import (
+    ENV_CONNECTOR,
+    ENV_URL,
+    EXIT_CACHE,
+    EXIT_CREDENTIALS,
+    EXIT_OTHER,
+    EXIT_USAGE,
+    exit_code,
+    print_token,
+)
 
-EXIT_OTHER, EXIT_USAGE, EXIT_CREDENTIALS, EXIT_UNREACHABLE, EXIT_TLS, EXIT_CACHE = 1, 2, 3, 4, 5, 6
+if TYPE_CHECKING:
+    from kfp_auth._manager import KFPClientManager
 
-ENV_URL = "KF_PIPELINES_ENDPOINT"  # kfp's own name for the API endpoint
 ENV_USER = "KFP_AUTH_USERNAME"
 ENV_PASSWORD = "KFP_AUTH_PASSWORD"
-ENV_CONNECTOR = "KFP_AUTH_CONNECTOR"
 ENV_CLIENT_SECRET = "KFP_AUTH_CLIENT_SECRET"
 
 # Where kfp keeps its context (kfp.Client._LOCAL_KFP_CONTEXT).
@@ -65,24 +72,7 @@ def _fail(code: int, message: str) -> NoReturn:
     raise SystemExit(code)
 
 
-def _exit_code(e: BaseException) -> int:
-    if isinstance(
-        e,
-        (
-            _native.InvalidCredentialsError,
-            _native.UnknownConnectorError,
-            _native.LoginRequiredError,
-            _native.DeviceLoginError,
-        ),
-    ):
-        return EXIT_CREDENTIALS
-    if isinstance(e, (_native.ConnectError, _native.IncompleteBodyError, _native.LoginTimeoutError)):
-        return EXIT_UNREACHABLE
-    if isinstance(e, _native.TLSError):
-        return EXIT_TLS
-    if isinstance(e, _native.SessionCacheError):
-        return EXIT_CACHE
-    return EXIT_OTHER
+_exit_code = exit_code
 
 
 def _login_options(p: argparse.ArgumentParser) -> None:
@@ -173,6 +163,8 @@ def _password(args: argparse.Namespace) -> str:
     if args.password_env in os.environ:
         return os.environ[args.password_env]
     if sys.stdin.isatty():
+        import getpass
+
         return getpass.getpass(f"Password for {args.username or 'Dex'}: ")
     return ""  # fine for an unsecured endpoint; Dex will say if it is not
 
@@ -186,6 +178,8 @@ def _manager(args: argparse.Namespace) -> KFPClientManager:
         if secret is None:
             _fail(EXIT_USAGE, f"--dex-client-id needs the client secret in ${ENV_CLIENT_SECRET}")
         grant |= {"dex_client_id": args.dex_client_id, "dex_client_secret": secret}
+    from kfp_auth._manager import KFPClientManager
+
     try:
         return KFPClientManager(
             args.url,
@@ -233,6 +227,8 @@ def _sso_login(args: argparse.Namespace) -> None:
     if args.dex_client_id is not None and os.environ.get(ENV_CLIENT_SECRET):
         _fail(EXIT_USAGE, f"--{mode} logs in as a public client: unset ${ENV_CLIENT_SECRET}")
     cache = _token_cache(args)
+    from kfp_auth._manager import KFPClientManager
+
     try:
         m = KFPClientManager(
             args.url,
@@ -417,28 +413,19 @@ def cmd_token(args: argparse.Namespace) -> None:
     """Print the ID token of the saved SSO login for --url, refreshed when needed; stdout only."""
     if args.file is not None or args.stdin:
         _fail(EXIT_USAGE, "decoding a token moved to `kfp-auth inspect`; `kfp-auth token` prints an SSO login's token")
-    if not args.url:
-        _fail(EXIT_USAGE, f"no API URL: pass --url or set {ENV_URL}")
-    try:
-        bearer = _native.BearerSession.from_token_cache(
-            args.url,
-            token_cache=_token_cache(args),
-            client_id=args.dex_client_id or "kfp-auth",
-            dex_url=args.dex_url,
-            connector=args.connector,
-            user=args.user,
-            skip_tls_verify=args.skip_tls_verify,
-            ssl_ca_cert=args.ca_cert,
-            timeout=args.timeout,
-        )
-        token = bearer.token()
-    except (ValueError, _native.TokenError, _native.SessionCacheError) as e:
-        if isinstance(e, _native.InvalidArgumentError):
-            _fail(EXIT_USAGE, str(e))
-        _fail(_exit_code(e), str(e))
-    except _native.KFPAuthError as e:
-        _fail(_exit_code(e), str(e))
-    sys.stdout.write(token + "\n")
+    code, message = print_token(
+        args.url,
+        token_cache=None if args.token_cache is None else str(args.token_cache),
+        client_id=args.dex_client_id,
+        dex_url=args.dex_url,
+        connector=args.connector,
+        user=args.user,
+        skip_tls_verify=args.skip_tls_verify,
+        ssl_ca_cert=None if args.ca_cert is None else str(args.ca_cert),
+        timeout=args.timeout,
+    )
+    if code:
+        _fail(code, message)
 
 
 def cmd_logout(args: argparse.Namespace) -> None:

@@ -268,7 +268,11 @@ impl BearerSession {
 /// The default token cache file, or an error saying why there is none.
 pub fn cache_path(given: Option<PathBuf>) -> PyResult<PathBuf> {
     given.or_else(TokenCache::default_path).ok_or_else(|| {
-        crate::Error::invalid("token_cache", "there is no default without $HOME or $XDG_CACHE_HOME; pass a path").into()
+        crate::Error::invalid(
+            "token_cache",
+            "there is no default without $HOME or $XDG_CACHE_HOME; pass a path",
+        )
+        .into()
     })
 }
 

@@ -14,15 +14,10 @@ use pyo3::types::PyDict;
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    // Our `log` records go to Python's `kfp_auth` logger. Levels are read from
-    // Python on each record (no level cache), so logging configured after
-    // import takes effect; records are rare (a few per login). Other crates'
-    // records are dropped: they are not redacted (hyper and reqwest can log
+    // Our `log` records go to Python's `kfp_auth` logger (see exit::Logger). Other
+    // crates' records are dropped: they are not redacted (hyper and reqwest can log
     // URLs with their query values).
-    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
-        .filter(log::LevelFilter::Off)
-        .filter_target("kfp_auth".to_owned(), log::LevelFilter::Trace);
-    if log::set_boxed_logger(Box::new(exit::Logger(logger))).is_ok() {
+    if log::set_boxed_logger(Box::new(exit::Logger::default())).is_ok() {
         log::set_max_level(log::LevelFilter::Trace);
     }
     // Before Python finalizes, our threads stop calling into it (see exit.rs).
