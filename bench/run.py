@@ -342,7 +342,7 @@ def b7(r: Report, runs: int) -> None:
         for i in range(runs):
             for c in list(cases) if i % 2 == 0 else list(cases)[::-1]:
                 t = time.perf_counter()
-                p = subprocess.run(cases[c], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                p = subprocess.run(cases[c], env=env, capture_output=True)
                 walls[c].append(time.perf_counter() - t)
                 if p.returncode != 0:
                     raise RuntimeError(f"{c} exited with {p.returncode}: {p.stderr.decode()[-300:]}")
