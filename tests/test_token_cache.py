@@ -149,13 +149,19 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoStack]:
 
 
 WORKER = textwrap.dedent("""
-    import json, logging, sys, time, urllib.error, urllib.request
+    import json, logging, os, sys, time, urllib.error, urllib.request
     from kfp_auth import KFPClientManager
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     logging.getLogger("kfp_auth").setLevel(logging.DEBUG)
     api, cache, url, start, seconds, force = sys.argv[1:7]
     events = []
-    m = KFPClientManager(api, login="device", token_cache=cache, prompt=events.append)
+
+    def prompt(event):
+        # A login would wait for a user who never comes: fail at once, and say why.
+        print("the worker was asked to log in", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    m = KFPClientManager(api, login="device", token_cache=cache, prompt=prompt)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     time.sleep(max(0.0, float(start) - time.time()))
     statuses, tokens = [], set()
@@ -171,7 +177,7 @@ WORKER = textwrap.dedent("""
         if time.time() >= until:
             break
         time.sleep(0.05)
-    print(json.dumps({"events": [e["event"] for e in events], "logins": m.logins,
+    print(json.dumps({"events": events, "logins": m.logins,
                       "refreshes": m.bearer.refreshes, "statuses": sorted(set(statuses)),
                       "tokens": len(tokens), "last": token}))
 """)
