@@ -61,7 +61,7 @@ impl Subject {
     /// A token file, read now (a missing or broken file fails at once) and at each exchange.
     pub fn file(path: std::path::PathBuf) -> Result<Self> {
         let file = TokenFile::new(path);
-        file.token()?;
+        file.token().map_err(subject_file_error)?;
         Ok(Subject::File(file))
     }
 
@@ -138,7 +138,7 @@ impl Subject {
     /// The subject token as it is now.
     async fn read(&self, options: &Options) -> Result<Arc<SecretString>> {
         match self {
-            Subject::File(f) => f.reread(),
+            Subject::File(f) => f.reread().map_err(subject_file_error),
             Subject::Literal(t) => Ok(Arc::new(t.clone())),
             Subject::GithubActions {
                 url,
@@ -146,6 +146,19 @@ impl Subject {
                 audience,
             } => github_token(options, url, request_token, audience).await,
         }
+    }
+}
+
+/// A token file's error with the hint for a subject token (the file reader's names kfp's variable).
+fn subject_file_error(e: Error) -> Error {
+    match e {
+        Error::Token { what, .. } => Error::Token {
+            what,
+            hint: "subject_token_file must hold the identity provider's ID token alone, e.g. a projected \
+                   ServiceAccount token whose issuer is the `oidc` connector's"
+                .into(),
+        },
+        e => e,
     }
 }
 

@@ -82,7 +82,10 @@ def test_exchange_arguments_are_checked_at_construction(kw: dict[str, Any], argu
 
 
 def test_a_subject_file_is_read_at_construction_and_nothing_is_sent(tmp_path: Path) -> None:
-    with pytest.raises(TokenError, match="cannot read the token file"):
+    with pytest.raises(
+        TokenError,
+        match=r"cannot read the token file .*; subject_token_file must hold the identity provider.s ID token",
+    ):
         KFPClientManager(
             "http://127.0.0.1:9/p", login="exchange", dex_auth_type="c", subject_token_file=tmp_path / "none"
         )
