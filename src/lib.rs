@@ -13,6 +13,7 @@ pub mod detect;
 mod device;
 mod diagnose;
 mod error;
+mod exchange;
 mod flow;
 pub mod http;
 mod oidc;
@@ -34,6 +35,7 @@ pub use config::{LoginConfig, Options, ProxyUrl, dex_token_url, parse_proxy_url,
 pub use device::{DeviceEvent, Prompt};
 pub use diagnose::{Diagnosis, diagnose};
 pub use error::{Checker, Error, Result, Step};
+pub use exchange::Subject;
 pub use flow::{Session, login};
 pub use http::Transport;
 pub use oidc::dex_base;

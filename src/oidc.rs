@@ -146,6 +146,9 @@ pub async fn send(options: &Options, method: Method, url: &Url, form: Option<&[(
 #[derive(Deserialize)]
 pub struct TokenReply {
     pub id_token: Option<SecretString>,
+    /// Token exchange (RFC 8693) answers its token here, its kind in `issued_token_type`.
+    pub access_token: Option<SecretString>,
+    pub issued_token_type: Option<String>,
     pub refresh_token: Option<SecretString>,
     pub error: Option<String>,
     pub error_description: Option<String>,

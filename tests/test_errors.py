@@ -235,9 +235,16 @@ def test_the_kinds_are_literal_types() -> None:
         "file",
         "dex-password-grant",
         "dex-device",
+        "dex-token-exchange",
         "none",
     }
-    assert set(typing.get_args(kfp_auth.BearerKind)) == {"token", "file", "dex-password-grant", "dex-device"}
+    assert set(typing.get_args(kfp_auth.BearerKind)) == {
+        "token",
+        "file",
+        "dex-password-grant",
+        "dex-device",
+        "dex-token-exchange",
+    }
     assert issubclass(kfp_auth.LoginRequiredError, kfp_auth.TokenError)
     url = "http://127.0.0.1:1/pipeline"
     for m in (
@@ -245,6 +252,7 @@ def test_the_kinds_are_literal_types() -> None:
         KFPClientManager(url, "u", SECRET),
         KFPClientManager(url, existing_token="t"),
         KFPClientManager(url, login="device"),
+        KFPClientManager(url, login="exchange", dex_auth_type="c", subject_token="eyJhbGciOiJub25lIn0.e30.c2ln"),
     ):
         assert m.auth_kind in typing.get_args(kfp_auth.AuthKind)
 

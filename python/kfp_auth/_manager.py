@@ -66,8 +66,11 @@ class KFPClientManager:
         dex_url: str | None = None,
         proxy: str | None = None,
         allow_insecure_redirect: bool = False,
-        login: Literal["device"] | None = None,
+        login: Literal["device", "exchange"] | None = None,
         prompt: Callable[[DeviceEvent], object] | None = None,
+        subject_token: str | None = None,
+        subject_token_file: str | os.PathLike[str] | None = None,
+        subject_audience: str | None = None,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
@@ -103,9 +106,20 @@ class KFPClientManager:
             plain http (the password and cookies then travel unencrypted); off by default
         :param login: ``"device"`` for Dex's device login (RFC 8628): the user opens a page in
             any browser and enters a code; the ID token is the bearer token, renewed with its
-            refresh token (in memory) before it expires. The login happens on first use
+            refresh token (in memory) before it expires. The login happens on first use.
+            ``"exchange"`` for token exchange (RFC 8693), for CI: the identity provider's ID token
+            (``subject_token`` or ``subject_token_file``) is traded with Dex's ``oidc`` connector
+            ``dex_auth_type`` for Dex's, and traded again to renew it; nobody is asked
         :param prompt: how a device login shows its code: a callable taking a ``DeviceEvent``
             (default ``DevicePrompt()``: stderr, or a link in Jupyter)
+        :param subject_token: for ``login="exchange"`` (token exchange, for CI; see docs/sso.md):
+            the identity provider's ID token to trade with Dex's ``oidc`` connector
+            ``dex_auth_type``, or ``"github-actions"`` to ask GitHub Actions for the job's OIDC
+            token at each exchange
+        :param subject_token_file: for ``login="exchange"``: a file holding that ID token (e.g. a
+            projected ServiceAccount token), read again at each exchange
+        :param subject_audience: with ``subject_token="github-actions"``: the audience asked of
+            GitHub (default: the client id, ``kfp-auth``)
         :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
             credentials are incomplete
         """
@@ -124,6 +138,33 @@ class KFPClientManager:
             "proxy": proxy,
         }
         check_settings(api_url, **tls)  # every mode fails on bad settings at construction
+        if login == "exchange" or subject_token is not None or subject_token_file is not None:
+            self._bearer = _exchange_login(
+                api_url,
+                login,
+                {
+                    "dex_username": dex_username,
+                    "dex_password": dex_password,
+                    "existing_token": existing_token,
+                    "token_path": token_path,
+                    "dex_client_secret": dex_client_secret,
+                    "prompt": prompt,
+                },
+                dex_auth_type,
+                dex_client_id,
+                dex_url,
+                subject_token,
+                subject_token_file,
+                subject_audience,
+                tls,
+            )
+            self._auth: Auth = BearerAuth(self._bearer)
+            return
+        if subject_audience is not None:
+            raise InvalidArgumentError(
+                'subject_audience is for login="exchange" with subject_token="github-actions"',
+                argument="subject_audience",
+            )
         if login is not None:
             self._bearer = _device_login(
                 api_url,
@@ -139,7 +180,7 @@ class KFPClientManager:
                 prompt,
                 tls,
             )
-            self._auth: Auth = BearerAuth(self._bearer)
+            self._auth = BearerAuth(self._bearer)
             return
         if prompt is not None:
             raise InvalidArgumentError('prompt is for login="device"', argument="prompt")
@@ -223,7 +264,7 @@ class KFPClientManager:
     @property
     def auth_kind(self) -> AuthKind:
         """How this manager authenticates: ``"dex-login"``, ``"token"``, ``"file"``,
-        ``"dex-password-grant"``, ``"dex-device"`` or ``"none"``."""
+        ``"dex-password-grant"``, ``"dex-device"``, ``"dex-token-exchange"`` or ``"none"``."""
         if self._session is not None:
             return "dex-login"
         return "none" if self._bearer is None else self._bearer.kind
@@ -310,7 +351,7 @@ class KFPClientManager:
             return self._session.logins
         if self._bearer is not None and self._bearer.kind == "dex-password-grant":
             return self._bearer.fetches
-        if self._bearer is not None and self._bearer.kind == "dex-device":
+        if self._bearer is not None and self._bearer.kind in ("dex-device", "dex-token-exchange"):
             return self._bearer.fetches - self._bearer.refreshes
         return 0
 
@@ -375,6 +416,64 @@ def _device_login(
         client_id="kfp-auth" if dex_client_id is None else dex_client_id,
         dex_url=dex_url,
         connector=dex_auth_type,
+        **tls,
+    )
+
+
+#: ``subject_token`` value that asks GitHub Actions for the job's OIDC token.
+GITHUB_ACTIONS = "github-actions"
+
+
+def _exchange_login(
+    api_url: str,
+    login: str | None,
+    given: dict[str, Any],
+    dex_auth_type: str | None,
+    dex_client_id: str | None,
+    dex_url: str | None,
+    subject_token: str | None,
+    subject_token_file: str | os.PathLike[str] | None,
+    subject_audience: str | None,
+    tls: dict[str, Any],
+) -> BearerSession:
+    """The bearer source of ``login="exchange"``, after refusing what does not go with it."""
+    if login != "exchange":
+        name = "subject_token" if subject_token is not None else "subject_token_file"
+        raise InvalidArgumentError(f'{name} is for login="exchange"', argument=name)
+    for name in ("dex_username", "dex_password", "existing_token", "token_path", "dex_client_secret", "prompt"):
+        if given.get(name) is not None:
+            raise InvalidArgumentError(
+                f'login="exchange" takes no {name}: it trades the identity provider\'s ID token '
+                "(subject_token or subject_token_file) for Dex's, as the public client dex_client_id "
+                "(default kfp-auth), with nobody to ask",
+                argument=name,
+            )
+    if dex_auth_type is None:
+        raise InvalidArgumentError(
+            'login="exchange" needs dex_auth_type: the id of Dex\'s `oidc` connector whose issuer '
+            "signed the subject token",
+            argument="dex_auth_type",
+        )
+    if (subject_token is None) == (subject_token_file is None):
+        raise InvalidArgumentError(
+            'login="exchange" takes exactly one of subject_token (an ID token, or "github-actions") '
+            "and subject_token_file",
+            argument="subject_token",
+        )
+    github = subject_token == GITHUB_ACTIONS
+    if subject_audience is not None and not github:
+        raise InvalidArgumentError(
+            f'subject_audience is for subject_token="{GITHUB_ACTIONS}"', argument="subject_audience"
+        )
+    return BearerSession.from_dex_token_exchange(
+        api_url,
+        dex_auth_type,
+        subject_token=None if github else subject_token,
+        subject_token_file=subject_token_file,
+        github_actions=github,
+        audience=subject_audience,
+        client_id="kfp-auth" if dex_client_id is None else dex_client_id,
+        dex_url=dex_url,
         **tls,
     )
 

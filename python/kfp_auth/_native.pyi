@@ -156,6 +156,24 @@ class BearerSession:
         proxy: str | None = None,
     ) -> BearerSession:
         """A device login (RFC 8628) at Dex, renewed by its refresh token; `prompt` shows the code."""
+    @staticmethod
+    def from_dex_token_exchange(
+        api_url: str,
+        connector: str,
+        *,
+        subject_token: str | None = None,
+        subject_token_file: str | os.PathLike[str] | None = None,
+        github_actions: bool = False,
+        audience: str | None = None,
+        client_id: str = "kfp-auth",
+        dex_url: str | None = None,
+        scopes: str = "openid email profile groups",
+        skip_tls_verify: bool = False,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+        proxy: str | None = None,
+    ) -> BearerSession:
+        """Token exchange (RFC 8693) at Dex with the `oidc` connector `connector`, renewed by exchanging again."""
     def token(self) -> str:
         """The token to send now: re-read if the file changed, re-granted if about to expire."""
     def refresh(self, stale: str) -> str:
@@ -172,7 +190,7 @@ class BearerSession:
         """The current token's claims, decoded without verification."""
     @property
     def kind(self) -> BearerKind:
-        """`"token"`, `"file"`, `"dex-password-grant"` or `"dex-device"`."""
+        """`"token"`, `"file"`, `"dex-password-grant"`, `"dex-device"` or `"dex-token-exchange"`."""
     @property
     def path(self) -> str | None:
         """The token file, for a file source."""

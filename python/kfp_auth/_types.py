@@ -8,10 +8,10 @@ from kfp_auth._errors import KFPAuthError, LoginStep
 __all__ = ["AuthKind", "BearerKind", "DeviceEvent", "Diagnosis", "LoginStep", "RBACDenial", "TokenClaims"]
 
 #: How a ``KFPClientManager`` authenticates (its ``auth_kind``).
-AuthKind = Literal["dex-login", "token", "file", "dex-password-grant", "dex-device", "none"]
+AuthKind = Literal["dex-login", "token", "file", "dex-password-grant", "dex-device", "dex-token-exchange", "none"]
 
 #: Where a ``BearerSession``'s token comes from (its ``kind``).
-BearerKind = Literal["token", "file", "dex-password-grant", "dex-device"]
+BearerKind = Literal["token", "file", "dex-password-grant", "dex-device", "dex-token-exchange"]
 
 
 class TokenClaims(TypedDict):

@@ -13,6 +13,7 @@ use super::functions::{claims_to_py, options};
 use super::runtime::{Credentials, awaitable, blocking, secret_to_py};
 use crate::bearer::{Bearer, GrantConfig, Source};
 use crate::device::{DeviceEvent, Prompt};
+use crate::exchange::Subject;
 use crate::sso::{SsoConfig, SsoLogin, Start};
 
 impl Credentials for Bearer {}
@@ -128,6 +129,57 @@ impl BearerSession {
         Ok(Self::held(Bearer::sso(login)))
     }
 
+    /// Token exchange (RFC 8693) at Dex: the subject token (exactly one of `subject_token`,
+    /// `subject_token_file`, or `github_actions` with its `audience`) is traded with the `oidc`
+    /// connector `connector` for Dex's ID token; renewed by exchanging again, with the
+    /// subject token read anew. The first exchange happens on first use.
+    #[staticmethod]
+    #[pyo3(signature = (api_url, connector, *, subject_token = None, subject_token_file = None, github_actions = false, audience = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups", skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_dex_token_exchange(
+        py: Python<'_>,
+        api_url: &str,
+        connector: String,
+        subject_token: Option<&str>,
+        subject_token_file: Option<PathBuf>,
+        github_actions: bool,
+        audience: Option<String>,
+        client_id: &str,
+        dex_url: Option<&str>,
+        scopes: &str,
+        skip_tls_verify: bool,
+        ssl_ca_cert: Option<PathBuf>,
+        timeout: f64,
+        proxy: Option<&str>,
+    ) -> PyResult<Self> {
+        if audience.is_some() && !github_actions {
+            return Err(crate::Error::invalid("audience", "is for github_actions=True").into());
+        }
+        let subject = match (subject_token, subject_token_file, github_actions) {
+            (Some(t), None, false) => Subject::literal(SecretString::from(t))?,
+            (None, Some(path), false) => py.detach(|| Subject::file(path))?,
+            (None, None, true) => Subject::github_actions(audience.unwrap_or_else(|| client_id.to_owned()))?,
+            _ => {
+                return Err(crate::Error::invalid(
+                    "subject_token",
+                    "token exchange takes exactly one of subject_token, subject_token_file and github_actions",
+                )
+                .into());
+            }
+        };
+        let cfg = SsoConfig {
+            dex_url: crate::oidc::dex_base(api_url, dex_url)?,
+            client_id: client_id.to_owned(),
+            scopes: scopes.to_owned(),
+            connector: Some(connector),
+            start: Start::Exchange(Arc::new(subject)),
+            options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
+        };
+        crate::http::check_settings(api_url, &cfg.options)?;
+        let login = SsoLogin::new(cfg, Arc::new(NoPrompt))?;
+        Ok(Self::held(Bearer::sso(login)))
+    }
+
     /// The token to send now: re-read if the file changed, re-granted if about to expire.
     fn token<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         if let Some(t) = self.bearer.cached() {
@@ -180,14 +232,14 @@ impl BearerSession {
         self.bearer.claims().map(|c| claims_to_py(py, c)).transpose()
     }
 
-    /// `"token"`, `"file"`, `"dex-password-grant"` or `"dex-device"`.
+    /// `"token"`, `"file"`, `"dex-password-grant"`, `"dex-device"` or `"dex-token-exchange"`.
     #[getter]
     fn kind(&self) -> &'static str {
         match self.bearer.source() {
             Source::Fixed(_) => "token",
             Source::File(_) => "file",
             Source::Grant(_) => "dex-password-grant",
-            Source::Sso(_) => "dex-device",
+            Source::Sso(d) => d.kind(),
         }
     }
 
@@ -220,6 +272,15 @@ impl BearerSession {
 
     fn __repr__(&self) -> String {
         format!("BearerSession(kind={:?}, source={:?})", self.kind(), self.source())
+    }
+}
+
+/// Token exchange shows nobody anything.
+struct NoPrompt;
+
+impl Prompt for NoPrompt {
+    fn show(&self, _: DeviceEvent<'_>) -> Result<(), String> {
+        Ok(())
     }
 }
 
