@@ -16,6 +16,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::browser::{self, BrowserStart};
 use crate::config::Options;
 use crate::device::{self, DeviceEvent, Prompt};
 use crate::error::{Error, Result};
@@ -36,6 +37,9 @@ pub enum Start {
         /// Seconds between polls instead of Dex's `interval` (`slow_down` still applies).
         poll_interval: Option<Duration>,
     },
+    /// Authorization code with PKCE: the user's browser comes back to a loopback port
+    /// (the device login where no browser can be opened).
+    Browser(BrowserStart),
 }
 
 /// An SSO login's settings; everything here is safe to print.
@@ -133,6 +137,7 @@ impl SsoLogin {
     pub fn describe(&self) -> String {
         let how = match self.cfg.start {
             Start::Device { .. } => "device login",
+            Start::Browser(_) => "browser login",
         };
         format!(
             "Dex's {how} at {} for the client {}",
@@ -157,6 +162,7 @@ impl SsoLogin {
         };
         let reply = match &self.cfg.start {
             Start::Device { poll_interval } => device::obtain(&self.cfg, *poll_interval, &ep, &told).await,
+            Start::Browser(start) => browser::obtain(&self.cfg, start, &ep, &told).await,
         };
         let outcome = match reply.and_then(|reply| self.keep(reply, &ep, renewing, true)) {
             Ok(Some(token)) => Ok(token),
