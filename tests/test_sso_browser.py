@@ -477,3 +477,104 @@ def test_ctrl_c_stops_the_blocking_browser_login_at_once(sso: SsoStack, tmp_path
         p.kill()
     assert out.strip() == "interrupted", err
     assert "kfp-auth: The login was cancelled." in err
+
+
+# -- A real browser: headless Chromium, driven with selenium --
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def drive_chromium(driver: Any, url: str, redirect_uri: str) -> tuple[str, str]:
+    """As a desktop user: on each page, log in at the IdP's form or approve, until the
+    browser is back on the loopback callback. Returns that page's heading and text."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def state(d: Any) -> str | bool:
+        if d.current_url.startswith(redirect_uri):
+            return "back" if d.find_elements(By.TAG_NAME, "h2") else False
+        if d.find_elements(By.CSS_SELECTOR, "input[name=login]") and d.find_elements(
+            By.CSS_SELECTOR, "input[name=password]"
+        ):
+            return "login"
+        if d.find_elements(By.CSS_SELECTOR, "input[name=approval][value=approve]"):
+            return "approve"
+        return False
+
+    driver.get(url)
+    for _ in range(10):
+        now = WebDriverWait(driver, 30).until(state)
+        if now == "back":
+            return driver.find_element(By.TAG_NAME, "h2").text, driver.find_element(By.TAG_NAME, "body").text
+        if now == "login":
+            driver.find_element(By.CSS_SELECTOR, "input[name=login]").send_keys(IDP_USER)
+            old = driver.find_element(By.CSS_SELECTOR, "input[name=password]")
+            old.send_keys(IDP_PASSWORD)
+        else:
+            old = driver.find_element(By.CSS_SELECTOR, "input[name=approval][value=approve]")
+        old.find_element(By.XPATH, "./ancestor::form").submit()
+        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+    raise AssertionError(f"Chromium never came back to the loopback; last page {driver.current_url}")
+
+
+@pytest.mark.stack
+def test_a_real_headless_chromium_logs_in_and_sees_the_success_page(
+    sso: SsoStack, use_browser: UseBrowser, tmp_path: Path
+) -> None:
+    """`$BROWSER` hands the URL to a selenium-driven Chromium, which walks Dex and the IdP's
+    real pages (the IdP's login form, its approval) as a desktop user does, and lands on
+    the loopback success page."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    handed = tmp_path / "url.txt"
+    hand_over = program(
+        tmp_path,
+        "hand-to-chromium",
+        f"""
+        import os, sys
+        open({str(handed)!r} + ".tmp", "w").write(sys.argv[1])
+        os.replace({str(handed)!r} + ".tmp", {str(handed)!r})
+        """,
+    )
+    use_browser(hand_over)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    events = Events()
+    m = browser_manager(sso, events, dex_auth_type=CONNECTOR_ID)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            login = pool.submit(m.get_bearer_token)
+            url = wait_for_text(handed)
+            redirect_uri = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["redirect_uri"]
+            heading, text = drive_chromium(driver, url, redirect_uri)
+            token = login.result(timeout=60)
+    finally:
+        driver.quit()
+    assert heading == "Logged in" and "kfp-auth has its token. You can close this window." in text, text
+    claims = jwt_claims(token or "")
+    assert (claims["email"], claims["aud"]) == (IDP_USER, "kfp-auth")
+    assert events.kinds() == ["browser", "done"] and m.logins == 1
+    m.create_kfp_client().list_experiments(namespace=IDP_NAMESPACE)
+
+
+def wait_for_text(path: Path, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.read_text()
