@@ -38,9 +38,10 @@ from kfp_auth import (
     InvalidArgumentError,
     KFPClientManager,
     LoopbackPortInUseError,
+    TokenError,
 )
 from stack import free_port
-from stack.browser import browser_command
+from stack.browser import Browser, browser_command
 from stack.sso import (
     CONNECTOR_ID,
     IDP_NAMESPACE,
@@ -177,6 +178,22 @@ def test_the_terminal_prompt_shows_the_page_to_open_by_hand() -> None:
     text = out.getvalue()
     assert "If no browser window appeared, open this page on this machine" in text
     assert "    http://gw/dex/auth?client_id=kfp-auth\n" in text and text.rstrip().endswith("Logged in.")
+
+
+def test_the_jupyter_prompt_links_the_page_and_escapes_it() -> None:
+    event: DeviceEvent = {
+        "event": "browser",
+        "verification_uri": 'http://gw/dex/auth?client_id=kfp-auth&x="<b>',
+        "verification_uri_complete": None,
+        "user_code": None,
+        "expires_in": None,
+        "connector": None,
+        "message": None,
+    }
+    shown = DevicePrompt._html(event, None)
+    assert '<a href="http://gw/dex/auth?client_id=kfp-auth&amp;x=&quot;&lt;b&gt;" target="_blank"' in shown
+    assert "Waiting for the login" in shown
+    assert "Logged in." in DevicePrompt._html(event, "Logged in.")
 
 
 # -- On the real SSO stack --
@@ -373,6 +390,80 @@ def test_dex_sending_the_browser_back_with_an_error_is_a_typed_error(sso: SsoSta
     assert walk["steps"][-1] == ["GET", "/callback", 400] and walk["heading"] == "The login failed"
     assert 'invalid_scope (Unrecognized scope(s) ["nonsense"])' in walk["error"], "the page says why"
     assert shown_then_failed(events, ei.value), events.events
+
+
+def injecting(*, same_challenge: bool, seen: list[Any]) -> Callable[[str], bool]:
+    """An opener that plays an attacker who knows this login's `state` (and, as anyone can
+    read it from the URL, its `code_challenge`): it logs in through an authorization request
+    of its own, with its own nonce, and sends that request's code to the loopback callback
+    with this login's state. It returns once the callback was answered."""
+
+    def open_browser(url: str) -> bool:
+        try:
+            q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+            theirs = {**q, "state": "the-attackers-state", "nonce": "the-attackers-nonce"}
+            if not same_challenge:
+                theirs["code_challenge"] = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            walk = Browser(IDP_USER, IDP_PASSWORD, connector=CONNECTOR_ID).walk(
+                f"{url.split('?', 1)[0]}?{urllib.parse.urlencode(theirs)}"
+            )
+            injected = urllib.parse.urlencode({"code": walk.query["code"], "state": q["state"]})
+            seen.append(Browser().fetch(f"{q['redirect_uri']}?{injected}"))
+        except Exception as e:  # noqa: BLE001 - the test reports it; the login then times out
+            seen.append(e)
+        return True
+
+    return open_browser
+
+
+def answered(seen: list[Any]) -> list[Any]:
+    """What the injecting opener saw: it reads the answer just after the login ended."""
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seen
+
+
+@pytest.mark.stack
+def test_a_code_from_another_authorization_request_is_refused_by_pkce(sso: SsoStack) -> None:
+    seen: list[Any] = []
+    b = BearerSession.from_dex_browser(
+        sso.api_url, prompt=Events(), open_browser=injecting(same_challenge=False, seen=seen), browser_timeout=30
+    )
+    with pytest.raises(BrowserLoginError) as ei:
+        b.token()
+    assert type(ei.value) is BrowserLoginError, ei.value
+    assert "Dex refused the browser login's code: invalid_grant (Invalid code_verifier.)" in str(ei.value)
+    assert "log in again" in str(ei.value)
+    (page,) = answered(seen)
+    assert page.status == 500 and page.heading == "The login failed", page
+
+
+@pytest.mark.stack
+def test_an_id_token_with_another_logins_nonce_is_refused(sso: SsoStack) -> None:
+    """The same challenge (public in the URL) passes PKCE; the nonce in the ID token is
+    the attacker's, not this login's."""
+    seen: list[Any] = []
+    b = BearerSession.from_dex_browser(
+        sso.api_url, prompt=Events(), open_browser=injecting(same_challenge=True, seen=seen), browser_timeout=30
+    )
+    with pytest.raises(TokenError) as ei:
+        b.token()
+    assert "Dex's ID token carries another login's `nonce`" in str(ei.value), str(ei.value)
+    assert "the-attackers-nonce" not in str(ei.value)
+    (page,) = answered(seen)
+    assert page.status == 500 and "another login" in page.body, page
+
+
+@pytest.mark.stack
+def test_a_client_dex_does_not_know_times_out_naming_the_admin_change(sso: SsoStack, use_browser: UseBrowser) -> None:
+    """Dex shows "Invalid client_id." in the browser and never sends it back."""
+    result = use_browser(TEST_BROWSER_CONNECTOR=CONNECTOR_ID)
+    b = BearerSession.from_dex_browser(sso.api_url, prompt=Events(), client_id="not-registered", browser_timeout=3)
+    with pytest.raises(BrowserTimeoutError) as ei:
+        b.token()
+    assert "Invalid client_id" in wait_for(result)["error"]
+    assert "adds the public client `not-registered` to Dex's staticClients" in str(ei.value), str(ei.value)
 
 
 @pytest.mark.stack
