@@ -7,6 +7,7 @@
 //! (pages, cookies, redaction, detection, tokens) stay public for them.
 
 mod bearer;
+mod browser;
 mod cache;
 mod config;
 pub mod detect;
@@ -30,11 +31,12 @@ pub mod token;
 mod python;
 
 pub use bearer::{Bearer, GrantConfig, Source, TokenFile};
+pub use browser::{BrowserStart, DEFAULT_TIMEOUT as DEFAULT_BROWSER_TIMEOUT, Opener};
 pub use cache::SessionCache;
 pub use config::{LoginConfig, Options, ProxyUrl, dex_token_url, parse_proxy_url, timeout_from_secs};
 pub use device::{DeviceEvent, Prompt};
 pub use diagnose::{Diagnosis, diagnose};
-pub use error::{Checker, Error, Result, Step};
+pub use error::{BrowserFailure, Checker, Error, Result, Step};
 pub use exchange::Subject;
 pub use flow::{Session, login};
 pub use http::Transport;

@@ -18,6 +18,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::browser::{self, BrowserStart};
 use crate::config::Options;
 use crate::device::{self, DeviceEvent, Prompt};
 use crate::error::{Error, Result};
@@ -39,6 +40,9 @@ pub enum Start {
         /// Seconds between polls instead of Dex's `interval` (`slow_down` still applies).
         poll_interval: Option<Duration>,
     },
+    /// Authorization code with PKCE: the user's browser comes back to a loopback port
+    /// (the device login where no browser can be opened).
+    Browser(BrowserStart),
     /// RFC 8693: an ID token the environment holds, traded with the connector
     /// `SsoConfig::connector`; no person involved, and every renewal is an exchange.
     Exchange(Arc<Subject>),
@@ -133,6 +137,7 @@ impl SsoLogin {
     pub fn kind(&self) -> &'static str {
         match self.cfg.start {
             Start::Device { .. } => "dex-device",
+            Start::Browser(_) => "dex-browser",
             Start::Exchange(_) => "dex-token-exchange",
         }
     }
@@ -150,6 +155,7 @@ impl SsoLogin {
     pub fn describe(&self) -> String {
         let how = match &self.cfg.start {
             Start::Device { .. } => "device login".to_owned(),
+            Start::Browser(_) => "browser login".to_owned(),
             Start::Exchange(subject) => format!(
                 "token exchange of {} (connector `{}`)",
                 subject.describe(),
@@ -180,6 +186,7 @@ impl SsoLogin {
         let reply = match &self.cfg.start {
             Start::Device { poll_interval } => device::obtain(&self.cfg, *poll_interval, &ep, &told).await,
             Start::Exchange(subject) => exchange::obtain(&self.cfg, subject, &ep).await,
+            Start::Browser(start) => browser::obtain(&self.cfg, start, &ep, &told).await,
         };
         let outcome = match reply.and_then(|reply| self.keep(reply, &ep, renewing, true)) {
             Ok(Some(token)) => Ok(token),

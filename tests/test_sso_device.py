@@ -92,7 +92,7 @@ def device_manager(stack: SsoStack, user: User, **kw: Any) -> KFPClientManager:
 @pytest.mark.parametrize(
     "kw,argument",
     [
-        ({"login": "browser"}, "login"),
+        ({"login": "password"}, "login"),
         ({"login": "device", "dex_password": "hunter2-pw"}, "dex_password"),
         ({"login": "device", "dex_client_secret": "s3cret"}, "dex_client_secret"),
         ({"login": "device", "existing_token": "t"}, "existing_token"),

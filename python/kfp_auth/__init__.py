@@ -6,6 +6,10 @@ Importing this package does not import ``kfp``.
 """
 
 from kfp_auth._errors import (
+    BrowserLoginError,
+    BrowserLoginRefusedError,
+    BrowserStateMismatchError,
+    BrowserTimeoutError,
     ConnectError,
     DeviceLoginError,
     IncompleteBodyError,
@@ -16,6 +20,7 @@ from kfp_auth._errors import (
     LoginRequiredError,
     LoginStep,
     LoginTimeoutError,
+    LoopbackPortInUseError,
     PermissionDeniedError,
     SessionCacheError,
     TLSError,
@@ -32,6 +37,10 @@ __all__ = [
     "AuthKind",
     "BearerKind",
     "BearerSession",
+    "BrowserLoginError",
+    "BrowserLoginRefusedError",
+    "BrowserStateMismatchError",
+    "BrowserTimeoutError",
     "ConnectError",
     "DeviceEvent",
     "DeviceLoginError",
@@ -48,6 +57,7 @@ __all__ = [
     "LoginRequiredError",
     "LoginStep",
     "LoginTimeoutError",
+    "LoopbackPortInUseError",
     "PermissionDeniedError",
     "RBACDenial",
     "SessionCacheError",

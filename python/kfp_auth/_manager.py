@@ -41,10 +41,10 @@ class KFPClientManager:
     or Dex's password grant when ``dex_client_id`` is given), then none
     (standalone or port-forwarded KFP). With ``login="device"``, the user logs in
     through Dex in a browser anywhere (SSO included; see docs/sso.md) and no password
-    is given. The manager keeps its session or token
-    and reuses it while it is valid, and the clients it makes renew it by
-    themselves when the gateway asks. Secrets are handed to the Rust core at
-    construction and are not kept on this object.
+    is given; with ``login="browser"``, in this machine's browser, opened for them.
+    The manager keeps its session or token and reuses it while it is valid, and the
+    clients it makes renew it by themselves when the gateway asks. Secrets are handed
+    to the Rust core at construction and are not kept on this object.
     """
 
     def __init__(
@@ -66,8 +66,10 @@ class KFPClientManager:
         dex_url: str | None = None,
         proxy: str | None = None,
         allow_insecure_redirect: bool = False,
-        login: Literal["device", "exchange"] | None = None,
+        login: Literal["device", "browser", "exchange"] | None = None,
         prompt: Callable[[DeviceEvent], object] | None = None,
+        browser_port: int | None = None,
+        browser_timeout: float = 300.0,
         subject_token: str | None = None,
         subject_token_file: str | os.PathLike[str] | None = None,
         subject_audience: str | None = None,
@@ -78,7 +80,9 @@ class KFPClientManager:
         :param dex_password: the Dex password
         :param dex_auth_type: the Dex connector id to log in with, e.g. ``local`` or ``ldap``
             (default ``local``). For a device login it is only shown to the user: Dex's device
-            flow cannot choose the connector, and with none named Dex shows its choice page
+            flow cannot choose the connector, and with none named Dex shows its choice page.
+            For a browser login it is chosen for the user (Dex's ``connector_id``); with none
+            named Dex shows its choice page
         :param skip_tls_verify: if True, skip TLS verification for the login and the client
         :param ssl_ca_cert: a PEM file of CA certificates to verify the gateway with, for the
             login and the client (for gateways whose certificate a private CA signed)
@@ -107,11 +111,21 @@ class KFPClientManager:
         :param login: ``"device"`` for Dex's device login (RFC 8628): the user opens a page in
             any browser and enters a code; the ID token is the bearer token, renewed with its
             refresh token (in memory) before it expires. The login happens on first use.
+            ``"browser"`` for a login in this machine's browser (authorization code with PKCE,
+            the browser coming back to ``http://127.0.0.1:<port>/callback``), opened with
+            Python's ``webbrowser`` (``$BROWSER`` is honoured); where no browser can be opened,
+            a device login runs instead. Tokens as for ``"device"``.
             ``"exchange"`` for token exchange (RFC 8693), for CI: the identity provider's ID token
             (``subject_token`` or ``subject_token_file``) is traded with Dex's ``oidc`` connector
-            ``dex_auth_type`` for Dex's, and traded again to renew it; nobody is asked
-        :param prompt: how a device login shows its code: a callable taking a ``DeviceEvent``
-            (default ``DevicePrompt()``: stderr, or a link in Jupyter)
+            ``dex_auth_type`` for Dex's, and traded again to renew it; nobody is asked.
+        :param prompt: how a device login shows its code, and a browser login the page to open
+            by hand: a callable taking a ``DeviceEvent`` (default ``DevicePrompt()``: stderr, or
+            a link in Jupyter)
+        :param browser_port: for ``login="browser"``, the loopback port the admin registered in
+            Dex (default: any free port, which Dex accepts for a public client without
+            ``redirectURIs``)
+        :param browser_timeout: for ``login="browser"``, seconds the browser has to come back
+            (``BrowserTimeoutError`` after that)
         :param subject_token: for ``login="exchange"`` (token exchange, for CI; see docs/sso.md):
             the identity provider's ID token to trade with Dex's ``oidc`` connector
             ``dex_auth_type``, or ``"github-actions"`` to ask GitHub Actions for the job's OIDC
@@ -166,7 +180,7 @@ class KFPClientManager:
                 argument="subject_audience",
             )
         if login is not None:
-            self._bearer = _device_login(
+            self._bearer = _sso_login(
                 api_url,
                 login,
                 dex_username,
@@ -178,12 +192,16 @@ class KFPClientManager:
                 dex_client_secret,
                 dex_url,
                 prompt,
+                browser_port,
+                browser_timeout,
                 tls,
             )
             self._auth = BearerAuth(self._bearer)
             return
         if prompt is not None:
-            raise InvalidArgumentError('prompt is for login="device"', argument="prompt")
+            raise InvalidArgumentError('prompt is for login="device" or login="browser"', argument="prompt")
+        if browser_port is not None:
+            raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
         if (dex_client_id is None) != (dex_client_secret is None):
             raise InvalidArgumentError(
                 "the password grant needs both dex_client_id and dex_client_secret",
@@ -264,7 +282,8 @@ class KFPClientManager:
     @property
     def auth_kind(self) -> AuthKind:
         """How this manager authenticates: ``"dex-login"``, ``"token"``, ``"file"``,
-        ``"dex-password-grant"``, ``"dex-device"``, ``"dex-token-exchange"`` or ``"none"``."""
+        ``"dex-password-grant"``, ``"dex-device"``, ``"dex-browser"``, ``"dex-token-exchange"`` or
+        ``"none"``."""
         if self._session is not None:
             return "dex-login"
         return "none" if self._bearer is None else self._bearer.kind
@@ -324,7 +343,7 @@ class KFPClientManager:
 
         The client renews them by itself, once per rejected request, when the
         gateway no longer accepts them (session expiry, gateway restart, token rotation).
-        ``force_login`` logs in now: for ``login="device"``, a new device login.
+        ``force_login`` logs in now: for ``login="device"`` or ``"browser"``, a new login.
         """
         if force_login:
             if self._session is not None:
@@ -351,7 +370,7 @@ class KFPClientManager:
             return self._session.logins
         if self._bearer is not None and self._bearer.kind == "dex-password-grant":
             return self._bearer.fetches
-        if self._bearer is not None and self._bearer.kind in ("dex-device", "dex-token-exchange"):
+        if self._bearer is not None and self._bearer.kind in ("dex-device", "dex-browser", "dex-token-exchange"):
             return self._bearer.fetches - self._bearer.refreshes
         return 0
 
@@ -376,7 +395,7 @@ class KFPClientManager:
         )
 
 
-def _device_login(
+def _sso_login(
     api_url: str,
     login: str,
     dex_username: str | None,
@@ -388,11 +407,15 @@ def _device_login(
     dex_client_secret: str | None,
     dex_url: str | None,
     prompt: Callable[[DeviceEvent], object] | None,
+    browser_port: int | None,
+    browser_timeout: float,
     tls: dict[str, Any],
 ) -> BearerSession:
-    """The bearer source of ``login="device"``, after refusing what does not go with it."""
-    if login != "device":
-        raise InvalidArgumentError(f'login={login!r} is not supported; use login="device"', argument="login")
+    """The bearer source of ``login="device"`` or ``"browser"``, after refusing what does not go with it."""
+    if login not in ("device", "browser"):
+        raise InvalidArgumentError(
+            f'login={login!r} is not supported; use login="device" or login="browser"', argument="login"
+        )
     given = [
         name
         for name, value in (
@@ -406,16 +429,29 @@ def _device_login(
     ]
     if given:
         raise InvalidArgumentError(
-            f'login="device" takes no {given[0]}: the user logs in through Dex in a browser, '
+            f"login={login!r} takes no {given[0]}: the user logs in through Dex in a browser, "
             "as the public client dex_client_id (default kfp-auth), which has no secret",
             argument=given[0],
         )
-    return BearerSession.from_dex_device(
+    client_id = "kfp-auth" if dex_client_id is None else dex_client_id
+    if login == "device":
+        if browser_port is not None:
+            raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
+        return BearerSession.from_dex_device(
+            api_url, prompt=prompt, client_id=client_id, dex_url=dex_url, connector=dex_auth_type, **tls
+        )
+    if browser_port is not None and not 0 < browser_port < 65536:
+        raise InvalidArgumentError(
+            f"browser_port {browser_port} is not a port number (1 to 65535)", argument="browser_port"
+        )
+    return BearerSession.from_dex_browser(
         api_url,
         prompt=prompt,
-        client_id="kfp-auth" if dex_client_id is None else dex_client_id,
+        client_id=client_id,
         dex_url=dex_url,
         connector=dex_auth_type,
+        port=browser_port,
+        browser_timeout=browser_timeout,
         **tls,
     )
 

@@ -12,6 +12,7 @@ use super::exit;
 use super::functions::{claims_to_py, options};
 use super::runtime::{Credentials, awaitable, blocking, secret_to_py};
 use crate::bearer::{Bearer, GrantConfig, Source};
+use crate::browser::{BrowserStart, Opener};
 use crate::device::{DeviceEvent, Prompt};
 use crate::exchange::Subject;
 use crate::sso::{SsoConfig, SsoLogin, Start};
@@ -31,6 +32,22 @@ impl BearerSession {
             bearer: Arc::new(bearer),
         }
     }
+
+    /// An SSO login (made on first use) as the bearer source.
+    fn sso(api_url: &str, cfg: SsoConfig, prompt: Py<PyAny>) -> PyResult<Self> {
+        crate::http::check_settings(api_url, &cfg.options)?;
+        let login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        Ok(Self::held(Bearer::sso(login)))
+    }
+}
+
+/// The default prompt of the SSO logins: the terminal, or a link in Jupyter.
+fn default_prompt(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    Ok(py
+        .import("kfp_auth._prompt")?
+        .getattr("DevicePrompt")?
+        .call0()?
+        .unbind())
 }
 
 #[pymethods]
@@ -102,11 +119,7 @@ impl BearerSession {
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
-            None => py
-                .import("kfp_auth._prompt")?
-                .getattr("DevicePrompt")?
-                .call0()?
-                .unbind(),
+            None => default_prompt(py)?,
         };
         let poll_interval = poll_interval
             .map(|s| {
@@ -124,9 +137,66 @@ impl BearerSession {
             start: Start::Device { poll_interval },
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
-        crate::http::check_settings(api_url, &cfg.options)?;
-        let login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
-        Ok(Self::held(Bearer::sso(login)))
+        Self::sso(api_url, cfg, prompt)
+    }
+
+    /// A browser login at Dex (authorization code with PKCE, the browser coming back to
+    /// `http://127.0.0.1:<port>/callback`), renewed by its refresh token. `open_browser(url)`
+    /// opens the browser (default `webbrowser.open`, so `$BROWSER` is honoured); when it
+    /// returns false or raises, a device login runs instead. `prompt` gets a `"browser"`
+    /// event with the URL to open by hand, then how the login ended. `port`: the one the admin
+    /// registered (default: any free one).
+    #[staticmethod]
+    #[pyo3(signature = (api_url, *, prompt = None, open_browser = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, port = None, browser_timeout = 300.0, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_dex_browser(
+        py: Python<'_>,
+        api_url: &str,
+        prompt: Option<Py<PyAny>>,
+        open_browser: Option<Py<PyAny>>,
+        client_id: &str,
+        dex_url: Option<&str>,
+        scopes: &str,
+        connector: Option<String>,
+        port: Option<u16>,
+        browser_timeout: f64,
+        skip_tls_verify: bool,
+        ssl_ca_cert: Option<PathBuf>,
+        timeout: f64,
+        proxy: Option<&str>,
+    ) -> PyResult<Self> {
+        let prompt = match prompt {
+            Some(p) => p,
+            None => default_prompt(py)?,
+        };
+        let open_browser = match open_browser {
+            Some(o) => o,
+            None => py.import("kfp_auth._prompt")?.getattr("open_browser")?.unbind(),
+        };
+        if port == Some(0) {
+            return Err(crate::Error::invalid(
+                "browser_port",
+                "must be a port number from 1 to 65535; leave it unset for any free port",
+            )
+            .into());
+        }
+        let browser_timeout = std::time::Duration::try_from_secs_f64(browser_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| crate::Error::invalid("browser_timeout", "must be a number of seconds above zero"))?;
+        let cfg = SsoConfig {
+            dex_url: crate::oidc::dex_base(api_url, dex_url)?,
+            client_id: client_id.to_owned(),
+            scopes: scopes.to_owned(),
+            connector,
+            start: Start::Browser(BrowserStart {
+                port,
+                timeout: browser_timeout,
+                opener: Arc::new(PyOpener(open_browser)),
+            }),
+            options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
+        };
+        Self::sso(api_url, cfg, prompt)
     }
 
     /// Token exchange (RFC 8693) at Dex: the subject token (exactly one of `subject_token`,
@@ -232,7 +302,7 @@ impl BearerSession {
         self.bearer.claims().map(|c| claims_to_py(py, c)).transpose()
     }
 
-    /// `"token"`, `"file"`, `"dex-password-grant"`, `"dex-device"` or `"dex-token-exchange"`.
+    /// `"token"`, `"file"`, `"dex-password-grant"`, `"dex-device"`, `"dex-browser"` or `"dex-token-exchange"`.
     #[getter]
     fn kind(&self) -> &'static str {
         match self.bearer.source() {
@@ -294,6 +364,7 @@ impl Prompt for PyPrompt {
             let d = PyDict::new(py);
             let (kind, message) = match event {
                 DeviceEvent::Code { .. } => ("code", None),
+                DeviceEvent::Browser { .. } => ("browser", None),
                 DeviceEvent::Done => ("done", None),
                 DeviceEvent::Failed(m) => ("failed", Some(m)),
                 DeviceEvent::Cancelled => ("cancelled", None),
@@ -316,7 +387,11 @@ impl Prompt for PyPrompt {
             };
             let fill = |d: &Bound<'_, PyDict>| -> PyResult<()> {
                 d.set_item("event", kind)?;
-                d.set_item("verification_uri", code.map(|c| c.0))?;
+                let page = match event {
+                    DeviceEvent::Browser { url } => Some(url),
+                    _ => code.map(|c| c.0),
+                };
+                d.set_item("verification_uri", page)?;
                 d.set_item("verification_uri_complete", code.and_then(|c| c.1))?;
                 d.set_item("user_code", code.map(|c| c.2))?;
                 d.set_item("expires_in", code.map(|c| c.3.as_secs_f64()))?;
@@ -331,6 +406,30 @@ impl Prompt for PyPrompt {
                 e.write_unraisable(py, Some(self.0.bind(py)));
                 shown
             })
+        })
+        .unwrap_or(Err("Python is exiting".into()))
+    }
+}
+
+/// A Python callable as the browser login's opener: `open_browser(url)`, true when a
+/// browser was started.
+struct PyOpener(Py<PyAny>);
+
+impl Opener for PyOpener {
+    fn open(&self, url: &str) -> Result<bool, String> {
+        exit::attach(|py| {
+            self.0
+                .call1(py, (url,))
+                .and_then(|r| r.is_truthy(py))
+                // Its type only: the message may quote the URL, whose query is this login's.
+                .map_err(|e| {
+                    format!(
+                        "opening it raised {}",
+                        e.get_type(py)
+                            .name()
+                            .map_or_else(|_| "an error".into(), |n| n.to_string())
+                    )
+                })
         })
         .unwrap_or(Err("Python is exiting".into()))
     }
