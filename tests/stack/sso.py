@@ -234,6 +234,7 @@ def start_sso_stack(
     connector_scopes: list[str] | None = None,
     public_redirect_uris: list[str] | None = None,
     device_requests_expiry: str | None = None,
+    refresh_tokens_expiry: dict[str, str] | None = None,
 ) -> SsoStack:
     """Start the SSO stack (a context manager, as start_kubeflow_stack). `id_token_expiry`
     sets Kubeflow's Dex `expiry.idTokens` (the IdP's in layout B). `connector_scopes`
@@ -241,9 +242,11 @@ def start_sso_stack(
     through the connector fails).
     `public_redirect_uris` registers redirect URIs for `kfp-auth`: Dex then accepts only those
     exactly, and no longer any loopback port or its own /device/callback.
-    `device_requests_expiry` sets `expiry.deviceRequests` (default 5m)."""
-    if direct and issuer_unreachable:
-        raise ValueError("issuer_unreachable is about Kubeflow's Dex; layout B (direct) has none")
+    `device_requests_expiry` sets `expiry.deviceRequests` (default 5m).
+    `refresh_tokens_expiry` sets Kubeflow's Dex `expiry.refreshTokens` (e.g.
+    `{"absoluteLifetime": "6s"}`; Dex's default is no limit)."""
+    if direct and (issuer_unreachable or refresh_tokens_expiry):
+        raise ValueError("issuer_unreachable and refresh_tokens_expiry are about Kubeflow's Dex; layout B has none")
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     gw_port, dex_port, idp_port = free_port(), free_port(), free_port()
@@ -320,6 +323,8 @@ def start_sso_stack(
             )
             if device_requests_expiry:
                 cfg.setdefault("expiry", {})["deviceRequests"] = device_requests_expiry
+            if refresh_tokens_expiry:
+                cfg.setdefault("expiry", {})["refreshTokens"] = refresh_tokens_expiry
             (workdir / "dex.yaml").write_text(json.dumps(cfg, indent=2))
             dex_url = f"http://127.0.0.1:{dex_port}/dex"
             procs["dex"] = Proc(
