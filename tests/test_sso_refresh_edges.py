@@ -1,6 +1,6 @@
 """Refresh tokens that die, on the real SSO stack (layout A), seen through the kfp.Client a
-user holds: the grant revoked at the company IdP, Kubeflow's Dex restarted, and a refresh
-token past its lifetime. Each ends in `LoginRequiredError` saying to log in again, with no
+user holds: revoked by Dex's admin, the grant revoked at the company IdP, Kubeflow's Dex
+restarted, and a refresh token past its lifetime. Each ends in `LoginRequiredError` saying to log in again, with no
 prompt in the middle of the job, and a login asked for then works.
 
 tests/test_sso_device.py has the rest: a rotated-away refresh token, Dex restarted under
@@ -45,6 +45,30 @@ def assert_login_required(e: LoginRequiredError, *causes: str) -> None:
     for cause in causes:
         assert cause in text, text
     assert not SECRET_LIKE.search(text + repr(vars(e))), text
+
+
+def test_a_refresh_token_revoked_by_the_admin_stops_the_client_with_login_required(tmp_path: Path) -> None:
+    """Dex revokes a refresh token only through its gRPC admin API: `RevokeRefresh` with the
+    user (an ID token's `sub`) and the client. Dex then answers the refresh 400
+    `invalid_request` "Refresh token is invalid or has already been claimed by another client.",
+    as for a token rotated away."""
+    with start_sso_stack(tmp_path / "sso", id_token_expiry="5s", admin_api=True) as s:
+        m, user = logged_in(s)
+        client = m.create_kfp_client()
+        subject = jwt_claims(m.get_bearer_token() or "")["sub"]
+        assert s.revoke_refresh(subject, "kubeflow-oidc-authservice") == "not found", "per client"
+        assert s.revoke_refresh(subject) == "revoked"
+        assert s.revoke_refresh(subject) == "not found"
+        until_stale(m)
+        with pytest.raises(LoginRequiredError) as ei:
+            client.list_experiments(namespace=IDP_NAMESPACE)
+        assert_login_required(ei.value, "HTTP 400", "(Refresh token is invalid or has already been claimed")
+        assert user.kinds() == ["code", "done"] and m.logins == 1
+        client = m.create_kfp_client(force_login=True)
+        client.list_experiments(namespace=IDP_NAMESPACE)
+        assert user.kinds() == ["code", "done", "code", "done"]
+        # The new login has a refresh token of its own, which renews.
+        assert m.get_bearer_token(force_refresh=True) and m.bearer is not None and m.bearer.refreshes >= 2
 
 
 def test_a_grant_revoked_at_the_idp_stops_the_client_with_login_required(tmp_path: Path) -> None:
