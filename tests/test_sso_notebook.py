@@ -22,8 +22,6 @@ from nbclient import NotebookClient
 from stack.browser import Browser
 from stack.sso import CONNECTOR_ID, IDP_NAMESPACE, IDP_USER, SsoStack, start_sso_stack
 
-pytestmark = pytest.mark.stack
-
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EXAMPLE = DOCS / "examples" / "sso-device.ipynb"
 LINK = re.compile(r'<a href="([^"]+)"')
@@ -80,6 +78,7 @@ def experiment_lists(stack: SsoStack, since: int) -> list[dict[str, Any]]:
     return [r for r in stack.kfp_requests()[since:] if r["path"].endswith("/apis/v2beta1/experiments")]
 
 
+@pytest.mark.stack
 def test_the_device_prompt_in_a_kernel_is_a_link_that_says_when_the_login_is_done(
     sso: SsoStack, tmp_path: Path
 ) -> None:
@@ -139,6 +138,7 @@ def test_the_docs_show_the_notebook_examples_code() -> None:
         assert not cell.outputs, "the notebook is kept without outputs"
 
 
+@pytest.mark.stack
 def test_the_docs_notebook_example_runs_against_the_sso_stack(sso: SsoStack, tmp_path: Path) -> None:
     nb = nbformat.read(EXAMPLE, as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
