@@ -121,6 +121,42 @@ def test_the_device_prompt_in_a_kernel_is_a_link_that_says_when_the_login_is_don
     assert lists and {r["user"] for r in lists} == {IDP_USER}, lists
 
 
+@pytest.mark.stack
+def test_an_awaited_login_in_a_kernel_keeps_its_loop_turning(sso: SsoStack, tmp_path: Path) -> None:
+    """Top-level `await` in a cell runs on the kernel's own event loop: while the login
+    waits for the user, other tasks on that loop go on, and the prompt still shows."""
+    code = (
+        "import asyncio, time\n"
+        "from kfp_auth import KFPClientManager\n"
+        f"manager = KFPClientManager({sso.api_url!r}, login='device')\n"
+        "ticks = 0\n"
+        "async def tick():\n"
+        "    global ticks\n"
+        "    while True:\n"
+        "        ticks += 1\n"
+        "        await asyncio.sleep(0.05)\n"
+        "ticker = asyncio.ensure_future(tick())\n"
+        "started = time.monotonic()\n"
+        "token = await manager.get_bearer_token_async()\n"
+        "took = time.monotonic() - started\n"
+        "ticker.cancel()\n"
+        "print(manager.logins, round(ticks / (took / 0.05), 1) if took > 0 else 0, round(took))"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code)]
+    kernel = Kernel(nb, sso, tmp_path)
+    kernel.run()
+
+    assert not kernel.of_kind("error"), kernel.of_kind("error")
+    assert kernel.walks and kernel.walks[0].page.heading == "Login Successful for kfp-auth", kernel.walks
+    assert len(kernel.of_kind("display_data")) == 1
+    assert "Logged in." in kernel.of_kind("update_display_data")[0]["data"]["text/html"]
+    logins, share, took = kernel.streams().split()
+    # Dex's poll interval is 5 s: the wait is long enough for a blocked loop to show.
+    assert logins == "1" and int(took) >= 4, kernel.streams()
+    assert float(share) >= 0.5, f"the loop turned {share} of the ticks it would have without the login"
+
+
 def example_cells() -> list[Any]:
     nb = nbformat.read(EXAMPLE, as_version=4)
     nbformat.validate(nb)
