@@ -34,4 +34,12 @@ if [[ "$(cat "$bin/oauth2-proxy.version" 2>/dev/null)" != "$OAUTH2_PROXY_VERSION
   GOBIN="$bin" go install -trimpath "github.com/oauth2-proxy/oauth2-proxy/v7@$OAUTH2_PROXY_VERSION"
   echo "$OAUTH2_PROXY_VERSION" > "$bin/oauth2-proxy.version"
 fi
+# Our own client of Dex's gRPC admin API (tests/stack/dexapi): revokes refresh tokens.
+dexapi_src="$root/tests/stack/dexapi"
+dexapi_stamp="$(cat "$dexapi_src/go.mod" "$dexapi_src/go.sum" "$dexapi_src/main.go" | sha256sum | cut -c1-16)"
+if [[ "$(cat "$bin/dexapi.version" 2>/dev/null)" != "$dexapi_stamp" || ! -x "$bin/dexapi" ]]; then
+  echo "build-stack: building dexapi" >&2
+  (cd "$dexapi_src" && go build -trimpath -o "$bin/dexapi" .)
+  echo "$dexapi_stamp" > "$bin/dexapi.version"
+fi
 echo "build-stack: dex $DEX_VERSION, oauth2-proxy $OAUTH2_PROXY_VERSION in $bin" >&2

@@ -2,7 +2,8 @@
 # Debian packages the tests need: redis-server (oauth2-proxy's server-side session store),
 # slapd + ldap-utils (OpenLDAP behind Dex's LDAP connector; tests/stack/ldap.py),
 # squid + tinyproxy (real forward proxies, for HTTP(S)_PROXY and NO_PROXY),
-# and shellcheck (actionlint checks the release workflow's run: scripts with it).
+# shellcheck (actionlint checks the release workflow's run: scripts with it),
+# and chromium + chromium-driver (the headless browser of the browser-login test, via selenium).
 # Installed only when missing; needs root (as on this project's machines and in CI).
 set -euo pipefail
 missing=()
@@ -14,6 +15,8 @@ command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 [ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)
 [ -x /usr/sbin/squid ] || missing+=(squid)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-system-deps: need ${missing[*]}; run as root, or: sudo apt-get install ${missing[*]}" >&2

@@ -34,6 +34,9 @@ pub enum DeviceEvent<'a> {
         /// The connector to choose on Dex's page, when the caller named one.
         connector: Option<&'a str>,
     },
+    /// A browser login opened `url` (Dex's authorization page) in a browser; shown so
+    /// the user can open it by hand when none appeared.
+    Browser { url: &'a str },
     /// The login is done.
     Done,
     /// The login ended without a token; the message says why.

@@ -24,6 +24,21 @@ pub enum Checker {
     PasswordGrant,
 }
 
+/// How a browser login failed: each is a Python class of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserFailure {
+    /// The loopback port is taken by another program.
+    PortInUse,
+    /// A request on the callback path without this login's `state`.
+    StateMismatch,
+    /// No callback came back within the browser timeout.
+    Timeout,
+    /// Dex sent the browser back with an OAuth error (`access_denied`, `invalid_scope`...).
+    Refused,
+    /// Anything else: the port could not be opened, Dex refused the code.
+    Other,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A constructor argument is malformed; raised before any network traffic.
@@ -151,6 +166,15 @@ pub enum Error {
     /// before the user finished, or the user or Dex refused it.
     #[error("{what}; {hint}")]
     DeviceLogin { what: String, hint: String },
+
+    /// A browser login (authorization code with PKCE on a loopback redirect) that
+    /// ended without a token; `kind` says how.
+    #[error("{what}; {hint}")]
+    BrowserLogin {
+        kind: BrowserFailure,
+        what: String,
+        hint: String,
+    },
 
     /// The refresh token of an SSO login is no longer accepted (rotated away,
     /// revoked, expired, Dex restarted): only a new login gives a token.

@@ -242,9 +242,41 @@ impl Transport {
         jar: &mut CookieStore,
         history: &mut Vec<Step>,
     ) -> Result<Reply> {
+        self.send_as(method, url, form, jar, history, None).await
+    }
+
+    /// One request with `Authorization: <scheme> <credential>` (the header marked
+    /// sensitive) and no cookies: a token endpoint that takes a bearer token.
+    pub async fn send_authorized(
+        &self,
+        method: Method,
+        url: &Url,
+        authorization: (&str, &secrecy::SecretString),
+        history: &mut Vec<Step>,
+    ) -> Result<Reply> {
+        self.send_as(
+            method,
+            url,
+            None,
+            &mut CookieStore::default(),
+            history,
+            Some(authorization),
+        )
+        .await
+    }
+
+    async fn send_as(
+        &self,
+        method: Method,
+        url: &Url,
+        form: Option<&[(&str, &str)]>,
+        jar: &mut CookieStore,
+        history: &mut Vec<Step>,
+        authorization: Option<(&str, &secrecy::SecretString)>,
+    ) -> Result<Reply> {
         let method_name = method_name(&method);
         let started = Instant::now();
-        let result = self.exchange(method, method_name, url, form, jar).await;
+        let result = self.exchange(method, method_name, url, form, jar, authorization).await;
         let step = Step {
             method: method_name,
             url: redact::url(url),
@@ -272,11 +304,24 @@ impl Transport {
         url: &Url,
         form: Option<&[(&str, &str)]>,
         jar: &mut CookieStore,
+        authorization: Option<(&str, &secrecy::SecretString)>,
     ) -> Result<Reply> {
         let mut req = self
             .client
             .request(method, url.clone())
             .header(header::ACCEPT, ACCEPT_HTML);
+        if let Some((scheme, credential)) = authorization {
+            use secrecy::ExposeSecret;
+            let raw = zeroize::Zeroizing::new(format!("{scheme} {}", credential.expose_secret()));
+            let mut value = HeaderValue::from_str(&raw).map_err(|_| Error::UnexpectedResponse {
+                method: method_name,
+                url: redact::url(url),
+                status: None,
+                detail: "the credential for this request cannot be sent in a header".into(),
+            })?;
+            value.set_sensitive(true);
+            req = req.header(header::AUTHORIZATION, value);
+        }
         let cookies = zeroize::Zeroizing::new(cookie_header(jar, url));
         if !cookies.is_empty() {
             let mut value = HeaderValue::from_str(&cookies).map_err(|_| Error::UnexpectedResponse {

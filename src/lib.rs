@@ -7,12 +7,14 @@
 //! (pages, cookies, redaction, detection, tokens) stay public for them.
 
 mod bearer;
+mod browser;
 mod cache;
 mod config;
 pub mod detect;
 mod device;
 mod diagnose;
 mod error;
+mod exchange;
 mod flow;
 pub mod http;
 mod locked_file;
@@ -31,11 +33,13 @@ mod token_cache;
 mod python;
 
 pub use bearer::{Bearer, GrantConfig, Source, TokenFile};
+pub use browser::{BrowserStart, DEFAULT_TIMEOUT as DEFAULT_BROWSER_TIMEOUT, Opener};
 pub use cache::SessionCache;
 pub use config::{LoginConfig, Options, ProxyUrl, dex_token_url, parse_proxy_url, timeout_from_secs};
 pub use device::{DeviceEvent, Prompt};
 pub use diagnose::{Diagnosis, diagnose};
-pub use error::{Checker, Error, Result, Step};
+pub use error::{BrowserFailure, Checker, Error, Result, Step};
+pub use exchange::Subject;
 pub use flow::{Session, login};
 pub use http::Transport;
 pub use oidc::dex_base;

@@ -21,6 +21,7 @@ use crate::redact;
 use crate::token::{self, Claims};
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const AUTH_CODE_GRANT: &str = "authorization_code";
 
 /// Where Dex is reached: `dex_url`, or `/dex` on `api_url`'s origin; https when `api_url` is.
 pub fn dex_base(api_url: &str, dex_url: Option<&str>) -> Result<Url> {
@@ -34,6 +35,8 @@ pub struct Endpoints {
     pub issuer: String,
     pub token: Url,
     pub device: Option<Url>,
+    /// Where a browser login starts (`authorization_endpoint`).
+    pub authorization: Option<Url>,
     /// `grant_types_supported`; empty when Dex did not say.
     pub grants: Vec<String>,
     /// Where discovery was read, onto which endpoints under the issuer are mapped.
@@ -45,6 +48,7 @@ struct Discovery {
     issuer: String,
     token_endpoint: String,
     device_authorization_endpoint: Option<String>,
+    authorization_endpoint: Option<String>,
     #[serde(default)]
     grant_types_supported: Vec<String>,
 }
@@ -94,6 +98,11 @@ impl Endpoints {
                 .device_authorization_endpoint
                 .as_deref()
                 .map(|d| map("device_authorization_endpoint", d))
+                .transpose()?,
+            authorization: doc
+                .authorization_endpoint
+                .as_deref()
+                .map(|a| map("authorization_endpoint", a))
                 .transpose()?,
             grants: doc.grant_types_supported,
             issuer: doc.issuer,
@@ -146,6 +155,9 @@ pub async fn send(options: &Options, method: Method, url: &Url, form: Option<&[(
 #[derive(Deserialize)]
 pub struct TokenReply {
     pub id_token: Option<SecretString>,
+    /// Token exchange (RFC 8693) answers its token here, its kind in `issued_token_type`.
+    pub access_token: Option<SecretString>,
+    pub issued_token_type: Option<String>,
     pub refresh_token: Option<SecretString>,
     pub error: Option<String>,
     pub error_description: Option<String>,
@@ -210,6 +222,16 @@ pub fn check_id_token(token: &SecretString, issuer: &str, client_id: &str) -> Re
     }
 }
 
+/// An error unless the ID token carries the `nonce` its login sent: a token made for
+/// another authorization request (a code injected into the callback) has another one.
+pub fn check_nonce(claims: &Claims, sent: &str) -> Result<()> {
+    match claims.nonce.as_deref() {
+        Some(n) if n == sent => Ok(()),
+        Some(_) => Err(bad_token("carries another login's `nonce`".into())),
+        None => Err(bad_token("carries no `nonce`, though the login sent one".into())),
+    }
+}
+
 /// An error unless `claims` (checked by [`check_id_token`]) are still valid at `now`.
 pub fn check_unexpired(claims: &Claims, now: SystemTime) -> Result<()> {
     match claims.expires {
@@ -244,6 +266,7 @@ mod tests {
             issuer: issuer.into(),
             token_endpoint: format!("{issuer}/token"),
             device_authorization_endpoint: Some(format!("{issuer}/device/code")),
+            authorization_endpoint: Some(format!("{issuer}/auth")),
             grant_types_supported: vec!["refresh_token".into(), DEVICE_GRANT.into()],
         }
     }
@@ -257,6 +280,10 @@ mod tests {
         assert_eq!(
             e.device.as_ref().unwrap().as_str(),
             "http://gw.example:8080/dex/device/code"
+        );
+        assert_eq!(
+            e.authorization.as_ref().unwrap().as_str(),
+            "http://gw.example:8080/dex/auth"
         );
         assert_eq!(
             e.reachable("http://dex.auth.svc.cluster.local:5556/dex/device?user_code=ABCD-EFGH")
@@ -348,6 +375,16 @@ mod tests {
             let shown = e.to_string();
             assert!(matches!(e, Error::Token { .. }) && shown.contains(says), "{shown}");
             assert!(!shown.contains(t.expose_secret()), "{shown}");
+        }
+        let with_nonce = jwt(r#"{"iss":"http://gw/dex","aud":"kfp-auth","exp":2000,"nonce":"n-1"}"#);
+        let claims = check_id_token(&with_nonce, "http://gw/dex", "kfp-auth").unwrap();
+        assert!(check_nonce(&claims, "n-1").is_ok());
+        for (sent, claims, says) in [
+            ("n-2", claims.clone(), "another login's `nonce`"),
+            ("n-1", Claims::default(), "carries no `nonce`"),
+        ] {
+            let e = check_nonce(&claims, sent).unwrap_err().to_string();
+            assert!(e.contains(says) && !e.contains("n-1") && !e.contains("n-2"), "{e}");
         }
         let e = check_id_token(&SecretString::from("opaque"), "i", "c").unwrap_err();
         assert!(e.to_string().contains("is not a JWT"));

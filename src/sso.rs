@@ -1,6 +1,8 @@
 //! Logging in without a password: Dex's ID token, obtained once by a login the
 //! user finishes in a browser (the device grant, `device.rs`), and renewed by its
-//! refresh token before it expires and when the API refuses it.
+//! refresh token before it expires and when the API refuses it; or obtained by
+//! token exchange (`exchange.rs`), which has no refresh token and renews by
+//! exchanging again.
 //!
 //! Renewals go through the one renewal sequence (`renew.rs`): Dex rotates
 //! refresh tokens on every use and refuses the old one, so renewals must never
@@ -25,9 +27,11 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::browser::{self, BrowserStart};
 use crate::config::Options;
 use crate::device::{self, DeviceEvent, Prompt};
 use crate::error::{Error, Result};
+use crate::exchange::{self, Subject};
 use crate::oidc::{self, Endpoints, TokenReply};
 use crate::redact;
 use crate::renew::{Credential, Need, Renew, Renewable, Renewing, refresh_at};
@@ -46,6 +50,12 @@ pub enum Start {
         /// Seconds between polls instead of Dex's `interval` (`slow_down` still applies).
         poll_interval: Option<Duration>,
     },
+    /// Authorization code with PKCE: the user's browser comes back to a loopback port
+    /// (the device login where no browser can be opened).
+    Browser(BrowserStart),
+    /// RFC 8693: an ID token the environment holds, traded with the connector
+    /// `SsoConfig::connector`; no person involved, and every renewal is an exchange.
+    Exchange(Arc<Subject>),
 }
 
 /// An SSO login's settings; everything here is safe to print.
@@ -111,6 +121,9 @@ impl SsoLogin {
         }
         if let Some(c) = &cfg.connector {
             crate::config::check_connector_id(c)?;
+        }
+        if let Start::Exchange(_) = cfg.start {
+            exchange::check(&cfg)?;
         }
         cfg.options.check()?;
         crate::http::Transport::check(&cfg.options)?;
@@ -183,7 +196,16 @@ impl SsoLogin {
         self.token.restart(self).await
     }
 
-    /// Logins made (each asked the user).
+    /// `"dex-device"` or `"dex-token-exchange"`.
+    pub fn kind(&self) -> &'static str {
+        match self.cfg.start {
+            Start::Device { .. } => "dex-device",
+            Start::Browser(_) => "dex-browser",
+            Start::Exchange(_) => "dex-token-exchange",
+        }
+    }
+
+    /// Logins made (each asked the user; for token exchange, each exchange).
     pub fn logins(&self) -> u64 {
         self.logins.load(Ordering::Relaxed)
     }
@@ -194,8 +216,14 @@ impl SsoLogin {
     }
 
     pub fn describe(&self) -> String {
-        let how = match self.cfg.start {
-            Start::Device { .. } => "device login",
+        let how = match &self.cfg.start {
+            Start::Device { .. } => "device login".to_owned(),
+            Start::Browser(_) => "browser login".to_owned(),
+            Start::Exchange(subject) => format!(
+                "token exchange of {} (connector `{}`)",
+                subject.describe(),
+                self.cfg.connector.as_deref().unwrap_or("")
+            ),
         };
         format!(
             "Dex's {how} at {} for the client {}",
@@ -220,6 +248,8 @@ impl SsoLogin {
         };
         let reply = match &self.cfg.start {
             Start::Device { poll_interval } => device::obtain(&self.cfg, *poll_interval, &ep, &told).await,
+            Start::Exchange(subject) => exchange::obtain(&self.cfg, subject, &ep).await,
+            Start::Browser(start) => browser::obtain(&self.cfg, start, &ep, &told).await,
         };
         let outcome = match reply.and_then(|reply| self.keep(reply, &ep, renewing, true)) {
             Ok(Some(token)) => Ok(token),
@@ -272,6 +302,7 @@ impl SsoLogin {
                 *lock(&self.refresh_token) = Some(r);
                 true
             }
+            None if matches!(self.cfg.start, Start::Exchange(_)) => false,
             None => {
                 log::info!(
                     target: "kfp_auth",
@@ -368,7 +399,8 @@ impl SsoLogin {
     }
 }
 
-/// A renewal is a refresh; a first login (or a forced one) is a new login.
+/// A renewal is a refresh; a first login (or a forced one) is a new login. For
+/// token exchange, each is an exchange.
 impl Renew for SsoLogin {
     async fn renew(&self, renewing: &Renewing<'_>) -> Result<Credential> {
         let Some(disk) = &self.disk else {
@@ -412,6 +444,10 @@ impl Renew for SsoLogin {
 
 impl SsoLogin {
     async fn renew_in_memory(&self, renewing: &Renewing<'_>) -> Result<Credential> {
+        // No refresh token, and no person to ask: an exchange with the subject token as it is now.
+        if let Start::Exchange(_) = self.cfg.start {
+            return self.first_login(renewing).await;
+        }
         let refresh = match renewing.need {
             Need::Restart => None,
             _ => lock(&self.refresh_token).clone(),

@@ -34,6 +34,8 @@ pub struct Claims {
     pub audience: Vec<String>,
     pub expires: Option<SystemTime>,
     pub issued: Option<SystemTime>,
+    /// `nonce`: what a browser login sent, echoed by the ID token.
+    pub nonce: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +47,7 @@ struct RawClaims {
     aud: Option<Audience>,
     exp: Option<f64>,
     iat: Option<f64>,
+    nonce: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +199,7 @@ pub fn claims(token: &str) -> Result<Claims> {
         },
         expires: raw.exp.and_then(at),
         issued: raw.iat.and_then(at),
+        nonce: raw.nonce,
     })
 }
 

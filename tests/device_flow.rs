@@ -150,6 +150,7 @@ impl Prompt for Seen {
                 user_code,
                 ..
             } => format!("code {user_code} {}", verification_uri_complete.unwrap_or("-")),
+            DeviceEvent::Browser { url } => format!("browser {url}"),
             DeviceEvent::Done => "done".into(),
             DeviceEvent::Failed(m) => format!("failed {m}"),
             DeviceEvent::Cancelled => "cancelled".into(),

@@ -187,6 +187,11 @@ TREE: dict[type[BaseException], type[BaseException] | None] = {
     kfp_auth.TokenError: None,
     kfp_auth.LoginRequiredError: None,
     kfp_auth.DeviceLoginError: None,
+    kfp_auth.BrowserLoginError: None,
+    kfp_auth.BrowserStateMismatchError: None,
+    kfp_auth.LoopbackPortInUseError: None,
+    kfp_auth.BrowserTimeoutError: TimeoutError,
+    kfp_auth.BrowserLoginRefusedError: None,
     kfp_auth.SessionCacheError: None,
     kfp_auth.PermissionDeniedError: None,
 }
@@ -235,9 +240,18 @@ def test_the_kinds_are_literal_types() -> None:
         "file",
         "dex-password-grant",
         "dex-device",
+        "dex-token-exchange",
+        "dex-browser",
         "none",
     }
-    assert set(typing.get_args(kfp_auth.BearerKind)) == {"token", "file", "dex-password-grant", "dex-device"}
+    assert set(typing.get_args(kfp_auth.BearerKind)) == {
+        "token",
+        "file",
+        "dex-password-grant",
+        "dex-device",
+        "dex-token-exchange",
+        "dex-browser",
+    }
     assert issubclass(kfp_auth.LoginRequiredError, kfp_auth.TokenError)
     url = "http://127.0.0.1:1/pipeline"
     for m in (
@@ -245,6 +259,8 @@ def test_the_kinds_are_literal_types() -> None:
         KFPClientManager(url, "u", SECRET),
         KFPClientManager(url, existing_token="t"),
         KFPClientManager(url, login="device"),
+        KFPClientManager(url, login="exchange", dex_auth_type="c", subject_token="eyJhbGciOiJub25lIn0.e30.c2ln"),
+        KFPClientManager(url, login="browser"),
     ):
         assert m.auth_kind in typing.get_args(kfp_auth.AuthKind)
 

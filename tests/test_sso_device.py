@@ -34,7 +34,7 @@ from kfp_auth import (
     TokenError,
 )
 from stack import FAST_NAMESPACE, FAST_USER
-from stack.browser import Browser
+from stack.device_user import User
 from stack.sso import (
     CONNECTOR_ID,
     IDP_NAMESPACE,
@@ -50,38 +50,6 @@ from stack.sso import (
 SECRET_LIKE = re.compile(r"[A-Za-z0-9_-]{40,}")
 
 
-class User:
-    """The prompt of the tests: records each event and, on the code, has the user walk the
-    real pages in a thread (as a person in another window would)."""
-
-    def __init__(self, stack: SsoStack | None, *, delay: float = 0.0, walk: bool = True) -> None:
-        self.stack, self.delay, self.walk = stack, delay, walk
-        self.events: list[DeviceEvent] = []
-        self.walks: list[Any] = []
-        self.threads: list[threading.Thread] = []
-        self.code_shown = threading.Event()
-
-    def __call__(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-        if event["event"] != "code":
-            return
-        self.code_shown.set()
-        if self.walk and self.stack is not None:
-            t = threading.Thread(target=self._walk, args=(event,), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _walk(self, event: DeviceEvent) -> None:
-        assert self.stack is not None
-        time.sleep(self.delay)
-        url = event["verification_uri_complete"]
-        assert url is not None
-        self.walks.append(Browser(self.stack.user, self.stack.password, connector=self.stack.connector_id).walk(url))
-
-    def kinds(self) -> list[str]:
-        return [e["event"] for e in self.events]
-
-
 def device_manager(stack: SsoStack, user: User, **kw: Any) -> KFPClientManager:
     return KFPClientManager(stack.api_url, login="device", prompt=user, **kw)
 
@@ -92,7 +60,7 @@ def device_manager(stack: SsoStack, user: User, **kw: Any) -> KFPClientManager:
 @pytest.mark.parametrize(
     "kw,argument",
     [
-        ({"login": "browser"}, "login"),
+        ({"login": "password"}, "login"),
         ({"login": "device", "dex_password": "hunter2-pw"}, "dex_password"),
         ({"login": "device", "dex_client_secret": "s3cret"}, "dex_client_secret"),
         ({"login": "device", "existing_token": "t"}, "existing_token"),

@@ -22,7 +22,7 @@ import pytest
 from test_sso_device import SECRET_LIKE, User
 
 from kfp_auth import KFPClientManager, LoginRequiredError, SessionCacheError, _native
-from stack.browser import Browser
+from stack.browser import Browser, browser_command
 from stack.cli import run
 from stack.sso import CONNECTOR_ID, IDP_NAMESPACE, IDP_USER, SsoStack, api_get, jwt_claims, start_sso_stack
 
@@ -391,9 +391,20 @@ def test_cli_login_device_token_inspect_logout(sso: SsoStack, tmp_path: Path) ->
     assert r.returncode == 0 and not cache.exists()
 
 
-def test_cli_login_browser_fails_cleanly_while_the_manager_refuses_it(tmp_path: Path) -> None:
-    # The browser login is another change; until it lands, the manager refuses the mode
-    # and the command says so (this test then moves to the browser login's tests).
-    r = run(["login", "--browser", "--url", URL], tmp_path)
-    assert r.returncode == 2 and r.stdout == "", r
-    assert "kfp-auth: --browser: login='browser' is not supported" in r.stderr and "Traceback" not in r.stderr
+@pytest.mark.stack
+def test_cli_login_browser_saves_the_login_for_token(sso: SsoStack, tmp_path: Path) -> None:
+    # $BROWSER is the test browser, logging in as the IdP user through the real pages.
+    env = {
+        "BROWSER": browser_command(tmp_path),
+        "TEST_BROWSER_USERNAME": IDP_USER,
+        "TEST_BROWSER_PASSWORD": sso.password,
+        "TEST_BROWSER_CONNECTOR": CONNECTOR_ID,
+        "TEST_BROWSER_DETACH": "1",
+    }
+    r = run(["login", "--browser", "--url", sso.api_url, "-c", CONNECTOR_ID], tmp_path, extra_env=env)
+    assert r.returncode == 0 and r.stdout == "", r
+    assert f"as {IDP_USER}; the login is saved in" in r.stderr and not SECRET_LIKE.search(r.stderr)
+    saved = entries(tmp_path / ".cache" / "kfp-auth" / "tokens.json")
+    assert [e["user"] for e in saved.values()] == [IDP_USER]
+    r = run(["token", "--url", sso.api_url], tmp_path)
+    assert r.returncode == 0 and api_get(sso.experiments_url, r.stdout.strip())[0] == 200, r

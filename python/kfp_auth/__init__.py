@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from kfp_auth._prompt import DevicePrompt
 
 from kfp_auth._errors import (
+    BrowserLoginError,
+    BrowserLoginRefusedError,
+    BrowserStateMismatchError,
+    BrowserTimeoutError,
     ConnectError,
     DeviceLoginError,
     IncompleteBodyError,
@@ -24,6 +28,7 @@ from kfp_auth._errors import (
     LoginRequiredError,
     LoginStep,
     LoginTimeoutError,
+    LoopbackPortInUseError,
     PermissionDeniedError,
     SessionCacheError,
     TLSError,
@@ -38,6 +43,10 @@ __all__ = [
     "AuthKind",
     "BearerKind",
     "BearerSession",
+    "BrowserLoginError",
+    "BrowserLoginRefusedError",
+    "BrowserStateMismatchError",
+    "BrowserTimeoutError",
     "CachedLogin",
     "ConnectError",
     "DeviceEvent",
@@ -55,6 +64,7 @@ __all__ = [
     "LoginRequiredError",
     "LoginStep",
     "LoginTimeoutError",
+    "LoopbackPortInUseError",
     "PermissionDeniedError",
     "RBACDenial",
     "SessionCacheError",

@@ -21,6 +21,10 @@ from collections.abc import Sequence
 from typing import Optional, TypedDict
 
 __all__ = [
+    "BrowserLoginError",
+    "BrowserLoginRefusedError",
+    "BrowserStateMismatchError",
+    "BrowserTimeoutError",
     "ConnectError",
     "IncompleteBodyError",
     "InvalidArgumentError",
@@ -29,6 +33,7 @@ __all__ = [
     "KFPAuthWarning",
     "LoginStep",
     "LoginTimeoutError",
+    "LoopbackPortInUseError",
     "PermissionDeniedError",
     "SessionCacheError",
     "TLSError",
@@ -156,6 +161,29 @@ class DeviceLoginError(KFPAuthError):
     in the browser, or the login was refused."""
 
 
+class BrowserLoginError(KFPAuthError):
+    """A browser login (``login="browser"``) ended without a token; the subclasses say how.
+    Raised as itself when Dex refused the code it sent back, or the loopback port could not
+    be opened."""
+
+
+class BrowserStateMismatchError(BrowserLoginError):
+    """A request reached the browser login's callback without the ``state`` of the login
+    kfp-auth started (an old browser tab, or another program): the login ends. Log in again."""
+
+
+class LoopbackPortInUseError(BrowserLoginError):
+    """The fixed ``browser_port`` is in use by another program."""
+
+
+class BrowserTimeoutError(BrowserLoginError, TimeoutError):
+    """The browser never came back within ``browser_timeout``. Also a ``TimeoutError``."""
+
+
+class BrowserLoginRefusedError(BrowserLoginError):
+    """Dex sent the browser back with an OAuth error (``access_denied``, ``invalid_scope``...)."""
+
+
 class PermissionDeniedError(KFPAuthError):
     """The KFP API denied this user the request (an RBAC denial): a login does not change it.
 
@@ -212,6 +240,11 @@ for _cls in (
     TokenError,
     LoginRequiredError,
     DeviceLoginError,
+    BrowserLoginError,
+    BrowserStateMismatchError,
+    LoopbackPortInUseError,
+    BrowserTimeoutError,
+    BrowserLoginRefusedError,
     PermissionDeniedError,
     SessionCacheError,
     KFPAuthWarning,

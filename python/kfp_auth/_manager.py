@@ -42,10 +42,10 @@ class KFPClientManager:
     or Dex's password grant when ``dex_client_id`` is given), then none
     (standalone or port-forwarded KFP). With ``login="device"``, the user logs in
     through Dex in a browser anywhere (SSO included; see docs/sso.md) and no password
-    is given. The manager keeps its session or token
-    and reuses it while it is valid, and the clients it makes renew it by
-    themselves when the gateway asks. Secrets are handed to the Rust core at
-    construction and are not kept on this object.
+    is given; with ``login="browser"``, in this machine's browser, opened for them.
+    The manager keeps its session or token and reuses it while it is valid, and the
+    clients it makes renew it by themselves when the gateway asks. Secrets are handed
+    to the Rust core at construction and are not kept on this object.
     """
 
     def __init__(
@@ -67,9 +67,14 @@ class KFPClientManager:
         dex_url: str | None = None,
         proxy: str | None = None,
         allow_insecure_redirect: bool = False,
-        login: Literal["device"] | None = None,
+        login: Literal["device", "browser", "exchange"] | None = None,
         prompt: Callable[[DeviceEvent], object] | None = None,
         token_cache: bool | str | os.PathLike[str] | None = None,
+        browser_port: int | None = None,
+        browser_timeout: float = 300.0,
+        subject_token: str | None = None,
+        subject_token_file: str | os.PathLike[str] | None = None,
+        subject_audience: str | None = None,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
@@ -77,7 +82,9 @@ class KFPClientManager:
         :param dex_password: the Dex password
         :param dex_auth_type: the Dex connector id to log in with, e.g. ``local`` or ``ldap``
             (default ``local``). For a device login it is only shown to the user: Dex's device
-            flow cannot choose the connector, and with none named Dex shows its choice page
+            flow cannot choose the connector, and with none named Dex shows its choice page.
+            For a browser login it is chosen for the user (Dex's ``connector_id``); with none
+            named Dex shows its choice page
         :param skip_tls_verify: if True, skip TLS verification for the login and the client
         :param ssl_ca_cert: a PEM file of CA certificates to verify the gateway with, for the
             login and the client (for gateways whose certificate a private CA signed)
@@ -106,15 +113,36 @@ class KFPClientManager:
         :param login: ``"device"`` for Dex's device login (RFC 8628): the user opens a page in
             any browser and enters a code; the ID token is the bearer token, renewed with its
             refresh token before it expires, and kept in the token cache (``token_cache``). The
-            login happens on first use, unless the token cache holds one
-        :param prompt: how a device login shows its code: a callable taking a ``DeviceEvent``
-            (default ``DevicePrompt()``: stderr, or a link in Jupyter)
-        :param token_cache: where an SSO login (``login=...``) is kept between processes, so a
+            login happens on first use, unless the token cache holds one.
+            ``"browser"`` for a login in this machine's browser (authorization code with PKCE,
+            the browser coming back to ``http://127.0.0.1:<port>/callback``), opened with
+            Python's ``webbrowser`` (``$BROWSER`` is honoured); where no browser can be opened,
+            a device login runs instead. Tokens as for ``"device"``.
+            ``"exchange"`` for token exchange (RFC 8693), for CI: the identity provider's ID token
+            (``subject_token`` or ``subject_token_file``) is traded with Dex's ``oidc`` connector
+            ``dex_auth_type`` for Dex's, and traded again to renew it; nobody is asked.
+        :param prompt: how a device login shows its code, and a browser login the page to open
+            by hand: a callable taking a ``DeviceEvent`` (default ``DevicePrompt()``: stderr, or
+            a link in Jupyter)
+        :param browser_port: for ``login="browser"``, the loopback port the admin registered in
+            Dex (default: any free port, which Dex accepts for a public client without
+            ``redirectURIs``)
+        :param browser_timeout: for ``login="browser"``, seconds the browser has to come back
+            (``BrowserTimeoutError`` after that)
+        :param subject_token: for ``login="exchange"`` (token exchange, for CI; see docs/sso.md):
+            the identity provider's ID token to trade with Dex's ``oidc`` connector
+            ``dex_auth_type``, or ``"github-actions"`` to ask GitHub Actions for the job's OIDC
+            token at each exchange
+        :param subject_token_file: for ``login="exchange"``: a file holding that ID token (e.g. a
+            projected ServiceAccount token), read again at each exchange
+        :param subject_audience: with ``subject_token="github-actions"``: the audience asked of
+            GitHub (default: the client id, ``kfp-auth``)
+        :param token_cache: where a device or browser login is kept between processes, so a
             process started while the refresh token lives asks the user nothing: by default (and
             with ``True``) ``~/.cache/kfp-auth/tokens.json`` (``$XDG_CACHE_HOME`` is honoured), or
             a path; ``False`` keeps the login in memory only. The file holds ID and refresh tokens,
             never a password, and must be private (mode 0600). Renewals of processes sharing it
-            are serialised (Dex rotates refresh tokens). For SSO logins only
+            are serialised (Dex rotates refresh tokens). For ``login="device"`` and ``"browser"`` only
         :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
             credentials are incomplete
         """
@@ -133,8 +161,36 @@ class KFPClientManager:
             "proxy": proxy,
         }
         check_settings(api_url, **tls)  # every mode fails on bad settings at construction
+        if login == "exchange" or subject_token is not None or subject_token_file is not None:
+            self._bearer = _exchange_login(
+                api_url,
+                login,
+                {
+                    "dex_username": dex_username,
+                    "dex_password": dex_password,
+                    "existing_token": existing_token,
+                    "token_path": token_path,
+                    "dex_client_secret": dex_client_secret,
+                    "prompt": prompt,
+                    "token_cache": token_cache,
+                },
+                dex_auth_type,
+                dex_client_id,
+                dex_url,
+                subject_token,
+                subject_token_file,
+                subject_audience,
+                tls,
+            )
+            self._auth: Auth = BearerAuth(self._bearer)
+            return
+        if subject_audience is not None:
+            raise InvalidArgumentError(
+                'subject_audience is for login="exchange" with subject_token="github-actions"',
+                argument="subject_audience",
+            )
         if login is not None:
-            self._bearer = _device_login(
+            self._bearer = _sso_login(
                 api_url,
                 login,
                 dex_username,
@@ -146,16 +202,20 @@ class KFPClientManager:
                 dex_client_secret,
                 dex_url,
                 prompt,
+                browser_port,
+                browser_timeout,
                 tls,
                 token_cache,
             )
-            self._auth: Auth = BearerAuth(self._bearer)
+            self._auth = BearerAuth(self._bearer)
             return
         if prompt is not None:
-            raise InvalidArgumentError('prompt is for login="device"', argument="prompt")
+            raise InvalidArgumentError('prompt is for login="device" or login="browser"', argument="prompt")
+        if browser_port is not None:
+            raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
         if token_cache is not None:
             raise InvalidArgumentError(
-                'token_cache is for SSO logins (login="device"); a Dex password login keeps its '
+                'token_cache is for login="device" and login="browser"; a Dex password login keeps its '
                 "session with session_cache",
                 argument="token_cache",
             )
@@ -239,7 +299,8 @@ class KFPClientManager:
     @property
     def auth_kind(self) -> AuthKind:
         """How this manager authenticates: ``"dex-login"``, ``"token"``, ``"file"``,
-        ``"dex-password-grant"``, ``"dex-device"`` or ``"none"``."""
+        ``"dex-password-grant"``, ``"dex-device"``, ``"dex-browser"``, ``"dex-token-exchange"`` or
+        ``"none"``."""
         if self._session is not None:
             return "dex-login"
         return "none" if self._bearer is None else self._bearer.kind
@@ -299,7 +360,7 @@ class KFPClientManager:
 
         The client renews them by itself, once per rejected request, when the
         gateway no longer accepts them (session expiry, gateway restart, token rotation).
-        ``force_login`` logs in now: for ``login="device"``, a new device login.
+        ``force_login`` logs in now: for ``login="device"`` or ``"browser"``, a new login.
         """
         if force_login:
             if self._session is not None:
@@ -326,7 +387,7 @@ class KFPClientManager:
             return self._session.logins
         if self._bearer is not None and self._bearer.kind == "dex-password-grant":
             return self._bearer.fetches
-        if self._bearer is not None and self._bearer.kind == "dex-device":
+        if self._bearer is not None and self._bearer.kind in ("dex-device", "dex-browser", "dex-token-exchange"):
             return self._bearer.fetches - self._bearer.refreshes
         return 0
 
@@ -352,7 +413,7 @@ class KFPClientManager:
         )
 
 
-def _device_login(
+def _sso_login(
     api_url: str,
     login: str,
     dex_username: str | None,
@@ -364,12 +425,16 @@ def _device_login(
     dex_client_secret: str | None,
     dex_url: str | None,
     prompt: Callable[[DeviceEvent], object] | None,
+    browser_port: int | None,
+    browser_timeout: float,
     tls: dict[str, Any],
     token_cache: bool | str | os.PathLike[str] | None,
 ) -> BearerSession:
-    """The bearer source of ``login="device"``, after refusing what does not go with it."""
-    if login != "device":
-        raise InvalidArgumentError(f'login={login!r} is not supported; use login="device"', argument="login")
+    """The bearer source of ``login="device"`` or ``"browser"``, after refusing what does not go with it."""
+    if login not in ("device", "browser"):
+        raise InvalidArgumentError(
+            f'login={login!r} is not supported; use login="device" or login="browser"', argument="login"
+        )
     given = [
         name
         for name, value in (
@@ -383,17 +448,94 @@ def _device_login(
     ]
     if given:
         raise InvalidArgumentError(
-            f'login="device" takes no {given[0]}: the user logs in through Dex in a browser, '
+            f"login={login!r} takes no {given[0]}: the user logs in through Dex in a browser, "
             "as the public client dex_client_id (default kfp-auth), which has no secret",
             argument=given[0],
         )
-    return BearerSession.from_dex_device(
+    client_id = "kfp-auth" if dex_client_id is None else dex_client_id
+    if login == "device":
+        if browser_port is not None:
+            raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
+        return BearerSession.from_dex_device(
+            api_url,
+            prompt=prompt,
+            client_id=client_id,
+            dex_url=dex_url,
+            connector=dex_auth_type,
+            token_cache=_token_cache_path(token_cache),
+            **tls,
+        )
+    if browser_port is not None and not 0 < browser_port < 65536:
+        raise InvalidArgumentError(
+            f"browser_port {browser_port} is not a port number (1 to 65535)", argument="browser_port"
+        )
+    return BearerSession.from_dex_browser(
         api_url,
         prompt=prompt,
-        client_id="kfp-auth" if dex_client_id is None else dex_client_id,
+        client_id=client_id,
         dex_url=dex_url,
         connector=dex_auth_type,
+        port=browser_port,
+        browser_timeout=browser_timeout,
         token_cache=_token_cache_path(token_cache),
+        **tls,
+    )
+
+
+#: ``subject_token`` value that asks GitHub Actions for the job's OIDC token.
+GITHUB_ACTIONS = "github-actions"
+
+
+def _exchange_login(
+    api_url: str,
+    login: str | None,
+    given: dict[str, Any],
+    dex_auth_type: str | None,
+    dex_client_id: str | None,
+    dex_url: str | None,
+    subject_token: str | None,
+    subject_token_file: str | os.PathLike[str] | None,
+    subject_audience: str | None,
+    tls: dict[str, Any],
+) -> BearerSession:
+    """The bearer source of ``login="exchange"``, after refusing what does not go with it."""
+    if login != "exchange":
+        name = "subject_token" if subject_token is not None else "subject_token_file"
+        raise InvalidArgumentError(f'{name} is for login="exchange"', argument=name)
+    for name in given:
+        if given.get(name) is not None:
+            raise InvalidArgumentError(
+                f'login="exchange" takes no {name}: it trades the identity provider\'s ID token '
+                "(subject_token or subject_token_file) for Dex's, as the public client dex_client_id "
+                "(default kfp-auth), with nobody to ask",
+                argument=name,
+            )
+    if dex_auth_type is None:
+        raise InvalidArgumentError(
+            'login="exchange" needs dex_auth_type: the id of Dex\'s `oidc` connector whose issuer '
+            "signed the subject token",
+            argument="dex_auth_type",
+        )
+    if (subject_token is None) == (subject_token_file is None):
+        raise InvalidArgumentError(
+            'login="exchange" takes exactly one of subject_token (an ID token, or "github-actions") '
+            "and subject_token_file",
+            argument="subject_token",
+        )
+    github = subject_token == GITHUB_ACTIONS
+    if subject_audience is not None and not github:
+        raise InvalidArgumentError(
+            f'subject_audience is for subject_token="{GITHUB_ACTIONS}"', argument="subject_audience"
+        )
+    return BearerSession.from_dex_token_exchange(
+        api_url,
+        dex_auth_type,
+        subject_token=None if github else subject_token,
+        subject_token_file=subject_token_file,
+        github_actions=github,
+        audience=subject_audience,
+        client_id="kfp-auth" if dex_client_id is None else dex_client_id,
+        dex_url=dex_url,
         **tls,
     )
 

@@ -5,6 +5,10 @@ from collections.abc import Awaitable, Callable
 from typing import final
 
 # The exception classes are defined in Python (kfp_auth/_errors.py); the module offers them too.
+from kfp_auth._errors import BrowserLoginError as BrowserLoginError
+from kfp_auth._errors import BrowserLoginRefusedError as BrowserLoginRefusedError
+from kfp_auth._errors import BrowserStateMismatchError as BrowserStateMismatchError
+from kfp_auth._errors import BrowserTimeoutError as BrowserTimeoutError
 from kfp_auth._errors import ConnectError as ConnectError
 from kfp_auth._errors import DeviceLoginError as DeviceLoginError
 from kfp_auth._errors import IncompleteBodyError as IncompleteBodyError
@@ -14,6 +18,7 @@ from kfp_auth._errors import KFPAuthError as KFPAuthError
 from kfp_auth._errors import KFPAuthWarning as KFPAuthWarning
 from kfp_auth._errors import LoginRequiredError as LoginRequiredError
 from kfp_auth._errors import LoginTimeoutError as LoginTimeoutError
+from kfp_auth._errors import LoopbackPortInUseError as LoopbackPortInUseError
 from kfp_auth._errors import PermissionDeniedError as PermissionDeniedError
 from kfp_auth._errors import SessionCacheError as SessionCacheError
 from kfp_auth._errors import TLSError as TLSError
@@ -49,6 +54,11 @@ __all__ = [
     "TokenError",
     "LoginRequiredError",
     "DeviceLoginError",
+    "BrowserLoginError",
+    "BrowserStateMismatchError",
+    "LoopbackPortInUseError",
+    "BrowserTimeoutError",
+    "BrowserLoginRefusedError",
     "SessionCacheError",
     "PermissionDeniedError",
     "KFPAuthWarning",
@@ -162,6 +172,45 @@ class BearerSession:
         """A device login (RFC 8628) at Dex, renewed by its refresh token; `prompt` shows the code.
         With `token_cache`, the login is kept in that file and shared with other processes."""
     @staticmethod
+    def from_dex_browser(
+        api_url: str,
+        *,
+        prompt: Callable[[DeviceEvent], object] | None = None,
+        open_browser: Callable[[str], object] | None = None,
+        client_id: str = "kfp-auth",
+        dex_url: str | None = None,
+        scopes: str = "openid email profile groups offline_access",
+        connector: str | None = None,
+        port: int | None = None,
+        browser_timeout: float = 300.0,
+        skip_tls_verify: bool = False,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+        proxy: str | None = None,
+        token_cache: str | os.PathLike[str] | None = None,
+    ) -> BearerSession:
+        """A browser login at Dex (authorization code with PKCE on a loopback redirect), renewed
+        by its refresh token; a device login where `open_browser` (default `webbrowser.open`)
+        cannot open a browser. `token_cache` as for `from_dex_device`."""
+    @staticmethod
+    def from_dex_token_exchange(
+        api_url: str,
+        connector: str,
+        *,
+        subject_token: str | None = None,
+        subject_token_file: str | os.PathLike[str] | None = None,
+        github_actions: bool = False,
+        audience: str | None = None,
+        client_id: str = "kfp-auth",
+        dex_url: str | None = None,
+        scopes: str = "openid email profile groups",
+        skip_tls_verify: bool = False,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+        proxy: str | None = None,
+    ) -> BearerSession:
+        """Token exchange (RFC 8693) at Dex with the `oidc` connector `connector`, renewed by exchanging again."""
+    @staticmethod
     def from_token_cache(
         api_url: str,
         *,
@@ -193,7 +242,7 @@ class BearerSession:
         """The current token's claims, decoded without verification."""
     @property
     def kind(self) -> BearerKind:
-        """`"token"`, `"file"`, `"dex-password-grant"` or `"dex-device"`."""
+        """`"token"`, `"file"`, `"dex-password-grant"`, `"dex-device"`, `"dex-browser"` or `"dex-token-exchange"`."""
     @property
     def path(self) -> str | None:
         """The token file, for a file source."""

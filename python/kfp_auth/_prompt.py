@@ -1,11 +1,12 @@
-"""Showing a device login to the user: on stderr in a terminal, or in Jupyter as a
-clickable link that is updated when the login ends."""
+"""Showing an SSO login to the user: on stderr in a terminal, or in Jupyter as a
+clickable link that is updated when the login ends; and opening the browser."""
 
 from __future__ import annotations
 
 import html
 import importlib
 import sys
+import webbrowser
 from typing import Any, TextIO
 
 from kfp_auth._types import DeviceEvent
@@ -26,9 +27,15 @@ def _jupyter_display() -> Any | None:
         return None
 
 
+def open_browser(url: str) -> bool:
+    """The browser login's default opener: ``webbrowser.open``, so ``$BROWSER`` is honoured.
+    False (a device login then runs instead) when no browser can be started here."""
+    return webbrowser.open(url)
+
+
 class DevicePrompt:
-    """The default prompt of a device login. Called from kfp-auth's own thread with each
-    ``DeviceEvent``; it must not block."""
+    """The default prompt of the device and browser logins. Called from kfp-auth's own
+    thread with each ``DeviceEvent``; it must not block."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         """:param stream: where a terminal prompt goes (default ``sys.stderr`` at each event)"""
@@ -38,7 +45,7 @@ class DevicePrompt:
 
     def __call__(self, event: DeviceEvent) -> None:
         display = _jupyter_display() if self._stream is None else None
-        if event["event"] == "code":
+        if event["event"] in ("code", "browser"):
             self._code = event
             if display is not None:
                 self._handle = display.display(display.HTML(self._html(event, None)), display_id=True)
@@ -61,6 +68,11 @@ class DevicePrompt:
 
     @staticmethod
     def _text(e: DeviceEvent) -> str:
+        if e["event"] == "browser":
+            return (
+                "kfp-auth: logging in with your browser. If no browser window appeared, open this page "
+                f"on this machine:\n    {e['verification_uri']}"
+            )
         lines = [
             "kfp-auth: to log in, open this page in a browser:",
             f"    {e['verification_uri_complete'] or e['verification_uri']}",
@@ -77,8 +89,14 @@ class DevicePrompt:
     @staticmethod
     def _html(e: DeviceEvent, outcome: str | None) -> str:
         url = html.escape(e["verification_uri_complete"] or e["verification_uri"] or "", quote=True)
-        code = html.escape(e["user_code"] or "")
         status = html.escape(outcome) if outcome else "Waiting for the login…"
+        if e["event"] == "browser":
+            return (
+                f'<div class="kfp-auth-browser-login"><p>kfp-auth: logging in with your browser. If no '
+                f'window appeared, open <a href="{url}" target="_blank" rel="noopener">the login page</a> '
+                f"on this machine.</p><p><i>{status}</i></p></div>"
+            )
+        code = html.escape(e["user_code"] or "")
         connector = f" Choose <code>{html.escape(e['connector'])}</code> if Dex asks." if e["connector"] else ""
         return (
             f'<div class="kfp-auth-device-login"><p>kfp-auth: to log in, open '

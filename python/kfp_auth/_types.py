@@ -17,10 +17,12 @@ __all__ = [
 ]
 
 #: How a ``KFPClientManager`` authenticates (its ``auth_kind``).
-AuthKind = Literal["dex-login", "token", "file", "dex-password-grant", "dex-device", "none"]
+AuthKind = Literal[
+    "dex-login", "token", "file", "dex-password-grant", "dex-device", "dex-browser", "dex-token-exchange", "none"
+]
 
 #: Where a ``BearerSession``'s token comes from (its ``kind``).
-BearerKind = Literal["token", "file", "dex-password-grant", "dex-device"]
+BearerKind = Literal["token", "file", "dex-password-grant", "dex-device", "dex-browser", "dex-token-exchange"]
 
 
 class TokenClaims(TypedDict):
@@ -59,12 +61,15 @@ class CachedLogin(TypedDict):
 
 
 class DeviceEvent(TypedDict):
-    """What a device login's prompt is called with: first the code to show (``"code"``),
-    then how the login ended (``"done"``, ``"failed"`` or ``"cancelled"``)."""
+    """What an SSO login's prompt is called with: first the code to show (``"code"``), or for a
+    browser login the page the browser was sent to (``"browser"``; a ``"code"`` follows when no
+    browser could be opened), then how the login ended (``"done"``, ``"failed"`` or ``"cancelled"``)."""
 
-    event: Literal["code", "done", "failed", "cancelled"]
+    event: Literal["code", "browser", "done", "failed", "cancelled"]
     verification_uri: Optional[str]
-    """The page to open (mapped onto the gateway when Dex's issuer is unreachable); ``"code"`` only."""
+    """The page to open (mapped onto the gateway when Dex's issuer is unreachable); for
+    ``"browser"``, Dex's login page, to open by hand on this machine if no browser appeared;
+    ``"code"`` and ``"browser"`` only."""
     verification_uri_complete: Optional[str]
     """The page with the user code filled in, when Dex gives one; ``"code"`` only."""
     user_code: Optional[str]

@@ -238,7 +238,7 @@ def _sso_login(args: argparse.Namespace) -> None:
             timeout=args.timeout,
             dex_url=args.dex_url,
             dex_client_id=args.dex_client_id,
-            login=mode,  # type: ignore[arg-type] # "browser" arrives with the browser login
+            login=mode,  # type: ignore[arg-type]
             token_cache=cache,
         )
     except (ValueError, _native.TokenError) as e:
@@ -560,7 +560,27 @@ def parser() -> argparse.ArgumentParser:
         "--context-file", type=Path, default=KFP_CONTEXT, help=f"the file to write (default {KFP_CONTEXT})"
     )
     ctx.set_defaults(func=cmd_context)
+
+    snippet = sub.add_parser(
+        "admin-snippet",
+        help="print what the Kubeflow admin changes in Dex (and oauth2-proxy) for SSO logins",
+        description="Print, as YAML with comments, the Dex config an admin adds for kfp-auth's "
+        "logins without a password: the public client, the grant types, the SSO connector's "
+        "scopes, and oauth2-proxy's audience where Istio is absent. The same as docs/sso.md.",
+    )
+    snippet.add_argument("--client-id", default="kfp-auth", help="the public client's id in Dex (default kfp-auth)")
+    snippet.set_defaults(func=cmd_admin_snippet)
     return p
+
+
+def cmd_admin_snippet(args: argparse.Namespace) -> None:
+    from kfp_auth._admin import admin_snippet
+
+    try:
+        text = admin_snippet(args.client_id)
+    except _native.InvalidArgumentError as e:
+        _fail(EXIT_USAGE, str(e))
+    sys.stdout.write(text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -12,7 +12,9 @@ use super::exit;
 use super::functions::{claims_to_py, options};
 use super::runtime::{Credentials, awaitable, blocking, secret_to_py};
 use crate::bearer::{Bearer, GrantConfig, Source};
+use crate::browser::{BrowserStart, Opener};
 use crate::device::{DeviceEvent, Prompt};
+use crate::exchange::Subject;
 use crate::sso::{SsoConfig, SsoLogin, Start};
 use crate::token_cache::TokenCache;
 
@@ -31,6 +33,26 @@ impl BearerSession {
             bearer: Arc::new(bearer),
         }
     }
+
+    /// An SSO login (made on first use) as the bearer source.
+    /// An interactive SSO login, kept in `token_cache` when given.
+    fn sso(api_url: &str, cfg: SsoConfig, prompt: Py<PyAny>, token_cache: Option<PathBuf>) -> PyResult<Self> {
+        crate::http::check_settings(api_url, &cfg.options)?;
+        let mut login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        if let Some(path) = token_cache {
+            login = login.with_cache(TokenCache::new(path), Some(api_url), None);
+        }
+        Ok(Self::held(Bearer::sso(login)))
+    }
+}
+
+/// The default prompt of the SSO logins: the terminal, or a link in Jupyter.
+fn default_prompt(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    Ok(py
+        .import("kfp_auth._prompt")?
+        .getattr("DevicePrompt")?
+        .call0()?
+        .unbind())
 }
 
 #[pymethods]
@@ -106,11 +128,7 @@ impl BearerSession {
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
-            None => py
-                .import("kfp_auth._prompt")?
-                .getattr("DevicePrompt")?
-                .call0()?
-                .unbind(),
+            None => default_prompt(py)?,
         };
         let poll_interval = poll_interval
             .map(|s| {
@@ -128,11 +146,117 @@ impl BearerSession {
             start: Start::Device { poll_interval },
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
-        crate::http::check_settings(api_url, &cfg.options)?;
-        let mut login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
-        if let Some(path) = token_cache {
-            login = login.with_cache(TokenCache::new(path), Some(api_url), None);
+        Self::sso(api_url, cfg, prompt, token_cache)
+    }
+
+    /// A browser login at Dex (authorization code with PKCE, the browser coming back to
+    /// `http://127.0.0.1:<port>/callback`), renewed by its refresh token. `open_browser(url)`
+    /// opens the browser (default `webbrowser.open`, so `$BROWSER` is honoured); when it
+    /// returns false or raises, a device login runs instead. `prompt` gets a `"browser"`
+    /// event with the URL to open by hand, then how the login ended. `port`: the one the admin
+    /// registered (default: any free one). `token_cache` as for `from_dex_device`.
+    #[staticmethod]
+    #[pyo3(signature = (api_url, *, prompt = None, open_browser = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, port = None, browser_timeout = 300.0, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_dex_browser(
+        py: Python<'_>,
+        api_url: &str,
+        prompt: Option<Py<PyAny>>,
+        open_browser: Option<Py<PyAny>>,
+        client_id: &str,
+        dex_url: Option<&str>,
+        scopes: &str,
+        connector: Option<String>,
+        port: Option<u16>,
+        browser_timeout: f64,
+        skip_tls_verify: bool,
+        ssl_ca_cert: Option<PathBuf>,
+        timeout: f64,
+        proxy: Option<&str>,
+        token_cache: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let prompt = match prompt {
+            Some(p) => p,
+            None => default_prompt(py)?,
+        };
+        let open_browser = match open_browser {
+            Some(o) => o,
+            None => py.import("kfp_auth._prompt")?.getattr("open_browser")?.unbind(),
+        };
+        if port == Some(0) {
+            return Err(crate::Error::invalid(
+                "browser_port",
+                "must be a port number from 1 to 65535; leave it unset for any free port",
+            )
+            .into());
         }
+        let browser_timeout = std::time::Duration::try_from_secs_f64(browser_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| crate::Error::invalid("browser_timeout", "must be a number of seconds above zero"))?;
+        let cfg = SsoConfig {
+            dex_url: crate::oidc::dex_base(api_url, dex_url)?,
+            client_id: client_id.to_owned(),
+            scopes: scopes.to_owned(),
+            connector,
+            start: Start::Browser(BrowserStart {
+                port,
+                timeout: browser_timeout,
+                opener: Arc::new(PyOpener(open_browser)),
+            }),
+            options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
+        };
+        Self::sso(api_url, cfg, prompt, token_cache)
+    }
+
+    /// Token exchange (RFC 8693) at Dex: the subject token (exactly one of `subject_token`,
+    /// `subject_token_file`, or `github_actions` with its `audience`) is traded with the `oidc`
+    /// connector `connector` for Dex's ID token; renewed by exchanging again, with the
+    /// subject token read anew. The first exchange happens on first use.
+    #[staticmethod]
+    #[pyo3(signature = (api_url, connector, *, subject_token = None, subject_token_file = None, github_actions = false, audience = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups", skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_dex_token_exchange(
+        py: Python<'_>,
+        api_url: &str,
+        connector: String,
+        subject_token: Option<&str>,
+        subject_token_file: Option<PathBuf>,
+        github_actions: bool,
+        audience: Option<String>,
+        client_id: &str,
+        dex_url: Option<&str>,
+        scopes: &str,
+        skip_tls_verify: bool,
+        ssl_ca_cert: Option<PathBuf>,
+        timeout: f64,
+        proxy: Option<&str>,
+    ) -> PyResult<Self> {
+        if audience.is_some() && !github_actions {
+            return Err(crate::Error::invalid("audience", "is for github_actions=True").into());
+        }
+        let subject = match (subject_token, subject_token_file, github_actions) {
+            (Some(t), None, false) => Subject::literal(SecretString::from(t))?,
+            (None, Some(path), false) => py.detach(|| Subject::file(path))?,
+            (None, None, true) => Subject::github_actions(audience.unwrap_or_else(|| client_id.to_owned()))?,
+            _ => {
+                return Err(crate::Error::invalid(
+                    "subject_token",
+                    "token exchange takes exactly one of subject_token, subject_token_file and github_actions",
+                )
+                .into());
+            }
+        };
+        let cfg = SsoConfig {
+            dex_url: crate::oidc::dex_base(api_url, dex_url)?,
+            client_id: client_id.to_owned(),
+            scopes: scopes.to_owned(),
+            connector: Some(connector),
+            start: Start::Exchange(Arc::new(subject)),
+            options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
+        };
+        crate::http::check_settings(api_url, &cfg.options)?;
+        let login = SsoLogin::new(cfg, Arc::new(NoPrompt))?;
         Ok(Self::held(Bearer::sso(login)))
     }
 
@@ -222,14 +346,14 @@ impl BearerSession {
         self.bearer.claims().map(|c| claims_to_py(py, c)).transpose()
     }
 
-    /// `"token"`, `"file"`, `"dex-password-grant"` or `"dex-device"`.
+    /// `"token"`, `"file"`, `"dex-password-grant"`, `"dex-device"`, `"dex-browser"` or `"dex-token-exchange"`.
     #[getter]
     fn kind(&self) -> &'static str {
         match self.bearer.source() {
             Source::Fixed(_) => "token",
             Source::File(_) => "file",
             Source::Grant(_) => "dex-password-grant",
-            Source::Sso(_) => "dex-device",
+            Source::Sso(d) => d.kind(),
         }
     }
 
@@ -276,12 +400,13 @@ pub fn cache_path(given: Option<PathBuf>) -> PyResult<PathBuf> {
     })
 }
 
-/// The prompt of a login that never asks the user (never called: it never logs in).
+/// The prompt of a login that shows nobody anything: token exchange, and the token
+/// cache's login that never logs in.
 struct NoPrompt;
 
 impl Prompt for NoPrompt {
     fn show(&self, _: DeviceEvent<'_>) -> Result<(), String> {
-        Err("this login never asks the user".into())
+        Ok(())
     }
 }
 
@@ -295,6 +420,7 @@ impl Prompt for PyPrompt {
             let d = PyDict::new(py);
             let (kind, message) = match event {
                 DeviceEvent::Code { .. } => ("code", None),
+                DeviceEvent::Browser { .. } => ("browser", None),
                 DeviceEvent::Done => ("done", None),
                 DeviceEvent::Failed(m) => ("failed", Some(m)),
                 DeviceEvent::Cancelled => ("cancelled", None),
@@ -317,7 +443,11 @@ impl Prompt for PyPrompt {
             };
             let fill = |d: &Bound<'_, PyDict>| -> PyResult<()> {
                 d.set_item("event", kind)?;
-                d.set_item("verification_uri", code.map(|c| c.0))?;
+                let page = match event {
+                    DeviceEvent::Browser { url } => Some(url),
+                    _ => code.map(|c| c.0),
+                };
+                d.set_item("verification_uri", page)?;
                 d.set_item("verification_uri_complete", code.and_then(|c| c.1))?;
                 d.set_item("user_code", code.map(|c| c.2))?;
                 d.set_item("expires_in", code.map(|c| c.3.as_secs_f64()))?;
@@ -332,6 +462,30 @@ impl Prompt for PyPrompt {
                 e.write_unraisable(py, Some(self.0.bind(py)));
                 shown
             })
+        })
+        .unwrap_or(Err("Python is exiting".into()))
+    }
+}
+
+/// A Python callable as the browser login's opener: `open_browser(url)`, true when a
+/// browser was started.
+struct PyOpener(Py<PyAny>);
+
+impl Opener for PyOpener {
+    fn open(&self, url: &str) -> Result<bool, String> {
+        exit::attach(|py| {
+            self.0
+                .call1(py, (url,))
+                .and_then(|r| r.is_truthy(py))
+                // Its type only: the message may quote the URL, whose query is this login's.
+                .map_err(|e| {
+                    format!(
+                        "opening it raised {}",
+                        e.get_type(py)
+                            .name()
+                            .map_or_else(|_| "an error".into(), |n| n.to_string())
+                    )
+                })
         })
         .unwrap_or(Err("Python is exiting".into()))
     }

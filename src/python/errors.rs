@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyType};
 
-use crate::error::{Error, Step};
+use crate::error::{BrowserFailure, Error, Step};
 
 /// The Python module that defines the classes.
 pub const MODULE: &str = "kfp_auth._errors";
@@ -50,13 +50,18 @@ static LOGIN_TIMEOUT: Class = Class::new("LoginTimeoutError");
 static TOKEN: Class = Class::new("TokenError");
 static LOGIN_REQUIRED: Class = Class::new("LoginRequiredError");
 static DEVICE_LOGIN: Class = Class::new("DeviceLoginError");
+static BROWSER_LOGIN: Class = Class::new("BrowserLoginError");
+static BROWSER_STATE: Class = Class::new("BrowserStateMismatchError");
+static BROWSER_PORT: Class = Class::new("LoopbackPortInUseError");
+static BROWSER_TIMEOUT: Class = Class::new("BrowserTimeoutError");
+static BROWSER_REFUSED: Class = Class::new("BrowserLoginRefusedError");
 static SESSION_CACHE: Class = Class::new("SessionCacheError");
 static PERMISSION_DENIED: Class = Class::new("PermissionDeniedError");
 static WARNING: Class = Class::new("KFPAuthWarning");
 
 /// The classes `_native` offers: each it raises (looked up at module init, before
 /// any is needed), and `PermissionDeniedError`, which the Python client raises.
-pub static EXPORTED: [&Class; 15] = [
+pub static EXPORTED: [&Class; 20] = [
     &KFP_AUTH_ERROR,
     &INVALID_ARGUMENT,
     &INVALID_CREDENTIALS,
@@ -69,6 +74,11 @@ pub static EXPORTED: [&Class; 15] = [
     &TOKEN,
     &LOGIN_REQUIRED,
     &DEVICE_LOGIN,
+    &BROWSER_LOGIN,
+    &BROWSER_STATE,
+    &BROWSER_PORT,
+    &BROWSER_TIMEOUT,
+    &BROWSER_REFUSED,
     &SESSION_CACHE,
     &PERMISSION_DENIED,
     &WARNING,
@@ -92,6 +102,13 @@ fn class_of(e: &Error) -> &'static Class {
         Error::Token { .. } => &TOKEN,
         Error::LoginRequired { .. } => &LOGIN_REQUIRED,
         Error::DeviceLogin { .. } => &DEVICE_LOGIN,
+        Error::BrowserLogin { kind, .. } => match kind {
+            BrowserFailure::PortInUse => &BROWSER_PORT,
+            BrowserFailure::StateMismatch => &BROWSER_STATE,
+            BrowserFailure::Timeout => &BROWSER_TIMEOUT,
+            BrowserFailure::Refused => &BROWSER_REFUSED,
+            BrowserFailure::Other => &BROWSER_LOGIN,
+        },
     }
 }
 

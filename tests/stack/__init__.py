@@ -83,7 +83,7 @@ def ensure_binaries() -> dict[str, Path]:
     r = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     if r.returncode != 0:
         raise StackError(f"building Dex/oauth2-proxy failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
-    bins = {name: BIN / name for name in ("dex", "oauth2-proxy")}
+    bins = {name: BIN / name for name in ("dex", "oauth2-proxy", "dexapi")}
     for name, path in bins.items():
         if not os.access(path, os.X_OK):
             raise StackError(f"{name} is not at {path} after build-stack.sh")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -85,6 +86,7 @@ class SsoStack(Stack):
     namespace: str = IDP_NAMESPACE
     direct: bool = False
     secrets: dict[str, str] | None = None  # client secrets at the IdP, by client id
+    admin_api: str | None = None  # Kubeflow's Dex gRPC admin API (host:port), with `admin_api=True`
 
     def restart(self, name: str) -> None:
         """Restart one process on its port with its config. Dex's storage is memory:
@@ -92,6 +94,22 @@ class SsoStack(Stack):
         proc = self.procs[name]
         proc.stop()
         proc.start()
+
+    def revoke_refresh(self, subject: str, client_id: str = PUBLIC_CLIENT) -> str:
+        """Revoke the refresh token Kubeflow's Dex holds for the user `subject` (an ID token's
+        `sub`) and `client_id`, through Dex's gRPC admin API, as an admin would:
+        "revoked" or "not found"."""
+        if self.admin_api is None:
+            raise StackError("start the SSO stack with admin_api=True")
+        r = subprocess.run(
+            [str(ensure_binaries()["dexapi"]), "-addr", self.admin_api, "revoke-refresh", subject, client_id],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if r.returncode != 0:
+            raise StackError(f"dexapi revoke-refresh: {r.stderr.strip()}")
+        return r.stdout.strip()
 
     def log(self, name: str) -> str:
         return self.procs[name].log_path.read_text(errors="replace")
@@ -234,6 +252,8 @@ def start_sso_stack(
     connector_scopes: list[str] | None = None,
     public_redirect_uris: list[str] | None = None,
     device_requests_expiry: str | None = None,
+    refresh_tokens_expiry: dict[str, str] | None = None,
+    admin_api: bool = False,
 ) -> SsoStack:
     """Start the SSO stack (a context manager, as start_kubeflow_stack). `id_token_expiry`
     sets Kubeflow's Dex `expiry.idTokens` (the IdP's in layout B). `connector_scopes`
@@ -241,9 +261,14 @@ def start_sso_stack(
     through the connector fails).
     `public_redirect_uris` registers redirect URIs for `kfp-auth`: Dex then accepts only those
     exactly, and no longer any loopback port or its own /device/callback.
-    `device_requests_expiry` sets `expiry.deviceRequests` (default 5m)."""
-    if direct and issuer_unreachable:
-        raise ValueError("issuer_unreachable is about Kubeflow's Dex; layout B (direct) has none")
+    `device_requests_expiry` sets `expiry.deviceRequests` (default 5m).
+    `refresh_tokens_expiry` sets Kubeflow's Dex `expiry.refreshTokens` (e.g.
+    `{"absoluteLifetime": "6s"}`; Dex's default is no limit).
+    `admin_api` opens Kubeflow's Dex gRPC admin API on a loopback port (`SsoStack.revoke_refresh`)."""
+    if direct and (issuer_unreachable or refresh_tokens_expiry or admin_api):
+        raise ValueError(
+            "issuer_unreachable, refresh_tokens_expiry and admin_api are about Kubeflow's Dex; layout B has none"
+        )
     bins = ensure_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     gw_port, dex_port, idp_port = free_port(), free_port(), free_port()
@@ -298,6 +323,7 @@ def start_sso_stack(
                 },
             )
             issuer, provider, dex_url, connector = idp, idp, idp, None
+            grpc = None
         else:
             scopes = (
                 connector_scopes if connector_scopes is not None else ["openid", "profile", "email", "offline_access"]
@@ -320,6 +346,11 @@ def start_sso_stack(
             )
             if device_requests_expiry:
                 cfg.setdefault("expiry", {})["deviceRequests"] = device_requests_expiry
+            if refresh_tokens_expiry:
+                cfg.setdefault("expiry", {})["refreshTokens"] = refresh_tokens_expiry
+            grpc = f"127.0.0.1:{free_port()}" if admin_api else None
+            if grpc:
+                cfg["grpc"] = {"addr": grpc}  # plaintext: no TLS keys given
             (workdir / "dex.yaml").write_text(json.dumps(cfg, indent=2))
             dex_url = f"http://127.0.0.1:{dex_port}/dex"
             procs["dex"] = Proc(
@@ -352,6 +383,7 @@ def start_sso_stack(
             namespace=namespace,
             direct=direct,
             secrets=secrets,
+            admin_api=grpc,
         )
         return stack
     except OSError as e:
