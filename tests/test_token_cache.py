@@ -113,8 +113,11 @@ def test_a_cache_folder_others_can_write_is_refused(tmp_path: Path) -> None:
 
 def test_the_default_is_a_cache_under_xdg_cache_home_and_false_turns_it_off(tmp_path: Path) -> None:
     assert _native.default_token_cache() == f"{os.environ['XDG_CACHE_HOME']}/kfp-auth/tokens.json"
-    with pytest.raises(ValueError, match="token_cache is for SSO logins"):
+    with pytest.raises(ValueError, match='token_cache is for login="device" and login="browser"'):
         KFPClientManager(URL, "u", "p", token_cache=True)
+    with pytest.raises(ValueError, match='login="exchange" takes no token_cache') as ei:
+        KFPClientManager(URL, login="exchange", dex_auth_type="idp", subject_token="t", token_cache=True)
+    assert ei.value.argument == "token_cache"  # type: ignore[attr-defined]
     # In memory only: nothing is read, so a bad file at the default place does not matter.
     plant(Path(os.environ["XDG_CACHE_HOME"]) / "kfp-auth" / "tokens.json", {})
     (Path(os.environ["XDG_CACHE_HOME"]) / "kfp-auth" / "tokens.json").write_text("{bad")
@@ -403,8 +406,11 @@ def test_cli_login_browser_saves_the_login_for_token(sso: SsoStack, tmp_path: Pa
     }
     r = run(["login", "--browser", "--url", sso.api_url, "-c", CONNECTOR_ID], tmp_path, extra_env=env)
     assert r.returncode == 0 and r.stdout == "", r
-    assert f"as {IDP_USER}; the login is saved in" in r.stderr and not SECRET_LIKE.search(r.stderr)
+    assert f"as {IDP_USER}; the login is saved in" in r.stderr
     saved = entries(tmp_path / ".cache" / "kfp-auth" / "tokens.json")
     assert [e["user"] for e in saved.values()] == [IDP_USER]
+    # The page to open by hand is shown (its PKCE challenge and state are public); no token is.
+    (login,) = saved.values()
+    assert login["id_token"] not in r.stderr and login["refresh_token"] not in r.stderr
     r = run(["token", "--url", sso.api_url], tmp_path)
     assert r.returncode == 0 and api_get(sso.experiments_url, r.stdout.strip())[0] == 200, r
