@@ -18,11 +18,13 @@ B4 import cost, wall and peak RSS, each in a fresh interpreter
 B5 200 concurrent logins of 200 distinct users: asyncio against a thread pool
 B6 per-request time of a kfp-auth kfp.Client against a bare one, same cookie
 B7 SSO: a renewal by refresh token against a fresh password login, server CPU and wall
+B8 `kfp-auth token` from a warm token cache in a fresh process, against `python -c pass`
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import json
 import os
@@ -299,6 +301,64 @@ def b4(r: Report, rounds: int) -> None:
     r.data["B4"] = row
 
 
+# B8 -------------------------------------------------------------------------------------------
+
+
+def warm_token_cache(folder: Path, api_url: str) -> None:
+    """A token cache holding a login whose ID token is fresh for an hour: what `kfp-auth
+    token` finds after `kfp-auth login --device`. Its path makes no request (no discovery,
+    no refresh), so the token is made here, unsigned, and sent nowhere."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    dex, now = api_url.rsplit("/", 1)[0] + "/dex", int(time.time())
+    claims = {"iss": dex, "aud": "kfp-auth", "sub": "bench", "email": "bench@example.com", "iat": now}
+    claims["exp"] = now + 3600
+    token = ".".join(b64(json.dumps(part).encode()) for part in ({"alg": "RS256"}, claims)) + "." + b64(b"sig")
+    login = {
+        "issuer": dex,
+        "client_id": "kfp-auth",
+        "connector": None,
+        "user": "bench@example.com",
+        "dex_url": dex,
+        "api_url": api_url,
+        "id_token": token,
+        "refresh_token": "not-used",
+        "expires_at": now + 3600,
+        "saved_at": now,
+    }
+    path = folder / "kfp-auth" / "tokens.json"
+    path.parent.mkdir(mode=0o700, parents=True)
+    path.write_text(json.dumps({"version": 1, "logins": {f"{dex} kfp-auth - bench@example.com": login}}))
+    path.chmod(0o600)
+
+
+def b8(r: Report, runs: int) -> None:
+    api_url = "http://127.0.0.1:9/pipeline"  # nothing listens: a request would fail the run
+    with tempfile.TemporaryDirectory() as d:
+        warm_token_cache(Path(d), api_url)
+        env = {**os.environ, "XDG_CACHE_HOME": d}
+        cases = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "kfp-auth token": [str(Path(sys.executable).parent / "kfp-auth"), "token", "--url", api_url],
+        }
+        walls: dict[str, list[float]] = {c: [] for c in cases}
+        for i in range(runs):
+            for c in list(cases) if i % 2 == 0 else list(cases)[::-1]:
+                t = time.perf_counter()
+                p = subprocess.run(cases[c], env=env, capture_output=True)
+                walls[c].append(time.perf_counter() - t)
+                if p.returncode != 0:
+                    raise RuntimeError(f"{c} exited with {p.returncode}: {p.stderr.decode()[-300:]}")
+    r.say(f"B8  `kfp-auth token` from a warm token cache, each in a fresh process, {runs} runs each")
+    for c in cases:
+        r.say(f"    {c:40} {fmt_ms(walls[c])}")
+    ratio = median(walls["kfp-auth token"]) / median(walls["python -c pass"])
+    r.say(f"    kfp-auth token takes {ratio:.2f}x a bare interpreter's start (target: at most 2.5x)")
+    r.data["B8"] = {"ratio": ratio, **{c: median(walls[c]) for c in cases}}
+
+
 # B5 -------------------------------------------------------------------------------------------
 
 
@@ -535,6 +595,7 @@ def chart(data: dict, path: Path) -> list[tuple[str, float, float]]:
         ("B5 the logins' own RSS, requests-only", data["B5"]["own_rss_ratio_engine"], 3.0),
         ("B6 per request (bare / kfp-auth)", 1 / data["B6"]["ratio"], 1 / 1.05),
         ("B7 server CPU, cost-12 login / SSO refresh", data["B7"][SSO_REFRESH]["server_ratio"], 20.0),
+        ("B8 kfp-auth token, wall (bare / token)", 1 / data["B8"]["ratio"], 1 / 2.5),
     ]
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
     ys = range(len(bars))[::-1]
@@ -639,6 +700,7 @@ def main() -> None:
     p.add_argument("--sso-rounds", type=int, default=30, help="B7: rounds of one login and --sso-refreshes")
     p.add_argument("--sso-refreshes", type=int, default=5, help="B7: refreshes of each kind per round")
     p.add_argument("--only", choices=["B7"], help="run this figure alone; print it, write nothing")
+    p.add_argument("--token-runs", type=int, default=30, help="B8: runs per case")
     p.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.txt and ratios.png go")
     a = p.parse_args()
 
@@ -668,6 +730,7 @@ def main() -> None:
         b5(r, s, a.users, a.rounds)
         b6(r, s, a.calls, 25)
         b7(r, Path(d), a.sso_rounds, a.sso_refreshes)
+    b8(r, a.token_runs)
     took = time.perf_counter() - started
     r.say(f"took {took:.0f} s")
     a.out.mkdir(parents=True, exist_ok=True)

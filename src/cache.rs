@@ -4,11 +4,10 @@
 //! are credentials too, hence mode 0600 in a 0700 folder) and when to renew them.
 //!
 //! Writers hold an exclusive lock on `<file>.lock` and replace the file by
-//! rename, so a reader never sees half a file and a crash mid-write leaves the
-//! old one whole.
+//! rename (`locked_file.rs`), so a reader never sees half a file and a crash
+//! mid-write leaves the old one whole.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::private_dir::{PrivateDir, Problem};
+use crate::locked_file::LockedFile;
+use crate::private_dir::Problem;
 
 const VERSION: u32 = 1;
 /// Temporary files of a write in progress start so; any left (a writer killed
@@ -62,9 +62,7 @@ pub struct SessionCache {
 /// An exclusive lock on the cache, held while a process reads, logs in and writes.
 pub struct Locked {
     cache: SessionCache,
-    /// The folder, as checked when the lock was taken: the write goes there too.
-    dir: PrivateDir,
-    _lock: File,
+    file: LockedFile,
     /// Set when the file was unreadable and will be replaced.
     pub warning: Option<String>,
     data: FileData,
@@ -101,27 +99,8 @@ impl SessionCache {
 
     /// Take the lock (waiting for other processes) and read the file.
     pub fn lock(&self) -> Result<Locked> {
-        let (Some(name), Some(lock_name)) = (
-            self.path.file_name().and_then(|n| n.to_str()),
-            self.path
-                .with_extension("json.lock")
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_owned),
-        ) else {
-            return Err(self.err("is not a file name kfp-auth can use (a folder, or not UTF-8)"));
-        };
-        let dir = PrivateDir::open(self.path.parent().unwrap_or(Path::new(""))).map_err(|p| self.err(p.to_string()))?;
-        let lock = dir.open_lock(&lock_name).map_err(|p| match p {
-            Problem::NotRegular => self.err(format!(
-                "its lock file {lock_name} is a link, or not a regular file; refusing to use it"
-            )),
-            Problem::Io(_, e) => self.err(format!("cannot open its lock file: {e}")),
-            p => self.err(format!("its lock file {lock_name} {p}")),
-        })?;
-        lock.lock().map_err(|e| self.err(format!("cannot lock it: {e}")))?;
-
-        let (data, warning) = match dir.read(name, 0o077, MAX_FILE_BYTES) {
+        let file = crate::locked_file::lock(&self.path, None).map_err(|r| self.err(r))?;
+        let (data, warning) = match file.read(0o077, MAX_FILE_BYTES) {
             Ok(None) => (FileData::default(), None),
             Err(Problem::Mode(mode)) => {
                 return Err(self.err(format!(
@@ -154,8 +133,7 @@ impl SessionCache {
         let warning = warning.map(|w| format!("session cache {}: {w}", self.path.display()));
         Ok(Locked {
             cache: self.clone(),
-            dir,
-            _lock: lock,
+            file,
             warning,
             data,
         })
@@ -164,14 +142,6 @@ impl SessionCache {
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
-/// Unlock explicitly: a child forked while the lock was held shares the open
-/// file, so closing ours alone would leave the lock held until the child exits.
-impl Drop for Locked {
-    fn drop(&mut self) {
-        let _ = self._lock.unlock();
-    }
 }
 
 impl Locked {
@@ -211,7 +181,6 @@ impl Locked {
 
     fn write(&self) -> Result<()> {
         let cache = &self.cache;
-        self.dir.remove_temp_files(TMP_PREFIX);
         // Sized up front, so the buffer holding every session's cookies is not reallocated
         // (which would leave unwiped copies behind), then wiped once written.
         let size: usize = self
@@ -223,13 +192,8 @@ impl Locked {
             + 64;
         let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(size));
         serde_json::to_writer(&mut *bytes, &self.data).expect("plain data serializes");
-        let name = cache
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("checked in lock()");
-        self.dir
-            .replace(name, &bytes, TMP_PREFIX)
+        self.file
+            .replace(&bytes, TMP_PREFIX)
             .map_err(|p| cache.err(p.to_string()))
     }
 }

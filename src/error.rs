@@ -154,6 +154,10 @@ pub enum Error {
     #[error("session cache {path}: {reason}")]
     SessionCache { path: String, reason: String },
 
+    /// The SSO token cache file cannot be used safely, or another process held it too long.
+    #[error("token cache {path}: {reason}")]
+    TokenCache { path: String, reason: String },
+
     /// A bearer token (or its file) that cannot be used.
     #[error("{what}; {hint}")]
     Token { what: String, hint: String },

@@ -17,6 +17,7 @@ mod error;
 mod exchange;
 mod flow;
 pub mod http;
+mod locked_file;
 mod oidc;
 pub mod page;
 mod private_dir;
@@ -26,6 +27,7 @@ mod secret;
 mod session;
 mod sso;
 pub mod token;
+mod token_cache;
 
 #[cfg(feature = "python")]
 mod python;
@@ -43,3 +45,4 @@ pub use http::Transport;
 pub use oidc::dex_base;
 pub use session::Authenticator;
 pub use sso::{DEFAULT_CLIENT_ID, DEFAULT_SCOPES, SsoConfig, SsoLogin, Start};
+pub use token_cache::TokenCache;

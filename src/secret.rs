@@ -1,4 +1,4 @@
-//! Writing a [`SecretString`] out through serde, for the session cache file.
+//! Writing a [`SecretString`] out through serde, for the cache files.
 //!
 //! Reading one needs nothing here: secrecy's `serde` feature deserialises a
 //! `SecretString` (and so an `Option<SecretString>`) straight into its zeroising
@@ -11,6 +11,14 @@ use serde::Serializer;
 
 pub fn serialize<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(secret.expose_secret())
+}
+
+/// [`serialize`] for an optional secret (`null` when absent).
+pub fn serialize_opt<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
 }
 
 #[cfg(test)]

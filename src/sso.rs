@@ -9,6 +9,15 @@
 //! overlap. A refresh token Dex no longer accepts ends in `Error::LoginRequired`,
 //! and stays the answer until a new login is asked for: a job in the middle of a
 //! run gets the error, not a prompt that nobody sees.
+//!
+//! With a token cache (`token_cache.rs`, [`SsoLogin::with_cache`]), the login
+//! outlives the process, and renewals are serialised across processes too: each
+//! takes the cache file's lock, reads the login again, and adopts what another
+//! process saved (a rotated refresh token, a fresh ID token) instead of refreshing
+//! with a refresh token that is already spent; it then refreshes, writes the login
+//! back and lets go. The lock is held for a refresh (one request) and never while
+//! the user is asked to log in: a login may take minutes, and a second process
+//! should not wait that long for its lock. A login is written when it ends.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +35,7 @@ use crate::exchange::{self, Subject};
 use crate::oidc::{self, Endpoints, TokenReply};
 use crate::redact;
 use crate::renew::{Credential, Need, Renew, Renewable, Renewing, refresh_at};
+use crate::token_cache::{self, Entry, Query, TokenCache};
 
 /// The client Kubeflow's admin registers for kfp-auth (a public one).
 pub const DEFAULT_CLIENT_ID: &str = "kfp-auth";
@@ -75,6 +85,30 @@ pub struct SsoLogin {
     token: Renewable,
     logins: AtomicU64,
     refreshes: AtomicU64,
+    /// Where the login is kept between processes, when it is.
+    disk: Option<Disk>,
+    /// Whose login is held, as the token cache keys it; known after a login or a load.
+    ident: Mutex<Option<Ident>>,
+}
+
+/// The token cache as one login uses it.
+struct Disk {
+    cache: TokenCache,
+    /// The API the login is for, saved with it so `kfp-auth token --url` finds it.
+    api_url: Option<String>,
+    /// Only this user's login may be loaded, when given.
+    user: Option<String>,
+    /// `false`: never ask the user; without a usable saved login, `Error::LoginRequired`.
+    may_log_in: bool,
+}
+
+/// The key fields of the login held, and its ID token's expiry.
+#[derive(Clone)]
+struct Ident {
+    issuer: String,
+    connector: Option<String>,
+    user: String,
+    expires: Option<SystemTime>,
 }
 
 impl SsoLogin {
@@ -102,7 +136,36 @@ impl SsoLogin {
             token: Renewable::default(),
             logins: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
+            disk: None,
+            ident: Mutex::new(None),
         })
+    }
+
+    /// Keep the login in `cache` (see the module's doc): loaded on first use, saved
+    /// after every login and refresh. `api_url` is saved with it; with `user`, only
+    /// that user's saved login is loaded.
+    pub fn with_cache(mut self, cache: TokenCache, api_url: Option<&str>, user: Option<&str>) -> Self {
+        self.disk = Some(Disk {
+            cache,
+            api_url: api_url.map(str::to_owned),
+            user: user.map(str::to_owned),
+            may_log_in: true,
+        });
+        self
+    }
+
+    /// Never ask the user: only the cache's saved login (refreshed when needed) serves.
+    /// For `kfp-auth token`. Without a cache, every login fails.
+    pub fn without_login(mut self) -> Self {
+        if let Some(d) = &mut self.disk {
+            d.may_log_in = false;
+        }
+        self
+    }
+
+    /// The token cache's file, when the login is kept in one.
+    pub fn cache_path(&self) -> Option<&std::path::Path> {
+        self.disk.as_ref().map(|d| d.cache.path())
     }
 
     pub fn config(&self) -> &SsoConfig {
@@ -252,6 +315,19 @@ impl SsoLogin {
             return if stale_ok && refreshable { Ok(None) } else { Err(e) };
         }
         let issued = claims.issued.filter(|i| *i <= started).unwrap_or(started);
+        if let Some(user) = claims.email.clone().or(claims.subject.clone()) {
+            let connector = match lock(&self.ident).take() {
+                // The same user again: the connector a loaded login named stays.
+                Some(held) if held.user == user => held.connector,
+                _ => self.cfg.connector.clone(),
+            };
+            *lock(&self.ident) = Some(Ident {
+                issuer: ep.issuer.clone(),
+                connector,
+                user,
+                expires: claims.expires,
+            });
+        }
         let token = Arc::new(token);
         renewing.keep(
             token.clone(),
@@ -303,9 +379,9 @@ impl SsoLogin {
                          elsewhere, revoked or expired, or Dex or the upstream identity provider restarted",
                         body.describe_error()
                     ),
-                    hint: "log in again (in Python: `create_kfp_client(force_login=True)` on the \
-                           KFPClientManager, or `login()` on the BearerSession). If this recurs right after a \
-                           login, the admin must add `offline_access` to the SSO connector's scopes in Dex"
+                    hint: "in Python, `create_kfp_client(force_login=True)` on the KFPClientManager, or \
+                           `login()` on the BearerSession; in a shell, `kfp-auth login --device`. If this recurs right after a login, the admin must add `offline_access` \
+                           to the SSO connector's scopes in Dex"
                         .into(),
                 };
                 *lock(&self.refresh_token) = None;
@@ -327,6 +403,47 @@ impl SsoLogin {
 /// token exchange, each is an exchange.
 impl Renew for SsoLogin {
     async fn renew(&self, renewing: &Renewing<'_>) -> Result<Credential> {
+        let Some(disk) = &self.disk else {
+            return self.renew_in_memory(renewing).await;
+        };
+        if !matches!(renewing.need, Need::Restart) {
+            // Under the cache's lock: another process's renewal cannot overlap this one.
+            let mut locked = disk.lock().await?;
+            if let Some(token) = self.adopt(disk, &locked, renewing) {
+                return Ok(token);
+            }
+            let refresh = lock(&self.refresh_token).clone();
+            if let Some(refresh) = refresh {
+                let outcome = self.refresh_with(refresh, renewing).await;
+                match &outcome {
+                    Ok(_) => self.save(disk, Some(locked)).await,
+                    Err(Error::LoginRequired { .. }) => {
+                        // Spent for every process: the next one is told to log in at once.
+                        if let Some(key) = self.key() {
+                            let path = disk.cache.path().to_owned();
+                            let removed = tokio::task::spawn_blocking(move || locked.remove(&[key])).await;
+                            if let Err(e) = removed.map_err(|e| join_error(&path, e)).and_then(|r| r) {
+                                log::warn!(target: "kfp_auth", "login: {e}");
+                            }
+                        }
+                    }
+                    Err(_) => {}
+                }
+                return outcome;
+            }
+        }
+        if !disk.may_log_in {
+            return Err(self.no_saved_login(disk));
+        }
+        // The lock is not held while the user logs in (see the module's doc).
+        let token = self.renew_in_memory(renewing).await?;
+        self.save(disk, None).await;
+        Ok(token)
+    }
+}
+
+impl SsoLogin {
+    async fn renew_in_memory(&self, renewing: &Renewing<'_>) -> Result<Credential> {
         // No refresh token, and no person to ask: an exchange with the subject token as it is now.
         if let Start::Exchange(_) = self.cfg.start {
             return self.first_login(renewing).await;
@@ -346,6 +463,148 @@ impl Renew for SsoLogin {
             return Err(dead);
         }
         self.first_login(renewing).await
+    }
+
+    fn key(&self) -> Option<String> {
+        let ident = lock(&self.ident).clone()?;
+        Some(token_cache::key(
+            &ident.issuer,
+            &self.cfg.client_id,
+            ident.connector.as_deref(),
+            &ident.user,
+        ))
+    }
+
+    /// Take what another process saved, under the lock: its refresh token when it differs
+    /// from the one held (it was rotated, or a newer login made, since), and its ID token
+    /// when that serves the caller. `Some` when the caller is served without a refresh.
+    fn adopt(&self, disk: &Disk, locked: &token_cache::Locked, renewing: &Renewing<'_>) -> Option<Credential> {
+        let entry = match self.key() {
+            Some(key) => locked.get(&key),
+            None => {
+                let dex = self.cfg.dex_url.as_str();
+                let endpoints = [dex];
+                locked.find(&Query {
+                    endpoints: &endpoints,
+                    client_id: Some(&self.cfg.client_id),
+                    connector: self.cfg.connector.as_deref(),
+                    user: disk.user.as_deref(),
+                })
+            }
+        }?;
+        let theirs = entry.refresh_token.as_ref().map(|r| r.expose_secret());
+        let ours = lock(&self.refresh_token).as_ref().map(|r| r.expose_secret().to_owned());
+        if theirs.is_some() && theirs != ours.as_deref() {
+            log::debug!(target: "kfp_auth", "login: taking the refresh token saved in {}", locked.path().display());
+            *lock(&self.refresh_token) = entry
+                .refresh_token
+                .as_ref()
+                .map(|r| SecretString::from(r.expose_secret()));
+            *lock(&self.dead) = None;
+        }
+        let now = SystemTime::now();
+        let usable = match renewing.need {
+            Need::Fresh => true,
+            Need::Replace(stale) => entry.id_token.expose_secret() != stale,
+            Need::New | Need::Restart => false,
+        };
+        let claims = oidc::check_id_token(&entry.id_token, &entry.issuer, &self.cfg.client_id).ok();
+        if lock(&self.ident).is_none() {
+            *lock(&self.ident) = Some(Ident {
+                issuer: entry.issuer.clone(),
+                connector: entry.connector.clone(),
+                user: entry.user.clone(),
+                expires: claims.as_ref().and_then(|c| c.expires),
+            });
+        }
+        let claims = claims.filter(|_| usable)?;
+        let issued = claims.issued.filter(|i| *i <= now).unwrap_or(entry.saved());
+        let renew_at = claims.expires.and_then(|e| refresh_at(issued, e));
+        if renew_at.is_none_or(|t| t <= now) {
+            return None;
+        }
+        log::debug!(target: "kfp_auth", "login: using the ID token saved in {}", locked.path().display());
+        let token = Arc::new(SecretString::from(entry.id_token.expose_secret()));
+        renewing.keep(token.clone(), renew_at, entry.saved());
+        Some(token)
+    }
+
+    /// Write the login held into the cache (taking its lock unless `locked` is given).
+    /// A failure is logged, not returned: the login itself worked.
+    async fn save(&self, disk: &Disk, locked: Option<token_cache::Locked>) {
+        let (Some(ident), Some(token)) = (lock(&self.ident).clone(), self.token.fresh()) else {
+            return;
+        };
+        let entry = Entry {
+            issuer: ident.issuer,
+            client_id: self.cfg.client_id.clone(),
+            connector: ident.connector,
+            user: ident.user,
+            dex_url: self.cfg.dex_url.to_string(),
+            api_url: disk.api_url.clone(),
+            id_token: SecretString::from(token.expose_secret()),
+            refresh_token: lock(&self.refresh_token)
+                .as_ref()
+                .map(|r| SecretString::from(r.expose_secret())),
+            expires_at: ident
+                .expires
+                .and_then(|e| e.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
+            saved_at: 0,
+        };
+        let cache = disk.cache.clone();
+        let path = cache.path().to_owned();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut locked = match locked {
+                Some(l) => l,
+                None => cache.lock()?,
+            };
+            locked.put(entry)
+        })
+        .await
+        .map_err(|e| join_error(&path, e))
+        .and_then(|r| r);
+        match written {
+            Ok(()) => log::debug!(target: "kfp_auth", "login: saved in {}", path.display()),
+            Err(e) => log::warn!(target: "kfp_auth", "login: not saved for other processes: {e}"),
+        }
+    }
+
+    fn no_saved_login(&self, disk: &Disk) -> Error {
+        let mut which = format!("client {}", self.cfg.client_id);
+        if let Some(c) = &self.cfg.connector {
+            which.push_str(&format!(", connector {c}"));
+        }
+        if let Some(u) = &disk.user {
+            which.push_str(&format!(", user {u}"));
+        }
+        let url = disk.api_url.clone().unwrap_or_else(|| redact::url(&self.cfg.dex_url));
+        Error::LoginRequired {
+            what: format!(
+                "no saved login for {} ({which}) in {}",
+                redact::url(&self.cfg.dex_url),
+                disk.cache.path().display()
+            ),
+            hint: format!("run `kfp-auth login --device --url {url}`"),
+        }
+    }
+}
+
+impl Disk {
+    /// The cache, locked, waiting off the async threads.
+    async fn lock(&self) -> Result<token_cache::Locked> {
+        let cache = self.cache.clone();
+        let path = cache.path().to_owned();
+        tokio::task::spawn_blocking(move || cache.lock())
+            .await
+            .map_err(|e| join_error(&path, e))?
+    }
+}
+
+fn join_error(path: &std::path::Path, e: tokio::task::JoinError) -> Error {
+    Error::TokenCache {
+        path: path.display().to_string(),
+        reason: format!("the cache task failed: {e}"),
     }
 }
 

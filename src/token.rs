@@ -28,6 +28,8 @@ pub fn default_token_path() -> std::path::PathBuf {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
     pub subject: Option<String>,
+    /// An ID token's `email`: who the login is for, as Kubeflow's gateway sees it.
+    pub email: Option<String>,
     pub issuer: Option<String>,
     pub audience: Vec<String>,
     pub expires: Option<SystemTime>,
@@ -39,6 +41,8 @@ pub struct Claims {
 #[derive(Deserialize)]
 struct RawClaims {
     sub: Option<String>,
+    /// Any JSON: a token whose `email` is not a string is still a token.
+    email: Option<serde_json::Value>,
     iss: Option<String>,
     aud: Option<Audience>,
     exp: Option<f64>,
@@ -186,6 +190,7 @@ pub fn claims(token: &str) -> Result<Claims> {
     };
     Ok(Claims {
         subject: raw.sub,
+        email: raw.email.as_ref().and_then(|e| e.as_str()).map(str::to_owned),
         issuer: raw.iss,
         audience: match raw.aud {
             None => vec![],

@@ -273,7 +273,7 @@ def test_diagnose_tls_shows_the_certificate_and_why_it_was_rejected(tmp_path: Pa
 
 
 def test_help_for_every_subcommand(tmp_path: Path) -> None:
-    for sub in ("login", "context", "diagnose", "token"):
+    for sub in ("login", "context", "diagnose", "inspect", "token", "logout"):
         r = run([sub, "--help"], tmp_path)
         assert r.returncode == 0 and f"usage: kfp-auth {sub}" in r.stdout
 

@@ -37,12 +37,12 @@ def shown(r: object) -> str:
         (["diagnose", "--ca-cert", TYPED], "--ca-cert"),
         (["login", "--timeout", TYPED], "--timeout"),
         (["login", "-o", TYPED], "--output"),
-        (["token", "--file", TYPED], "--file"),
+        (["inspect", "--file", TYPED], "--file"),
     ],
-    ids=["password-file", "ca-cert", "diagnose-ca-cert", "timeout", "output", "token-file"],
+    ids=["password-file", "ca-cert", "diagnose-ca-cert", "timeout", "output", "inspect-file"],
 )
 def test_no_error_quotes_an_option_value(tmp_path: Path, args: list[str], names: str) -> None:
-    if args[0] != "token":
+    if args[0] != "inspect":
         args = [*args, "--url", "http://127.0.0.1:9/pipeline", "-u", "jane"]
     r = run(args, tmp_path, password="pw")
     assert r.returncode == 2, shown(r)

@@ -496,8 +496,8 @@ def test_the_cli_shows_no_credential_but_the_one_it_is_asked_to_print(safe_stack
         "diagnose -o json": (["diagnose", *login, "-o", "json"], {}, 0),
         "diagnose, wrong password": (["diagnose", *login], {"password": WRONG_PASSWORD}, 3),
         "context": (["context", *login, "--context-file", str(tmp_path / "ctx.json")], {}, 0),
-        "token --stdin": (["token", "--stdin"], {"stdin": token + "\n"}, 0),
-        "token --stdin -o json": (["token", "--stdin", "-o", "json"], {"stdin": token + "\n"}, 0),
+        "inspect --stdin": (["inspect", "--stdin"], {"stdin": token + "\n"}, 0),
+        "inspect --stdin -o json": (["inspect", "--stdin", "-o", "json"], {"stdin": token + "\n"}, 0),
     }
     codes = {}
     for label, (args, kw, _) in runs.items():

@@ -289,7 +289,9 @@ def test_slow_down_adds_five_seconds_and_the_login_still_completes(
 @pytest.mark.stack
 def test_a_second_login_of_the_same_user_kills_the_first_refresh_token(sso: SsoStack) -> None:
     first_user, second_user = User(sso), User(sso)
-    first, second = device_manager(sso, first_user), device_manager(sso, second_user)
+    # In memory: with the token cache (the default), the second would reuse the first's login.
+    first = device_manager(sso, first_user, token_cache=False)
+    second = device_manager(sso, second_user, token_cache=False)
     token = first.get_bearer_token()
     second.get_bearer_token()
     with pytest.raises(LoginRequiredError) as ei:

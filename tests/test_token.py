@@ -39,7 +39,7 @@ def test_token_from_the_env_var_path(tmp_path: Path) -> None:
     token = sa_token(time.time() + 3600)
     f = tmp_path / "token"
     f.write_text(token + "\n")
-    r = run(["token"], tmp_path, extra_env={"KF_PIPELINES_SA_TOKEN_PATH": str(f)})
+    r = run(["inspect"], tmp_path, extra_env={"KF_PIPELINES_SA_TOKEN_PATH": str(f)})
     assert r.returncode == 0, r.stderr
     assert "subject:  system:serviceaccount:kubeflow-user-example-com:default-editor" in r.stdout
     assert "audience: pipelines.kubeflow.org" in r.stdout
@@ -51,7 +51,10 @@ def test_token_from_file_and_stdin_as_json(tmp_path: Path) -> None:
     token = sa_token(time.time() + 600)
     f = tmp_path / "t"
     f.write_text(token)
-    for args, stdin in ((["token", "--file", str(f), "-o", "json"], None), (["token", "--stdin", "-o", "json"], token)):
+    for args, stdin in (
+        (["inspect", "--file", str(f), "-o", "json"], None),
+        (["inspect", "--stdin", "-o", "json"], token),
+    ):
         r = run(args, tmp_path, stdin=stdin)
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout)
@@ -59,7 +62,7 @@ def test_token_from_file_and_stdin_as_json(tmp_path: Path) -> None:
 
 
 def test_expired_token_exits_3(tmp_path: Path) -> None:
-    r = run(["token", "--stdin"], tmp_path, stdin=sa_token(time.time() - 120))
+    r = run(["inspect", "--stdin"], tmp_path, stdin=sa_token(time.time() - 120))
     assert r.returncode == 3 and "EXPIRED 0h02m ago" in r.stdout
 
 
@@ -71,7 +74,7 @@ def test_unusable_token_files_name_the_path_and_the_env_var(tmp_path: Path, cont
     f = tmp_path / "token"
     if content is not None:
         f.write_text(content)
-    r = run(["token", "--file", str(f)], tmp_path)
+    r = run(["inspect", "--file", str(f)], tmp_path)
     assert r.returncode == 2
     assert what in r.stderr and "KF_PIPELINES_SA_TOKEN_PATH" in r.stderr
     # A file that exists is named; a path that names nothing is not quoted (it may be a
@@ -102,7 +105,7 @@ def test_a_jwt_file_with_a_second_line_is_refused_without_showing_the_token(tmp_
     for part in (token, *token.split(".")):
         assert part not in shown, "the token shows in the error"
     assert str(f) in shown
-    r = run(["token", "--file", str(f)], tmp_path)
+    r = run(["inspect", "--file", str(f)], tmp_path)
     assert r.returncode == 2 and "token" in r.stderr
     assert not any(part in r.stdout + r.stderr for part in token.split("."))
     # The same string as existing_token is refused as it always was.

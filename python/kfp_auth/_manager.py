@@ -15,6 +15,7 @@ from kfp_auth._native import (
     DexSession,
     check_settings,
     default_session_cache,
+    default_token_cache,
     default_token_path,
     proxy_for,
     redact_url,
@@ -68,6 +69,7 @@ class KFPClientManager:
         allow_insecure_redirect: bool = False,
         login: Literal["device", "browser", "exchange"] | None = None,
         prompt: Callable[[DeviceEvent], object] | None = None,
+        token_cache: bool | str | os.PathLike[str] | None = None,
         browser_port: int | None = None,
         browser_timeout: float = 300.0,
         subject_token: str | None = None,
@@ -110,7 +112,8 @@ class KFPClientManager:
             plain http (the password and cookies then travel unencrypted); off by default
         :param login: ``"device"`` for Dex's device login (RFC 8628): the user opens a page in
             any browser and enters a code; the ID token is the bearer token, renewed with its
-            refresh token (in memory) before it expires. The login happens on first use.
+            refresh token before it expires, and kept in the token cache (``token_cache``). The
+            login happens on first use, unless the token cache holds one.
             ``"browser"`` for a login in this machine's browser (authorization code with PKCE,
             the browser coming back to ``http://127.0.0.1:<port>/callback``), opened with
             Python's ``webbrowser`` (``$BROWSER`` is honoured); where no browser can be opened,
@@ -134,6 +137,12 @@ class KFPClientManager:
             projected ServiceAccount token), read again at each exchange
         :param subject_audience: with ``subject_token="github-actions"``: the audience asked of
             GitHub (default: the client id, ``kfp-auth``)
+        :param token_cache: where a device or browser login is kept between processes, so a
+            process started while the refresh token lives asks the user nothing: by default (and
+            with ``True``) ``~/.cache/kfp-auth/tokens.json`` (``$XDG_CACHE_HOME`` is honoured), or
+            a path; ``False`` keeps the login in memory only. The file holds ID and refresh tokens,
+            never a password, and must be private (mode 0600). Renewals of processes sharing it
+            are serialised (Dex rotates refresh tokens). For ``login="device"`` and ``"browser"`` only
         :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
             credentials are incomplete
         """
@@ -163,6 +172,7 @@ class KFPClientManager:
                     "token_path": token_path,
                     "dex_client_secret": dex_client_secret,
                     "prompt": prompt,
+                    "token_cache": token_cache,
                 },
                 dex_auth_type,
                 dex_client_id,
@@ -195,6 +205,7 @@ class KFPClientManager:
                 browser_port,
                 browser_timeout,
                 tls,
+                token_cache,
             )
             self._auth = BearerAuth(self._bearer)
             return
@@ -202,6 +213,12 @@ class KFPClientManager:
             raise InvalidArgumentError('prompt is for login="device" or login="browser"', argument="prompt")
         if browser_port is not None:
             raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
+        if token_cache is not None:
+            raise InvalidArgumentError(
+                'token_cache is for login="device" and login="browser"; a Dex password login keeps its '
+                "session with session_cache",
+                argument="token_cache",
+            )
         if (dex_client_id is None) != (dex_client_secret is None):
             raise InvalidArgumentError(
                 "the password grant needs both dex_client_id and dex_client_secret",
@@ -379,7 +396,8 @@ class KFPClientManager:
         raise TypeError(
             "a KFPClientManager is not picklable: it holds credentials, which kfp-auth never writes "
             "into a pickle. Build a new KFPClientManager in the other process (with "
-            "session_cache=True it reuses the session instead of logging in again)"
+            "session_cache=True it reuses the session instead of logging in again; an SSO login "
+            "is reused from the token cache)"
         )
 
     def __repr__(self) -> str:
@@ -410,6 +428,7 @@ def _sso_login(
     browser_port: int | None,
     browser_timeout: float,
     tls: dict[str, Any],
+    token_cache: bool | str | os.PathLike[str] | None,
 ) -> BearerSession:
     """The bearer source of ``login="device"`` or ``"browser"``, after refusing what does not go with it."""
     if login not in ("device", "browser"):
@@ -438,7 +457,13 @@ def _sso_login(
         if browser_port is not None:
             raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
         return BearerSession.from_dex_device(
-            api_url, prompt=prompt, client_id=client_id, dex_url=dex_url, connector=dex_auth_type, **tls
+            api_url,
+            prompt=prompt,
+            client_id=client_id,
+            dex_url=dex_url,
+            connector=dex_auth_type,
+            token_cache=_token_cache_path(token_cache),
+            **tls,
         )
     if browser_port is not None and not 0 < browser_port < 65536:
         raise InvalidArgumentError(
@@ -452,6 +477,7 @@ def _sso_login(
         connector=dex_auth_type,
         port=browser_port,
         browser_timeout=browser_timeout,
+        token_cache=_token_cache_path(token_cache),
         **tls,
     )
 
@@ -476,7 +502,7 @@ def _exchange_login(
     if login != "exchange":
         name = "subject_token" if subject_token is not None else "subject_token_file"
         raise InvalidArgumentError(f'{name} is for login="exchange"', argument=name)
-    for name in ("dex_username", "dex_password", "existing_token", "token_path", "dex_client_secret", "prompt"):
+    for name in given:
         if given.get(name) is not None:
             raise InvalidArgumentError(
                 f'login="exchange" takes no {name}: it trades the identity provider\'s ID token '
@@ -512,6 +538,22 @@ def _exchange_login(
         dex_url=dex_url,
         **tls,
     )
+
+
+def _token_cache_path(token_cache: bool | str | os.PathLike[str] | None) -> str | None:
+    """The token cache file of an SSO login: on by default (see docs/decisions.md)."""
+    if token_cache is False:
+        return None
+    if token_cache is None or token_cache is True:
+        path = default_token_cache()
+        if path is None and token_cache is True:
+            raise InvalidArgumentError(
+                "token_cache=True needs $HOME or $XDG_CACHE_HOME; pass a path instead", argument="token_cache"
+            )
+        if path is None:
+            log.debug("kfp-auth: no $HOME nor $XDG_CACHE_HOME: the SSO login is kept in memory only")
+        return path
+    return os.fspath(token_cache)
 
 
 def _cache_path(session_cache: bool | str | os.PathLike[str]) -> str | None:

@@ -25,7 +25,7 @@ from kfp_auth._errors import TLSError as TLSError
 from kfp_auth._errors import TokenError as TokenError
 from kfp_auth._errors import UnexpectedResponseError as UnexpectedResponseError
 from kfp_auth._errors import UnknownConnectorError as UnknownConnectorError
-from kfp_auth._types import BearerKind, DeviceEvent, Diagnosis, RBACDenial, TokenClaims
+from kfp_auth._types import BearerKind, CachedLogin, DeviceEvent, Diagnosis, RBACDenial, TokenClaims
 
 __all__ = [
     "__version__",
@@ -39,6 +39,9 @@ __all__ = [
     "read_private_file",
     "write_private_file",
     "default_session_cache",
+    "default_token_cache",
+    "token_cache_logins",
+    "token_cache_remove",
     "KFPAuthError",
     "InvalidArgumentError",
     "InvalidCredentialsError",
@@ -164,8 +167,10 @@ class BearerSession:
         ssl_ca_cert: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
         proxy: str | None = None,
+        token_cache: str | os.PathLike[str] | None = None,
     ) -> BearerSession:
-        """A device login (RFC 8628) at Dex, renewed by its refresh token; `prompt` shows the code."""
+        """A device login (RFC 8628) at Dex, renewed by its refresh token; `prompt` shows the code.
+        With `token_cache`, the login is kept in that file and shared with other processes."""
     @staticmethod
     def from_dex_browser(
         api_url: str,
@@ -182,10 +187,11 @@ class BearerSession:
         ssl_ca_cert: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
         proxy: str | None = None,
+        token_cache: str | os.PathLike[str] | None = None,
     ) -> BearerSession:
         """A browser login at Dex (authorization code with PKCE on a loopback redirect), renewed
         by its refresh token; a device login where `open_browser` (default `webbrowser.open`)
-        cannot open a browser."""
+        cannot open a browser. `token_cache` as for `from_dex_device`."""
     @staticmethod
     def from_dex_token_exchange(
         api_url: str,
@@ -204,6 +210,22 @@ class BearerSession:
         proxy: str | None = None,
     ) -> BearerSession:
         """Token exchange (RFC 8693) at Dex with the `oidc` connector `connector`, renewed by exchanging again."""
+    @staticmethod
+    def from_token_cache(
+        api_url: str,
+        *,
+        token_cache: str | os.PathLike[str] | None = None,
+        client_id: str = "kfp-auth",
+        dex_url: str | None = None,
+        connector: str | None = None,
+        user: str | None = None,
+        skip_tls_verify: bool = False,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+        proxy: str | None = None,
+    ) -> BearerSession:
+        """The SSO login saved in the token cache for `api_url`, refreshed when needed; never asks
+        the user (`LoginRequiredError` without a usable saved login)."""
     def token(self) -> str:
         """The token to send now: re-read if the file changed, re-granted if about to expire."""
     def refresh(self, stale: str) -> str:
@@ -264,6 +286,22 @@ def write_private_file(path: str | os.PathLike[str], data: bytes) -> None:
 
 def default_session_cache() -> str | None:
     """The default session cache file: `$XDG_CACHE_HOME/kfp-auth/sessions.json` or `~/.cache/...`."""
+
+def default_token_cache() -> str | None:
+    """The default token cache file: `$XDG_CACHE_HOME/kfp-auth/tokens.json` or `~/.cache/...`."""
+
+def token_cache_logins(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    url: str | None = None,
+    client_id: str | None = None,
+    connector: str | None = None,
+    user: str | None = None,
+) -> list[CachedLogin]:
+    """The SSO logins saved in the token cache that fit, the most recent first (never a token)."""
+
+def token_cache_remove(path: str | os.PathLike[str] | None = None, keys: list[str] = ..., *, all: bool = False) -> int:
+    """Remove these logins (or the whole file with `all`) from the token cache; how many went."""
 
 def inspect_token(token: str) -> TokenClaims:
     """The claims of a JWT (subject, issuer, audience, expires, issued), decoded without verification."""

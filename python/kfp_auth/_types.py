@@ -5,7 +5,16 @@ from typing import Literal, Optional, TypedDict
 
 from kfp_auth._errors import KFPAuthError, LoginStep
 
-__all__ = ["AuthKind", "BearerKind", "DeviceEvent", "Diagnosis", "LoginStep", "RBACDenial", "TokenClaims"]
+__all__ = [
+    "AuthKind",
+    "BearerKind",
+    "CachedLogin",
+    "DeviceEvent",
+    "Diagnosis",
+    "LoginStep",
+    "RBACDenial",
+    "TokenClaims",
+]
 
 #: How a ``KFPClientManager`` authenticates (its ``auth_kind``).
 AuthKind = Literal[
@@ -29,6 +38,26 @@ class TokenClaims(TypedDict):
     """``exp``, or ``None`` when absent or absurd."""
     issued: Optional[float]
     """``iat``, or ``None`` when absent or absurd."""
+
+
+class CachedLogin(TypedDict):
+    """An SSO login saved in the token cache, as it may be shown: never a token."""
+
+    key: str
+    """What the cache keys it by: issuer, client, connector (``-`` when none was named), user."""
+    issuer: str
+    client_id: str
+    connector: Optional[str]
+    user: str
+    """The ID token's ``email`` (else ``sub``)."""
+    dex_url: str
+    api_url: Optional[str]
+    expires: Optional[int]
+    """When the saved ID token expires (Unix seconds)."""
+    saved: int
+    """When the login was last saved (Unix seconds)."""
+    refreshable: bool
+    """Whether a refresh token is saved with it."""
 
 
 class DeviceEvent(TypedDict):

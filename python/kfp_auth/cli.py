@@ -1,13 +1,16 @@
 """The ``kfp-auth`` command line: log in, print the session, or hand it to kfp's own CLI.
 
-Exit codes: 0 ok, 2 usage, 3 credentials rejected (or unknown connector),
-4 gateway unreachable or too slow, 5 TLS, 6 session cache unusable, 1 anything else.
+Exit codes: 0 ok, 2 usage, 3 credentials rejected (or unknown connector, or an SSO
+login needed), 4 gateway unreachable or too slow, 5 TLS, 6 session or token cache
+unusable, 1 anything else.
+
+``kfp-auth token`` runs before every command of a user's script, so the kfp-auth modules
+it needs (the native core and the manager, never kfp) are imported when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import re
@@ -16,17 +19,25 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from kfp_auth import _native
-from kfp_auth._manager import KFPClientManager
+from kfp_auth._token_cli import (
+    ENV_CONNECTOR,
+    ENV_URL,
+    EXIT_CACHE,
+    EXIT_CREDENTIALS,
+    EXIT_OTHER,
+    EXIT_USAGE,
+    exit_code,
+    print_token,
+)
 
-EXIT_OTHER, EXIT_USAGE, EXIT_CREDENTIALS, EXIT_UNREACHABLE, EXIT_TLS, EXIT_CACHE = 1, 2, 3, 4, 5, 6
+if TYPE_CHECKING:
+    from kfp_auth._manager import KFPClientManager
 
-ENV_URL = "KF_PIPELINES_ENDPOINT"  # kfp's own name for the API endpoint
 ENV_USER = "KFP_AUTH_USERNAME"
 ENV_PASSWORD = "KFP_AUTH_PASSWORD"
-ENV_CONNECTOR = "KFP_AUTH_CONNECTOR"
 ENV_CLIENT_SECRET = "KFP_AUTH_CLIENT_SECRET"
 
 # Where kfp keeps its context (kfp.Client._LOCAL_KFP_CONTEXT).
@@ -61,16 +72,7 @@ def _fail(code: int, message: str) -> NoReturn:
     raise SystemExit(code)
 
 
-def _exit_code(e: BaseException) -> int:
-    if isinstance(e, (_native.InvalidCredentialsError, _native.UnknownConnectorError)):
-        return EXIT_CREDENTIALS
-    if isinstance(e, (_native.ConnectError, _native.IncompleteBodyError, _native.LoginTimeoutError)):
-        return EXIT_UNREACHABLE
-    if isinstance(e, _native.TLSError):
-        return EXIT_TLS
-    if isinstance(e, _native.SessionCacheError):
-        return EXIT_CACHE
-    return EXIT_OTHER
+_exit_code = exit_code
 
 
 def _login_options(p: argparse.ArgumentParser) -> None:
@@ -84,8 +86,9 @@ def _login_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "-c",
         "--connector",
-        default=os.environ.get(ENV_CONNECTOR, "local"),
-        help=f"the Dex connector id, e.g. local or ldap (env {ENV_CONNECTOR}; default local)",
+        default=os.environ.get(ENV_CONNECTOR),
+        help=f"the Dex connector id, e.g. local or ldap (env {ENV_CONNECTOR}; default local; with --device or "
+        "--browser, none: Dex shows its choice)",
     )
     src = g.add_mutually_exclusive_group()
     src.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -121,6 +124,32 @@ def _login_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _sso_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, login: bool = False) -> None:
+    """The options of the SSO commands: which saved login, and how to reach Dex."""
+    g = p if login or not isinstance(p, argparse.ArgumentParser) else p.add_argument_group("login")
+    if not login:
+        g.add_argument(
+            "--url",
+            default=os.environ.get(ENV_URL),
+            help=f"the Kubeflow Pipelines API URL the login was made for (env {ENV_URL})",
+        )
+        g.add_argument(
+            "-c", "--connector", default=os.environ.get(ENV_CONNECTOR), help="only a login made with this connector"
+        )
+        g.add_argument("-u", "--user", help="only this user's login (their email)")
+        g.add_argument("--dex-client-id", metavar="ID", help="the Dex client of the login (default kfp-auth)")
+        g.add_argument("--dex-url", metavar="URL", help="Dex's URL, when not /dex on --url's host")
+        g.add_argument("--skip-tls-verify", action="store_true", help="do not verify the gateway's TLS certificate")
+        g.add_argument("--ca-cert", type=Path, metavar="PATH", help="trust this PEM CA bundle for the gateway")
+        g.add_argument("--timeout", type=float, default=30.0, help="seconds a refresh may take (default 30)")
+    g.add_argument(
+        "--token-cache",
+        type=Path,
+        metavar="PATH",
+        help="the token cache file (default ~/.cache/kfp-auth/tokens.json; $XDG_CACHE_HOME is honoured)",
+    )
+
+
 def _password(args: argparse.Namespace) -> str:
     """From stdin, a file, the environment, or a prompt; never from the command line."""
     if args.password_stdin:
@@ -134,6 +163,8 @@ def _password(args: argparse.Namespace) -> str:
     if args.password_env in os.environ:
         return os.environ[args.password_env]
     if sys.stdin.isatty():
+        import getpass
+
         return getpass.getpass(f"Password for {args.username or 'Dex'}: ")
     return ""  # fine for an unsecured endpoint; Dex will say if it is not
 
@@ -147,12 +178,14 @@ def _manager(args: argparse.Namespace) -> KFPClientManager:
         if secret is None:
             _fail(EXIT_USAGE, f"--dex-client-id needs the client secret in ${ENV_CLIENT_SECRET}")
         grant |= {"dex_client_id": args.dex_client_id, "dex_client_secret": secret}
+    from kfp_auth._manager import KFPClientManager
+
     try:
         return KFPClientManager(
             args.url,
             args.username,
             _password(args),
-            args.connector,
+            args.connector or "local",
             skip_tls_verify=args.skip_tls_verify,
             ssl_ca_cert=args.ca_cert,
             timeout=args.timeout,
@@ -177,7 +210,56 @@ def _token(m: KFPClientManager) -> str:
         _fail(_exit_code(e), str(e))
 
 
+def _token_cache(args: argparse.Namespace) -> str:
+    if args.token_cache is not None:
+        return str(args.token_cache)
+    path = _native.default_token_cache()
+    if path is None:
+        _fail(EXIT_USAGE, "there is no default token cache without $HOME or $XDG_CACHE_HOME: pass --token-cache")
+    return path
+
+
+def _sso_login(args: argparse.Namespace) -> None:
+    """`login --device` / `--browser`: a new SSO login, saved in the token cache; nothing on stdout."""
+    mode = "device" if args.device else "browser"
+    if not args.url:
+        _fail(EXIT_USAGE, f"no API URL: pass --url or set {ENV_URL}")
+    if args.dex_client_id is not None and os.environ.get(ENV_CLIENT_SECRET):
+        _fail(EXIT_USAGE, f"--{mode} logs in as a public client: unset ${ENV_CLIENT_SECRET}")
+    cache = _token_cache(args)
+    from kfp_auth._manager import KFPClientManager
+
+    try:
+        m = KFPClientManager(
+            args.url,
+            dex_auth_type=args.connector,
+            skip_tls_verify=args.skip_tls_verify,
+            ssl_ca_cert=args.ca_cert,
+            timeout=args.timeout,
+            dex_url=args.dex_url,
+            dex_client_id=args.dex_client_id,
+            login=mode,  # type: ignore[arg-type]
+            token_cache=cache,
+        )
+    except (ValueError, _native.TokenError) as e:
+        _fail(EXIT_USAGE, f"--{mode}: {e}")
+    assert m.bearer is not None  # an SSO login
+    try:
+        m.bearer.login()
+    except _native.KFPAuthError as e:
+        _fail(_exit_code(e), str(e))
+    saved = _native.token_cache_logins(cache, url=args.url, client_id=args.dex_client_id or "kfp-auth")
+    who = f" as {saved[0]['user']}" if saved else ""
+    print(
+        f"kfp-auth: logged in to {_native.redact_url(args.url)}{who}; the login is saved in {cache}. "
+        f"`kfp-auth token --url {shlex.quote(args.url)}` prints its token",
+        file=sys.stderr,
+    )
+
+
 def cmd_login(args: argparse.Namespace) -> None:
+    if args.device or args.browser:
+        return _sso_login(args)
     m = _manager(args)
     if m.auth_kind == "dex-password-grant":
         token = _token(m)
@@ -304,7 +386,7 @@ def _when(ts: float | None) -> str:
     return f"{stamp} ({'in ' + span if left >= 0 else 'EXPIRED ' + span + ' ago'})"
 
 
-def cmd_token(args: argparse.Namespace) -> None:
+def cmd_inspect(args: argparse.Namespace) -> None:
     try:
         if args.stdin:
             claims = _native.inspect_token(sys.stdin.read().strip())
@@ -327,6 +409,50 @@ def cmd_token(args: argparse.Namespace) -> None:
         raise SystemExit(EXIT_CREDENTIALS)
 
 
+def cmd_token(args: argparse.Namespace) -> None:
+    """Print the ID token of the saved SSO login for --url, refreshed when needed; stdout only."""
+    if args.file is not None or args.stdin:
+        _fail(EXIT_USAGE, "decoding a token moved to `kfp-auth inspect`; `kfp-auth token` prints an SSO login's token")
+    code, message = print_token(
+        args.url,
+        token_cache=None if args.token_cache is None else str(args.token_cache),
+        client_id=args.dex_client_id,
+        dex_url=args.dex_url,
+        connector=args.connector,
+        user=args.user,
+        skip_tls_verify=args.skip_tls_verify,
+        ssl_ca_cert=None if args.ca_cert is None else str(args.ca_cert),
+        timeout=args.timeout,
+    )
+    if code:
+        _fail(code, message)
+
+
+def cmd_logout(args: argparse.Namespace) -> None:
+    """Forget one saved SSO login (by --url, -c, -u), or all of them."""
+    cache = _token_cache(args)
+    try:
+        if args.all:
+            gone = _native.token_cache_remove(cache, all=True)
+            print(f"kfp-auth: {'removed' if gone else 'there is no'} token cache {cache}", file=sys.stderr)
+            return
+        if not args.url:
+            _fail(EXIT_USAGE, f"which login? pass --url (or set {ENV_URL}), or --all")
+        logins = _native.token_cache_logins(
+            cache, url=args.url, client_id=args.dex_client_id, connector=args.connector, user=args.user
+        )
+        if not logins:
+            print(f"kfp-auth: no saved login for {_native.redact_url(args.url)} in {cache}", file=sys.stderr)
+            return
+        if len(logins) > 1:
+            users = ", ".join(sorted({f"{e['user']} (connector {e['connector'] or 'not named'})" for e in logins}))
+            _fail(EXIT_USAGE, f"several saved logins for {_native.redact_url(args.url)}: {users}; pick one with -u/-c")
+        _native.token_cache_remove(cache, [logins[0]["key"]])
+    except _native.SessionCacheError as e:
+        _fail(EXIT_CACHE, str(e))
+    print(f"kfp-auth: logged out {logins[0]['user']} from {_native.redact_url(args.url)}", file=sys.stderr)
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="kfp-auth",
@@ -341,12 +467,25 @@ def parser() -> argparse.ArgumentParser:
 
     login = sub.add_parser(
         "login",
-        help="log in and print the session's Cookie header or bearer token",
+        help="log in and print the session's Cookie header or bearer token, or save an SSO login",
         description="Log in and print the session: the Cookie header value "
         "(empty when the endpoint needs no login), or with --dex-client-id "
-        "the bearer token from Dex's password grant.",
+        "the bearer token from Dex's password grant. With --device (or --browser), log in "
+        "through Dex without a password and save the login for `kfp-auth token`.",
     )
     _login_options(login)
+    sso = login.add_argument_group("single sign-on (no password)")
+    how = sso.add_mutually_exclusive_group()
+    how.add_argument(
+        "--device",
+        action="store_true",
+        help="log in through Dex in a browser anywhere with a code (SSO connectors included) and save the "
+        "login in the token cache; prints nothing on stdout (then: `kfp-auth token`)",
+    )
+    how.add_argument(
+        "--browser", action="store_true", help="as --device, with this machine's browser and a loopback redirect"
+    )
+    _sso_options(sso, login=True)
     login.add_argument(
         "-o",
         "--output",
@@ -367,14 +506,14 @@ def parser() -> argparse.ArgumentParser:
     diag.add_argument("-o", "--output", choices=["text", "json"], default="text")
     diag.set_defaults(func=cmd_diagnose)
 
-    tok = sub.add_parser(
-        "token",
+    ins = sub.add_parser(
+        "inspect",
         help="show who a bearer token is for and until when",
         description="Decode a JWT bearer token (a ServiceAccount token or one from "
         "`kubectl create token`) and show its subject, audience, issuer and expiry. "
         "The token is never printed. Exits 3 when it has expired.",
     )
-    src = tok.add_mutually_exclusive_group()
+    src = ins.add_mutually_exclusive_group()
     src.add_argument(
         "--file",
         type=Path,
@@ -382,8 +521,31 @@ def parser() -> argparse.ArgumentParser:
         help=f"the token file (default ${_native.TOKEN_PATH_ENV}, else {_native.DEFAULT_TOKEN_PATH})",
     )
     src.add_argument("--stdin", action="store_true", help="read the token from standard input")
-    tok.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    ins.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    ins.set_defaults(func=cmd_inspect)
+
+    tok = sub.add_parser(
+        "token",
+        help="print a valid ID token of the SSO login saved for --url",
+        description="Print the ID token of the SSO login that `kfp-auth login --device` saved for --url "
+        "(the most recent one, or -u's), refreshed with its refresh token when it is about to expire. "
+        "It never asks the user: without a usable saved login it exits 3 and says to log in. "
+        "Only the token goes to stdout, for `Authorization: Bearer $(kfp-auth token)`.",
+    )
+    _sso_options(tok)
+    tok.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    tok.add_argument("--stdin", action="store_true", help=argparse.SUPPRESS)
     tok.set_defaults(func=cmd_token)
+
+    out = sub.add_parser(
+        "logout",
+        help="forget a saved SSO login, or all of them",
+        description="Remove the SSO login saved for --url (with -c and -u when several are saved) "
+        "from the token cache, or with --all the whole file; the other logins stay.",
+    )
+    _sso_options(out)
+    out.add_argument("--all", action="store_true", help="remove every saved login (the whole token cache file)")
+    out.set_defaults(func=cmd_logout)
 
     ctx = sub.add_parser(
         "context",

@@ -16,6 +16,7 @@ use crate::browser::{BrowserStart, Opener};
 use crate::device::{DeviceEvent, Prompt};
 use crate::exchange::Subject;
 use crate::sso::{SsoConfig, SsoLogin, Start};
+use crate::token_cache::TokenCache;
 
 impl Credentials for Bearer {}
 
@@ -34,9 +35,13 @@ impl BearerSession {
     }
 
     /// An SSO login (made on first use) as the bearer source.
-    fn sso(api_url: &str, cfg: SsoConfig, prompt: Py<PyAny>) -> PyResult<Self> {
+    /// An interactive SSO login, kept in `token_cache` when given.
+    fn sso(api_url: &str, cfg: SsoConfig, prompt: Py<PyAny>, token_cache: Option<PathBuf>) -> PyResult<Self> {
         crate::http::check_settings(api_url, &cfg.options)?;
-        let login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        let mut login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        if let Some(path) = token_cache {
+            login = login.with_cache(TokenCache::new(path), Some(api_url), None);
+        }
         Ok(Self::held(Bearer::sso(login)))
     }
 }
@@ -100,8 +105,11 @@ impl BearerSession {
     /// A device login (RFC 8628) at Dex, renewed by its refresh token. `prompt` is called
     /// with a `DeviceEvent` dict: the code to show, then how the login ended (default: the
     /// terminal, or a link in Jupyter). The first login happens on first use, or on `login()`.
+    /// With `token_cache` (a file path), the login is loaded from it on first use and
+    /// saved to it after every login and refresh, and renewals are serialised with the
+    /// other processes using it (see docs/sso.md).
     #[staticmethod]
-    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None))]
     #[allow(clippy::too_many_arguments)]
     fn from_dex_device(
         py: Python<'_>,
@@ -116,6 +124,7 @@ impl BearerSession {
         ssl_ca_cert: Option<PathBuf>,
         timeout: f64,
         proxy: Option<&str>,
+        token_cache: Option<PathBuf>,
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
@@ -137,7 +146,7 @@ impl BearerSession {
             start: Start::Device { poll_interval },
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
-        Self::sso(api_url, cfg, prompt)
+        Self::sso(api_url, cfg, prompt, token_cache)
     }
 
     /// A browser login at Dex (authorization code with PKCE, the browser coming back to
@@ -145,9 +154,9 @@ impl BearerSession {
     /// opens the browser (default `webbrowser.open`, so `$BROWSER` is honoured); when it
     /// returns false or raises, a device login runs instead. `prompt` gets a `"browser"`
     /// event with the URL to open by hand, then how the login ended. `port`: the one the admin
-    /// registered (default: any free one).
+    /// registered (default: any free one). `token_cache` as for `from_dex_device`.
     #[staticmethod]
-    #[pyo3(signature = (api_url, *, prompt = None, open_browser = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, port = None, browser_timeout = 300.0, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[pyo3(signature = (api_url, *, prompt = None, open_browser = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, port = None, browser_timeout = 300.0, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None))]
     #[allow(clippy::too_many_arguments)]
     fn from_dex_browser(
         py: Python<'_>,
@@ -164,6 +173,7 @@ impl BearerSession {
         ssl_ca_cert: Option<PathBuf>,
         timeout: f64,
         proxy: Option<&str>,
+        token_cache: Option<PathBuf>,
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
@@ -196,7 +206,7 @@ impl BearerSession {
             }),
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
-        Self::sso(api_url, cfg, prompt)
+        Self::sso(api_url, cfg, prompt, token_cache)
     }
 
     /// Token exchange (RFC 8693) at Dex: the subject token (exactly one of `subject_token`,
@@ -247,6 +257,40 @@ impl BearerSession {
         };
         crate::http::check_settings(api_url, &cfg.options)?;
         let login = SsoLogin::new(cfg, Arc::new(NoPrompt))?;
+        Ok(Self::held(Bearer::sso(login)))
+    }
+
+    /// The SSO login saved in the token cache for `api_url` (the most recent one, or
+    /// `user`'s), refreshed when needed; never asks the user: without a usable saved
+    /// login, `LoginRequiredError`. For `kfp-auth token`; `token_cache` defaults to
+    /// `default_token_cache()`.
+    #[staticmethod]
+    #[pyo3(signature = (api_url, *, token_cache = None, client_id = "kfp-auth", dex_url = None, connector = None, user = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_token_cache(
+        api_url: &str,
+        token_cache: Option<PathBuf>,
+        client_id: &str,
+        dex_url: Option<&str>,
+        connector: Option<String>,
+        user: Option<&str>,
+        skip_tls_verify: bool,
+        ssl_ca_cert: Option<PathBuf>,
+        timeout: f64,
+        proxy: Option<&str>,
+    ) -> PyResult<Self> {
+        let path = cache_path(token_cache)?;
+        let cfg = SsoConfig {
+            dex_url: crate::oidc::dex_base(api_url, dex_url)?,
+            client_id: client_id.to_owned(),
+            scopes: crate::sso::DEFAULT_SCOPES.to_owned(),
+            connector,
+            start: Start::Device { poll_interval: None },
+            options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
+        };
+        let login = SsoLogin::new(cfg, Arc::new(NoPrompt))?
+            .with_cache(TokenCache::new(path), Some(api_url), user)
+            .without_login();
         Ok(Self::held(Bearer::sso(login)))
     }
 
@@ -345,7 +389,19 @@ impl BearerSession {
     }
 }
 
-/// Token exchange shows nobody anything.
+/// The default token cache file, or an error saying why there is none.
+pub fn cache_path(given: Option<PathBuf>) -> PyResult<PathBuf> {
+    given.or_else(TokenCache::default_path).ok_or_else(|| {
+        crate::Error::invalid(
+            "token_cache",
+            "there is no default without $HOME or $XDG_CACHE_HOME; pass a path",
+        )
+        .into()
+    })
+}
+
+/// The prompt of a login that shows nobody anything: token exchange, and the token
+/// cache's login that never logs in.
 struct NoPrompt;
 
 impl Prompt for NoPrompt {

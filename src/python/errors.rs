@@ -98,7 +98,7 @@ fn class_of(e: &Error) -> &'static Class {
         Error::Connect { .. } | Error::Http { .. } => &CONNECT,
         Error::IncompleteBody { .. } => &INCOMPLETE_BODY,
         Error::Timeout { .. } | Error::LoginTimeout { .. } => &LOGIN_TIMEOUT,
-        Error::SessionCache { .. } => &SESSION_CACHE,
+        Error::SessionCache { .. } | Error::TokenCache { .. } => &SESSION_CACHE,
         Error::Token { .. } => &TOKEN,
         Error::LoginRequired { .. } => &LOGIN_REQUIRED,
         Error::DeviceLogin { .. } => &DEVICE_LOGIN,

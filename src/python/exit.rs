@@ -73,17 +73,52 @@ pub fn _before_exit(py: Python<'_>) {
 }
 
 /// pyo3-log, but only for our own records (decided before Python is asked),
-/// and never while Python exits.
-pub struct Logger(pub pyo3_log::Logger);
+/// and never while Python exits. Made on the first record Python would show:
+/// until something imports `logging`, no logger is configured, so Python's own
+/// default (`WARNING` and above, to stderr) is all there is to honour. Importing
+/// `logging` only then keeps it out of a process that logs nothing, such as
+/// `kfp-auth token` (run before every command of a script).
+#[derive(Default)]
+pub struct Logger(std::sync::OnceLock<pyo3_log::Logger>);
+
+impl Logger {
+    /// The logger, once Python's logging is (or must be) in use; `None` until then.
+    fn get(&self, level: log::Level) -> Option<&pyo3_log::Logger> {
+        if let Some(l) = self.0.get() {
+            return Some(l);
+        }
+        let made = unless_exiting(|| {
+            Python::attach(|py| -> PyResult<Option<pyo3_log::Logger>> {
+                let imported = py.import("sys")?.getattr("modules")?.contains("logging")?;
+                if !imported && level > log::Level::Warn {
+                    return Ok(None);
+                }
+                // Levels are read from Python on each record (no level cache), so logging
+                // configured later takes effect; records are rare (a few per login).
+                let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
+                    .filter(log::LevelFilter::Off)
+                    .filter_target("kfp_auth".to_owned(), log::LevelFilter::Trace);
+                Ok(Some(logger))
+            })
+        })?;
+        let logger = made.ok().flatten()?;
+        Some(self.0.get_or_init(|| logger))
+    }
+}
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.target().starts_with("kfp_auth") && unless_exiting(|| self.0.enabled(metadata)).unwrap_or(false)
+        metadata.target().starts_with("kfp_auth")
+            && self
+                .get(metadata.level())
+                .is_some_and(|l| unless_exiting(|| l.enabled(metadata)).unwrap_or(false))
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if record.target().starts_with("kfp_auth") {
-            unless_exiting(|| self.0.log(record));
+        if record.target().starts_with("kfp_auth")
+            && let Some(l) = self.get(record.level())
+        {
+            unless_exiting(|| l.log(record));
         }
     }
 

@@ -66,6 +66,75 @@ pub fn default_session_cache() -> Option<String> {
     SessionCache::default_path().map(|p| p.display().to_string())
 }
 
+/// The default token cache file: `$XDG_CACHE_HOME/kfp-auth/tokens.json` or `~/.cache/...`.
+#[pyfunction]
+pub fn default_token_cache() -> Option<String> {
+    crate::token_cache::TokenCache::default_path().map(|p| p.display().to_string())
+}
+
+/// The SSO logins saved in the token cache that fit (made for `url`, as the API or
+/// Dex URL; for `client_id`, `connector`, `user` when given), the most recent first.
+/// Only what is safe to show: never a token.
+#[pyfunction]
+#[pyo3(signature = (path = None, *, url = None, client_id = None, connector = None, user = None))]
+pub fn token_cache_logins<'py>(
+    py: Python<'py>,
+    path: Option<PathBuf>,
+    url: Option<&str>,
+    client_id: Option<&str>,
+    connector: Option<&str>,
+    user: Option<&str>,
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let cache = crate::token_cache::TokenCache::new(super::bearer::cache_path(path)?);
+    let dex = url.map(|u| crate::oidc::dex_base(u, None)).transpose()?;
+    let endpoints: Vec<&str> = url.into_iter().chain(dex.as_ref().map(|d| d.as_str())).collect();
+    let locked = py.detach(|| cache.lock())?;
+    let list = pyo3::types::PyList::empty(py);
+    let query = crate::token_cache::Query {
+        endpoints: &endpoints,
+        client_id,
+        connector,
+        user,
+    };
+    for e in locked.matching(&query) {
+        let d = PyDict::new(py);
+        d.set_item("key", e.key())?;
+        d.set_item("issuer", &e.issuer)?;
+        d.set_item("client_id", &e.client_id)?;
+        d.set_item("connector", &e.connector)?;
+        d.set_item("user", &e.user)?;
+        d.set_item("dex_url", &e.dex_url)?;
+        d.set_item("api_url", &e.api_url)?;
+        d.set_item("expires", e.expires_at)?;
+        d.set_item("saved", e.saved_at)?;
+        d.set_item("refreshable", e.refresh_token.is_some())?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
+
+/// Remove the logins with these keys (from `token_cache_logins`) from the token cache,
+/// or every login with `all`; the others stay. How many were removed.
+#[pyfunction]
+#[pyo3(signature = (path = None, keys = Vec::new(), *, all = false))]
+pub fn token_cache_remove(py: Python<'_>, path: Option<PathBuf>, keys: Vec<String>, all: bool) -> PyResult<usize> {
+    let cache = crate::token_cache::TokenCache::new(super::bearer::cache_path(path)?);
+    if all {
+        // Whatever the file holds, even a file that cannot be read: it is removed.
+        let p = cache.path().to_owned();
+        return py.detach(|| match std::fs::remove_file(&p) {
+            Ok(()) => Ok(1),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(crate::Error::TokenCache {
+                path: p.display().to_string(),
+                reason: format!("cannot remove it: {e}"),
+            }
+            .into()),
+        });
+    }
+    py.detach(|| cache.lock()?.remove(&keys)).map_err(Into::into)
+}
+
 /// What an RBAC denial from the KFP API says (user, namespace, verb, resource,
 /// message), or `None` when the answer is not one.
 #[pyfunction]

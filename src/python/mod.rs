@@ -14,15 +14,10 @@ use pyo3::types::PyDict;
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    // Our `log` records go to Python's `kfp_auth` logger. Levels are read from
-    // Python on each record (no level cache), so logging configured after
-    // import takes effect; records are rare (a few per login). Other crates'
-    // records are dropped: they are not redacted (hyper and reqwest can log
+    // Our `log` records go to Python's `kfp_auth` logger (see exit::Logger). Other
+    // crates' records are dropped: they are not redacted (hyper and reqwest can log
     // URLs with their query values).
-    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
-        .filter(log::LevelFilter::Off)
-        .filter_target("kfp_auth".to_owned(), log::LevelFilter::Trace);
-    if log::set_boxed_logger(Box::new(exit::Logger(logger))).is_ok() {
+    if log::set_boxed_logger(Box::new(exit::Logger::default())).is_ok() {
         log::set_max_level(log::LevelFilter::Trace);
     }
     // Before Python finalizes, our threads stop calling into it (see exit.rs).
@@ -53,6 +48,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::read_private_file, m)?)?;
     m.add_function(wrap_pyfunction!(functions::write_private_file, m)?)?;
     m.add_function(wrap_pyfunction!(functions::default_session_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::default_token_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::token_cache_logins, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::token_cache_remove, m)?)?;
     m.add_function(wrap_pyfunction!(functions::inspect_token, m)?)?;
     m.add_function(wrap_pyfunction!(functions::inspect_token_file, m)?)?;
     m.add_function(wrap_pyfunction!(functions::default_token_path, m)?)?;

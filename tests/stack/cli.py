@@ -23,8 +23,8 @@ def run(
     tool: str = "kfp-auth",
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_"))}
-    env["HOME"] = str(home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_AUTH_", "KF_PIPELINES_", "XDG_"))}
+    env["HOME"] = str(home)  # and so the caches are under home/.cache
     if password is not None:
         env["KFP_AUTH_PASSWORD"] = password
     env.update(extra_env or {})

@@ -1,0 +1,127 @@
+"""The ``kfp-auth`` command's entry point, and ``kfp-auth token``.
+
+``kfp-auth token`` runs before every command of a user's script, so it must start about
+as fast as the interpreter does. Its common forms (``--url``, ``-c``, ``-u``,
+``--token-cache``) are parsed here, with nothing but the core imported: no argparse, no
+manager, no kfp. Anything else (other commands and options, ``--help``, a mistake) goes
+to ``kfp_auth.cli``, whose ``token`` command runs the same ``print_token``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from kfp_auth import _native
+
+EXIT_OTHER, EXIT_USAGE, EXIT_CREDENTIALS, EXIT_UNREACHABLE, EXIT_TLS, EXIT_CACHE = 1, 2, 3, 4, 5, 6
+ENV_URL = "KF_PIPELINES_ENDPOINT"  # kfp's own name for the API endpoint
+ENV_CONNECTOR = "KFP_AUTH_CONNECTOR"
+
+
+def exit_code(e: BaseException) -> int:
+    if isinstance(
+        e,
+        (
+            _native.InvalidCredentialsError,
+            _native.UnknownConnectorError,
+            _native.LoginRequiredError,
+            _native.DeviceLoginError,
+        ),
+    ):
+        return EXIT_CREDENTIALS
+    if isinstance(e, (_native.ConnectError, _native.IncompleteBodyError, _native.LoginTimeoutError)):
+        return EXIT_UNREACHABLE
+    if isinstance(e, _native.TLSError):
+        return EXIT_TLS
+    if isinstance(e, _native.SessionCacheError):
+        return EXIT_CACHE
+    return EXIT_OTHER
+
+
+def print_token(
+    url: str | None,
+    *,
+    token_cache: str | None = None,
+    client_id: str | None = None,
+    dex_url: str | None = None,
+    connector: str | None = None,
+    user: str | None = None,
+    skip_tls_verify: bool = False,
+    ssl_ca_cert: str | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, str]:
+    """Print the ID token of the SSO login saved for `url` (refreshed when needed) on stdout;
+    (the exit code, the message for stderr when it is not 0). Never asks the user."""
+    if not url:
+        return EXIT_USAGE, f"no API URL: pass --url or set {ENV_URL}"
+    if token_cache is None:
+        token_cache = _native.default_token_cache()
+        if token_cache is None:
+            return EXIT_USAGE, "there is no default token cache without $HOME or $XDG_CACHE_HOME: pass --token-cache"
+    try:
+        bearer = _native.BearerSession.from_token_cache(
+            url,
+            token_cache=token_cache,
+            client_id=client_id or "kfp-auth",
+            dex_url=dex_url,
+            connector=connector,
+            user=user,
+            skip_tls_verify=skip_tls_verify,
+            ssl_ca_cert=ssl_ca_cert,
+            timeout=timeout,
+        )
+        token = bearer.token()
+    except _native.InvalidArgumentError as e:
+        return EXIT_USAGE, str(e)
+    except _native.KFPAuthError as e:
+        return exit_code(e), str(e)
+    sys.stdout.write(token + "\n")
+    return 0, ""
+
+
+# The options the quick path takes, by their destination; each takes a value.
+_QUICK = {
+    "--url": "url",
+    "-c": "connector",
+    "--connector": "connector",
+    "-u": "user",
+    "--user": "user",
+    "--token-cache": "token_cache",
+}
+
+
+def _quick(args: list[str]) -> dict[str, str] | None:
+    """The options of a common `kfp-auth token`, or `None` when the full parser must see them."""
+    opts: dict[str, str] = {}
+    it = iter(args)
+    for a in it:
+        name, eq, value = a.partition("=")
+        if name not in _QUICK or (not eq and a != name):
+            return None
+        if not eq:
+            nxt = next(it, None)
+            if nxt is None or nxt.startswith("-"):
+                return None
+            value = nxt
+        opts[_QUICK[name]] = value
+    return opts
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    opts = _quick(argv[1:]) if argv[:1] == ["token"] else None
+    if opts is None:
+        from kfp_auth.cli import main as full
+
+        full()
+        return
+    code, message = print_token(
+        opts.get("url") or os.environ.get(ENV_URL),
+        token_cache=opts.get("token_cache"),
+        connector=opts.get("connector") or os.environ.get(ENV_CONNECTOR),
+        user=opts.get("user"),
+    )
+    if message:
+        print(f"kfp-auth: {message}", file=sys.stderr)
+    raise SystemExit(code)
