@@ -25,11 +25,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::device::{self, DeviceEvent, Prompt};
+use crate::device;
 use crate::error::{BrowserFailure, Error, Result};
-use crate::oidc::{self, AUTH_CODE_GRANT, Endpoints, TokenReply};
+use crate::oidc::{self, AUTH_CODE_GRANT, Client, Endpoints, TokenReply};
+use crate::prompt::{DeviceEvent, Prompt};
 use crate::redact;
-use crate::sso::SsoConfig;
 
 /// How long the browser has to come back, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -111,7 +111,7 @@ impl Secrets {
 /// authorization page, take the code it comes back with and trade it for tokens.
 /// Where no browser can be opened, a device login instead.
 pub(crate) async fn obtain(
-    cfg: &SsoConfig,
+    cfg: &Client<'_>,
     start: &BrowserStart,
     ep: &Endpoints,
     prompt: &dyn Prompt,
@@ -187,13 +187,13 @@ async fn listen(port: Option<u16>) -> Result<TcpListener> {
     })
 }
 
-fn authorize_url(mut url: Url, cfg: &SsoConfig, redirect_uri: &str, s: &Secrets) -> Url {
+fn authorize_url(mut url: Url, cfg: &Client<'_>, redirect_uri: &str, s: &Secrets) -> Url {
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("client_id", &cfg.client_id)
+        q.append_pair("client_id", cfg.client_id)
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("response_type", "code")
-            .append_pair("scope", &cfg.scopes)
+            .append_pair("scope", cfg.scopes)
             .append_pair("state", s.state.expose_secret())
             .append_pair("nonce", s.nonce.expose_secret())
             .append_pair("code_challenge", &s.challenge)
@@ -217,7 +217,7 @@ async fn wait_for_code(
     listener: TcpListener,
     start: &BrowserStart,
     url: &str,
-    cfg: &SsoConfig,
+    cfg: &Client<'_>,
     port: u16,
     secrets: &Secrets,
     prompt: &dyn Prompt,
@@ -316,7 +316,7 @@ async fn wait_for_code(
     }
 }
 
-fn timed_out(after: Duration, cfg: &SsoConfig, port: u16) -> Error {
+fn timed_out(after: Duration, cfg: &Client<'_>, port: u16) -> Error {
     Error::BrowserLogin {
         kind: BrowserFailure::Timeout,
         what: format!(
@@ -334,11 +334,11 @@ fn timed_out(after: Duration, cfg: &SsoConfig, port: u16) -> Error {
     }
 }
 
-fn refused(error: &str, said: &str, cfg: &SsoConfig) -> Error {
+fn refused(error: &str, said: &str, cfg: &Client<'_>) -> Error {
     let hint = match error {
         "access_denied" => "log in again and approve the access in the browser".to_owned(),
         "invalid_scope" => "check the scopes (Dex knows openid, email, profile, groups, offline_access)".to_owned(),
-        e => oidc::admin_change(e, &cfg.client_id, AUTH_CODE_GRANT)
+        e => oidc::admin_change(e, cfg.client_id, AUTH_CODE_GRANT)
             .unwrap_or_else(|| "log in again, or use login=\"device\"".to_owned()),
     };
     Error::BrowserLogin {
@@ -350,7 +350,7 @@ fn refused(error: &str, said: &str, cfg: &SsoConfig) -> Error {
 
 /// Trade the code for tokens, and check that the ID token answers this login.
 async fn exchange(
-    cfg: &SsoConfig,
+    cfg: &Client<'_>,
     ep: &Endpoints,
     code: &SecretString,
     redirect_uri: &str,
@@ -360,10 +360,10 @@ async fn exchange(
         ("grant_type", AUTH_CODE_GRANT),
         ("code", code.expose_secret()),
         ("redirect_uri", redirect_uri),
-        ("client_id", cfg.client_id.as_str()),
+        ("client_id", cfg.client_id),
         ("code_verifier", secrets.verifier.expose_secret()),
     ];
-    let reply = oidc::send(&cfg.options, Method::POST, &ep.token, Some(&form)).await?;
+    let reply = oidc::send(cfg.options, Method::POST, &ep.token, Some(&form)).await?;
     let status = reply.status.as_u16();
     let unexpected = |detail: String| Error::UnexpectedResponse {
         method: "POST",
@@ -377,7 +377,7 @@ async fn exchange(
     match body.error.as_deref() {
         None if reply.status.is_success() => {
             if let Some(token) = &body.id_token {
-                let claims = oidc::check_id_token(token, &ep.issuer, &cfg.client_id)?;
+                let claims = oidc::check_id_token(token, &ep.issuer, cfg.client_id)?;
                 oidc::check_nonce(&claims, secrets.nonce.expose_secret())?;
             }
             Ok(body)
@@ -389,7 +389,7 @@ async fn exchange(
             hint: "log in again (a code is good once, for a short time)".into(),
         }),
         Some(e) => Err(unexpected(
-            oidc::admin_change(e, &cfg.client_id, AUTH_CODE_GRANT)
+            oidc::admin_change(e, cfg.client_id, AUTH_CODE_GRANT)
                 .unwrap_or_else(|| format!("Dex refused the browser login's code: {}", body.describe_error())),
         )),
         None => Err(unexpected("Dex answered neither tokens nor an error".into())),

@@ -13,43 +13,15 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::oidc::Client;
 use crate::oidc::{self, DEVICE_GRANT, Endpoints, TokenReply};
+use crate::prompt::{DeviceEvent, Prompt};
 use crate::redact;
-use crate::sso::SsoConfig;
 
 /// RFC 8628 §3.2: the interval when the server gives none.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// RFC 8628 §3.5: what `slow_down` adds to the interval.
 const SLOW_DOWN: Duration = Duration::from_secs(5);
-
-/// What the user is shown, as the login goes.
-#[derive(Debug, Clone, Copy)]
-pub enum DeviceEvent<'a> {
-    /// Open `verification_uri` and enter `user_code` (or open `verification_uri_complete`).
-    Code {
-        verification_uri: &'a str,
-        verification_uri_complete: Option<&'a str>,
-        user_code: &'a str,
-        expires_in: Duration,
-        /// The connector to choose on Dex's page, when the caller named one.
-        connector: Option<&'a str>,
-    },
-    /// A browser login opened `url` (Dex's authorization page) in a browser; shown so
-    /// the user can open it by hand when none appeared.
-    Browser { url: &'a str },
-    /// The login is done.
-    Done,
-    /// The login ended without a token; the message says why.
-    Failed(&'a str),
-    /// The caller stopped waiting (Ctrl-C, a cancelled task).
-    Cancelled,
-}
-
-/// Shows the device login to the user. An error showing the code ends the login
-/// (nobody could finish it); errors for the other events are ignored.
-pub trait Prompt: Send + Sync {
-    fn show(&self, event: DeviceEvent<'_>) -> std::result::Result<(), String>;
-}
 
 /// What a poll of the token endpoint said, short of tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +70,7 @@ struct DeviceCode {
 /// A device login at Dex: the code, shown with `prompt`, then polling until the
 /// user has finished (or the code expired, or Dex refused). The answer holds the tokens.
 pub(crate) async fn obtain(
-    cfg: &SsoConfig,
+    cfg: &Client<'_>,
     poll_interval: Option<Duration>,
     ep: &Endpoints,
     prompt: &dyn Prompt,
@@ -131,7 +103,7 @@ pub(crate) async fn obtain(
             verification_uri_complete: complete.as_deref(),
             user_code: &code.user_code,
             expires_in,
-            connector: cfg.connector.as_deref(),
+            connector: cfg.connector,
         })
         .map_err(|e| Error::DeviceLogin {
             what: format!("the device login's code could not be shown: {e}"),
@@ -147,9 +119,9 @@ pub(crate) async fn obtain(
     poll(cfg, ep, &code, Schedule::new(interval, expires_in, now())).await
 }
 
-async fn device_code(cfg: &SsoConfig, ep: &Endpoints, url: &Url) -> Result<DeviceCode> {
-    let form = [("client_id", cfg.client_id.as_str()), ("scope", cfg.scopes.as_str())];
-    let reply = oidc::send(&cfg.options, Method::POST, url, Some(&form)).await?;
+async fn device_code(cfg: &Client<'_>, ep: &Endpoints, url: &Url) -> Result<DeviceCode> {
+    let form = [("client_id", cfg.client_id), ("scope", cfg.scopes)];
+    let reply = oidc::send(cfg.options, Method::POST, url, Some(&form)).await?;
     let status = reply.status.as_u16();
     if reply.status.is_success()
         && let Ok(code) = serde_json::from_slice::<DeviceCode>(&reply.body)
@@ -157,7 +129,7 @@ async fn device_code(cfg: &SsoConfig, ep: &Endpoints, url: &Url) -> Result<Devic
         return Ok(code);
     }
     let detail = match TokenReply::parse(&reply) {
-        Some(r) => oidc::admin_change(r.error.as_deref().unwrap_or(""), &cfg.client_id, DEVICE_GRANT)
+        Some(r) => oidc::admin_change(r.error.as_deref().unwrap_or(""), cfg.client_id, DEVICE_GRANT)
             .unwrap_or_else(|| format!("Dex refused the device code request: {}", r.describe_error())),
         None => format!("no device code in the answer; is {} Dex?", redact::url(&ep.base)),
     };
@@ -170,11 +142,11 @@ async fn device_code(cfg: &SsoConfig, ep: &Endpoints, url: &Url) -> Result<Devic
 }
 
 /// Poll until tokens come, the code expires, or Dex refuses.
-async fn poll(cfg: &SsoConfig, ep: &Endpoints, code: &DeviceCode, mut schedule: Schedule) -> Result<TokenReply> {
+async fn poll(cfg: &Client<'_>, ep: &Endpoints, code: &DeviceCode, mut schedule: Schedule) -> Result<TokenReply> {
     let form = [
         ("grant_type", DEVICE_GRANT),
         ("device_code", code.device_code.expose_secret()),
-        ("client_id", cfg.client_id.as_str()),
+        ("client_id", cfg.client_id),
     ];
     let expired = || Error::DeviceLogin {
         what: "the device login's code expired before the login was finished".into(),
@@ -191,7 +163,7 @@ async fn poll(cfg: &SsoConfig, ep: &Endpoints, code: &DeviceCode, mut schedule: 
             return Err(expired());
         };
         tokio::time::sleep(wait).await;
-        let reply = oidc::send(&cfg.options, Method::POST, &ep.token, Some(&form)).await?;
+        let reply = oidc::send(cfg.options, Method::POST, &ep.token, Some(&form)).await?;
         let status = reply.status.as_u16();
         let unexpected = |detail: String| Error::UnexpectedResponse {
             method: "POST",
@@ -222,7 +194,7 @@ async fn poll(cfg: &SsoConfig, ep: &Endpoints, code: &DeviceCode, mut schedule: 
             }
             Some(e) => {
                 return Err(unexpected(
-                    oidc::admin_change(e, &cfg.client_id, DEVICE_GRANT)
+                    oidc::admin_change(e, cfg.client_id, DEVICE_GRANT)
                         .unwrap_or_else(|| format!("Dex refused the device login: {}", body.describe_error())),
                 ));
             }

@@ -15,14 +15,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::bearer::TokenFile;
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::http::Transport;
-use crate::oidc::{self, Endpoints, TokenReply};
+use crate::oidc::{self, Client, Endpoints, TokenReply};
 use crate::redact;
-use crate::sso::SsoConfig;
 use crate::token;
+use crate::token_file::TokenFile;
 
 pub const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
@@ -203,20 +202,20 @@ async fn github_token(
 
 /// An exchange at Dex: the subject token, read now, for Dex's ID token for the
 /// client. The answer holds it as `id_token`, as the other grants' answers do.
-pub(crate) async fn obtain(cfg: &SsoConfig, subject: &Subject, ep: &Endpoints) -> Result<TokenReply> {
+pub(crate) async fn obtain(cfg: &Client<'_>, subject: &Subject, ep: &Endpoints) -> Result<TokenReply> {
     ep.check_grant(EXCHANGE_GRANT, "token exchange")?;
-    let connector = cfg.connector.as_deref().ok_or_else(missing_connector)?;
-    let token = subject.read(&cfg.options).await?;
+    let connector = cfg.connector.ok_or_else(missing_connector)?;
+    let token = subject.read(cfg.options).await?;
     let form = [
         ("grant_type", EXCHANGE_GRANT),
-        ("client_id", cfg.client_id.as_str()),
+        ("client_id", cfg.client_id),
         ("connector_id", connector),
         ("subject_token", token.expose_secret()),
         ("subject_token_type", ID_TOKEN_TYPE),
         ("requested_token_type", ID_TOKEN_TYPE),
-        ("scope", cfg.scopes.as_str()),
+        ("scope", cfg.scopes),
     ];
-    let reply = oidc::send(&cfg.options, Method::POST, &ep.token, Some(&form)).await?;
+    let reply = oidc::send(cfg.options, Method::POST, &ep.token, Some(&form)).await?;
     let status = reply.status.as_u16();
     let unexpected = |detail: String| Error::UnexpectedResponse {
         method: "POST",
@@ -261,7 +260,7 @@ fn refusal(
     error: &str,
     body: &TokenReply,
     status: u16,
-    cfg: &SsoConfig,
+    cfg: &Client<'_>,
     connector: &str,
     subject: &Subject,
     token: &SecretString,
@@ -312,7 +311,7 @@ fn refusal(
              `oauth2.grantTypes`, the admin adds `{EXCHANGE_GRANT}` to it"
         )),
         e => unexpected(
-            oidc::admin_change(e, &cfg.client_id, EXCHANGE_GRANT)
+            oidc::admin_change(e, cfg.client_id, EXCHANGE_GRANT)
                 .unwrap_or_else(|| format!("Dex refused the token exchange: {}", body.describe_error())),
         ),
     }
@@ -326,8 +325,8 @@ fn missing_connector() -> Error {
 }
 
 /// Checked when the login is set up, before any request.
-pub(crate) fn check(cfg: &SsoConfig) -> Result<()> {
-    cfg.connector.as_deref().map(|_| ()).ok_or_else(missing_connector)
+pub(crate) fn check(cfg: &Client<'_>) -> Result<()> {
+    cfg.connector.map(|_| ()).ok_or_else(missing_connector)
 }
 
 #[cfg(test)]
@@ -344,14 +343,12 @@ mod tests {
         )
     }
 
-    fn cfg() -> SsoConfig {
-        SsoConfig {
-            dex_url: Url::parse("http://gw/dex").unwrap(),
-            client_id: "kfp-auth".into(),
-            scopes: "openid email".into(),
-            connector: Some("github".into()),
-            start: crate::sso::Start::Device { poll_interval: None },
-            options: Options::default(),
+    fn cfg() -> Client<'static> {
+        Client {
+            client_id: "kfp-auth",
+            scopes: "openid email",
+            connector: Some("github"),
+            options: Box::leak(Box::default()),
         }
     }
 

@@ -21,6 +21,7 @@ mod locked_file;
 mod oidc;
 pub mod page;
 mod private_dir;
+mod prompt;
 pub mod redact;
 mod renew;
 mod secret;
@@ -28,21 +29,23 @@ mod session;
 mod sso;
 pub mod token;
 mod token_cache;
+mod token_file;
 
 #[cfg(feature = "python")]
 mod python;
 
-pub use bearer::{Bearer, GrantConfig, Source, TokenFile};
+pub use bearer::{Bearer, GrantConfig, Source};
 pub use browser::{BrowserStart, DEFAULT_TIMEOUT as DEFAULT_BROWSER_TIMEOUT, Opener};
 pub use cache::SessionCache;
 pub use config::{LoginConfig, Options, ProxyUrl, dex_token_url, parse_proxy_url, timeout_from_secs};
-pub use device::{DeviceEvent, Prompt};
 pub use diagnose::{Diagnosis, diagnose};
 pub use error::{BrowserFailure, Checker, Error, Result, Step};
 pub use exchange::Subject;
 pub use flow::{Session, login};
 pub use http::Transport;
 pub use oidc::dex_base;
+pub use prompt::{DeviceEvent, Prompt};
 pub use session::Authenticator;
 pub use sso::{DEFAULT_CLIENT_ID, DEFAULT_SCOPES, SsoConfig, SsoLogin, Start};
 pub use token_cache::TokenCache;
+pub use token_file::TokenFile;

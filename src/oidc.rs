@@ -23,6 +23,18 @@ use crate::token::{self, Claims};
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 pub const AUTH_CODE_GRANT: &str = "authorization_code";
 
+/// Who logs in, and how Dex is reached: what each grant needs of an SSO
+/// login's settings (`sso::SsoConfig`), lent to it for the login.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub client_id: &'a str,
+    /// Space-separated; `openid` is required, `offline_access` gives the refresh token.
+    pub scopes: &'a str,
+    /// The Dex connector to log in with, when the caller named one.
+    pub connector: Option<&'a str>,
+    pub options: &'a Options,
+}
+
 /// Where Dex is reached: `dex_url`, or `/dex` on `api_url`'s origin; https when `api_url` is.
 pub fn dex_base(api_url: &str, dex_url: Option<&str>) -> Result<Url> {
     crate::config::dex_base(api_url, dex_url, "tokens")

@@ -29,10 +29,11 @@ use url::Url;
 
 use crate::browser::{self, BrowserStart};
 use crate::config::Options;
-use crate::device::{self, DeviceEvent, Prompt};
+use crate::device;
 use crate::error::{Error, Result};
 use crate::exchange::{self, Subject};
-use crate::oidc::{self, Endpoints, TokenReply};
+use crate::oidc::{self, Client, Endpoints, TokenReply};
+use crate::prompt::{DeviceEvent, Prompt};
 use crate::redact;
 use crate::renew::{Credential, Need, Renew, Renewable, Renewing, refresh_at};
 use crate::token_cache::{self, Entry, Query, TokenCache};
@@ -70,6 +71,18 @@ pub struct SsoConfig {
     pub connector: Option<String>,
     pub start: Start,
     pub options: Options,
+}
+
+impl SsoConfig {
+    /// What the grants need of these settings.
+    pub fn client(&self) -> Client<'_> {
+        Client {
+            client_id: &self.client_id,
+            scopes: &self.scopes,
+            connector: self.connector.as_deref(),
+            options: &self.options,
+        }
+    }
 }
 
 /// The ID token and refresh token of an SSO login, renewed by refresh.
@@ -123,7 +136,7 @@ impl SsoLogin {
             crate::config::check_connector_id(c)?;
         }
         if let Start::Exchange(_) = cfg.start {
-            exchange::check(&cfg)?;
+            exchange::check(&cfg.client())?;
         }
         cfg.options.check()?;
         crate::http::Transport::check(&cfg.options)?;
@@ -247,9 +260,9 @@ impl SsoLogin {
             ended: false,
         };
         let reply = match &self.cfg.start {
-            Start::Device { poll_interval } => device::obtain(&self.cfg, *poll_interval, &ep, &told).await,
-            Start::Exchange(subject) => exchange::obtain(&self.cfg, subject, &ep).await,
-            Start::Browser(start) => browser::obtain(&self.cfg, start, &ep, &told).await,
+            Start::Device { poll_interval } => device::obtain(&self.cfg.client(), *poll_interval, &ep, &told).await,
+            Start::Exchange(subject) => exchange::obtain(&self.cfg.client(), subject, &ep).await,
+            Start::Browser(start) => browser::obtain(&self.cfg.client(), start, &ep, &told).await,
         };
         let outcome = match reply.and_then(|reply| self.keep(reply, &ep, renewing, true)) {
             Ok(Some(token)) => Ok(token),

@@ -173,6 +173,16 @@ impl TokenCache {
         crate::cache::SessionCache::default_path().map(|p| p.with_file_name("tokens.json"))
     }
 
+    /// The cache at `given`, else at the default path.
+    pub fn at(given: Option<PathBuf>) -> Result<Self> {
+        given.or_else(Self::default_path).map(Self::new).ok_or_else(|| {
+            Error::invalid(
+                "token_cache",
+                "there is no default without $HOME or $XDG_CACHE_HOME; pass a path",
+            )
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

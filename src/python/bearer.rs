@@ -13,8 +13,8 @@ use super::functions::{claims_to_py, options};
 use super::runtime::{Credentials, awaitable, blocking, secret_to_py};
 use crate::bearer::{Bearer, GrantConfig, Source};
 use crate::browser::{BrowserStart, Opener};
-use crate::device::{DeviceEvent, Prompt};
 use crate::exchange::Subject;
+use crate::prompt::{DeviceEvent, Prompt};
 use crate::sso::{SsoConfig, SsoLogin, Start};
 use crate::token_cache::TokenCache;
 
@@ -34,8 +34,7 @@ impl BearerSession {
         }
     }
 
-    /// An SSO login (made on first use) as the bearer source.
-    /// An interactive SSO login, kept in `token_cache` when given.
+    /// An SSO login (made on first use) as the bearer source, kept in `token_cache` when given.
     fn sso(api_url: &str, cfg: SsoConfig, prompt: Py<PyAny>, token_cache: Option<PathBuf>) -> PyResult<Self> {
         crate::http::check_settings(api_url, &cfg.options)?;
         let mut login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
@@ -279,7 +278,7 @@ impl BearerSession {
         timeout: f64,
         proxy: Option<&str>,
     ) -> PyResult<Self> {
-        let path = cache_path(token_cache)?;
+        let cache = TokenCache::at(token_cache)?;
         let cfg = SsoConfig {
             dex_url: crate::oidc::dex_base(api_url, dex_url)?,
             client_id: client_id.to_owned(),
@@ -289,7 +288,7 @@ impl BearerSession {
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
         let login = SsoLogin::new(cfg, Arc::new(NoPrompt))?
-            .with_cache(TokenCache::new(path), Some(api_url), user)
+            .with_cache(cache, Some(api_url), user)
             .without_login();
         Ok(Self::held(Bearer::sso(login)))
     }
@@ -387,17 +386,6 @@ impl BearerSession {
     fn __repr__(&self) -> String {
         format!("BearerSession(kind={:?}, source={:?})", self.kind(), self.source())
     }
-}
-
-/// The default token cache file, or an error saying why there is none.
-pub fn cache_path(given: Option<PathBuf>) -> PyResult<PathBuf> {
-    given.or_else(TokenCache::default_path).ok_or_else(|| {
-        crate::Error::invalid(
-            "token_cache",
-            "there is no default without $HOME or $XDG_CACHE_HOME; pass a path",
-        )
-        .into()
-    })
 }
 
 /// The prompt of a login that shows nobody anything: token exchange, and the token

@@ -85,7 +85,7 @@ pub fn token_cache_logins<'py>(
     connector: Option<&str>,
     user: Option<&str>,
 ) -> PyResult<Bound<'py, pyo3::types::PyList>> {
-    let cache = crate::token_cache::TokenCache::new(super::bearer::cache_path(path)?);
+    let cache = crate::token_cache::TokenCache::at(path)?;
     let dex = url.map(|u| crate::oidc::dex_base(u, None)).transpose()?;
     let endpoints: Vec<&str> = url.into_iter().chain(dex.as_ref().map(|d| d.as_str())).collect();
     let locked = py.detach(|| cache.lock())?;
@@ -118,7 +118,7 @@ pub fn token_cache_logins<'py>(
 #[pyfunction]
 #[pyo3(signature = (path = None, keys = Vec::new(), *, all = false))]
 pub fn token_cache_remove(py: Python<'_>, path: Option<PathBuf>, keys: Vec<String>, all: bool) -> PyResult<usize> {
-    let cache = crate::token_cache::TokenCache::new(super::bearer::cache_path(path)?);
+    let cache = crate::token_cache::TokenCache::at(path)?;
     if all {
         // Whatever the file holds, even a file that cannot be read: it is removed.
         let p = cache.path().to_owned();
