@@ -1,15 +1,14 @@
-"""The ``kfp-auth`` command's entry point, and ``kfp-auth token``.
+"""``kfp-auth token``, and what every command shares, with nothing but the core imported.
 
 ``kfp-auth token`` runs before every command of a user's script, so it must start about
-as fast as the interpreter does. Its common forms (``--url``, ``-c``, ``-u``,
-``--token-cache``) are parsed here, with nothing but the core imported: no argparse, no
-manager, no kfp. Anything else (other commands and options, ``--help``, a mistake) goes
-to ``kfp_auth.cli``, whose ``token`` command runs the same ``print_token``.
+as fast as the interpreter does: its common forms (``--url``, ``-c``, ``-u``,
+``--token-cache``) are parsed here by ``quick``, without argparse, the manager or kfp
+(``kfp_auth._entry`` chooses). ``kfp_auth.cli``'s ``token`` command runs the same
+``print_token``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from kfp_auth import _native
@@ -91,7 +90,7 @@ _QUICK = {
 }
 
 
-def _quick(args: list[str]) -> dict[str, str] | None:
+def quick(args: list[str]) -> dict[str, str] | None:
     """The options of a common `kfp-auth token`, or `None` when the full parser must see them."""
     opts: dict[str, str] = {}
     it = iter(args)
@@ -106,22 +105,3 @@ def _quick(args: list[str]) -> dict[str, str] | None:
             value = nxt
         opts[_QUICK[name]] = value
     return opts
-
-
-def main() -> None:
-    argv = sys.argv[1:]
-    opts = _quick(argv[1:]) if argv[:1] == ["token"] else None
-    if opts is None:
-        from kfp_auth.cli import main as full
-
-        full()
-        return
-    code, message = print_token(
-        opts.get("url") or os.environ.get(ENV_URL),
-        token_cache=opts.get("token_cache"),
-        connector=opts.get("connector") or os.environ.get(ENV_CONNECTOR),
-        user=opts.get("user"),
-    )
-    if message:
-        print(f"kfp-auth: {message}", file=sys.stderr)
-    raise SystemExit(code)
