@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::Method;
 use ring::rand::SecureRandom;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -117,12 +116,7 @@ pub(crate) async fn obtain(
     prompt: &dyn Prompt,
 ) -> Result<TokenReply> {
     ep.check_grant(AUTH_CODE_GRANT, "browser login")?;
-    let authorize = ep.authorization.clone().ok_or_else(|| Error::UnexpectedResponse {
-        method: "GET",
-        url: format!("{}/.well-known/openid-configuration", redact::url(&ep.base)),
-        status: Some(200),
-        detail: "the provider names no authorization_endpoint; use login=\"device\"".into(),
-    })?;
+    let authorize = ep.named(&ep.authorization, "authorization_endpoint", "use login=\"device\"")?;
     let listener = listen(start.port).await?;
     let port = listener
         .local_addr()
@@ -363,36 +357,27 @@ async fn exchange(
         ("client_id", cfg.client_id),
         ("code_verifier", secrets.verifier.expose_secret()),
     ];
-    let reply = oidc::send(cfg.options, Method::POST, &ep.token, Some(&form)).await?;
-    let status = reply.status.as_u16();
-    let unexpected = |detail: String| Error::UnexpectedResponse {
-        method: "POST",
-        url: redact::url(&ep.token),
-        status: Some(status),
-        detail,
-    };
-    let Some(body) = TokenReply::parse(&reply) else {
-        return Err(unexpected("not Dex's token endpoint (no JSON answer)".into()));
-    };
-    match body.error.as_deref() {
-        None if reply.status.is_success() => {
-            if let Some(token) = &body.id_token {
+    let reply = oidc::post_token(cfg.options, &ep.token, &form).await?;
+    let error = reply.body.error.clone();
+    match error.as_deref() {
+        None if reply.ok => {
+            if let Some(token) = &reply.body.id_token {
                 let claims = oidc::check_id_token(token, &ep.issuer, cfg.client_id)?;
                 oidc::check_nonce(&claims, secrets.nonce.expose_secret())?;
             }
-            Ok(body)
+            Ok(reply.body)
         }
         // Dex: a code used twice or expired, a verifier that does not fit.
         Some("invalid_grant") => Err(Error::BrowserLogin {
             kind: BrowserFailure::Other,
-            what: format!("Dex refused the browser login's code: {}", body.describe_error()),
+            what: format!("Dex refused the browser login's code: {}", reply.body.describe_error()),
             hint: "log in again (a code is good once, for a short time)".into(),
         }),
-        Some(e) => Err(unexpected(
+        Some(e) => Err(reply.unexpected(
             oidc::admin_change(e, cfg.client_id, AUTH_CODE_GRANT)
-                .unwrap_or_else(|| format!("Dex refused the browser login's code: {}", body.describe_error())),
+                .unwrap_or_else(|| format!("Dex refused the browser login's code: {}", reply.body.describe_error())),
         )),
-        None => Err(unexpected("Dex answered neither tokens nor an error".into())),
+        None => Err(reply.empty()),
     }
 }
 

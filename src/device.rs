@@ -76,12 +76,11 @@ pub(crate) async fn obtain(
     prompt: &dyn Prompt,
 ) -> Result<TokenReply> {
     ep.check_grant(DEVICE_GRANT, "device login")?;
-    let device_url = ep.device.clone().ok_or_else(|| Error::UnexpectedResponse {
-        method: "GET",
-        url: format!("{}/.well-known/openid-configuration", redact::url(&ep.base)),
-        status: Some(200),
-        detail: "Dex names no device_authorization_endpoint: it is older than 2.28, or not Dex".into(),
-    })?;
+    let device_url = ep.named(
+        &ep.device,
+        "device_authorization_endpoint",
+        "a Dex older than 2.28, or a provider without the device login",
+    )?;
     let code = device_code(cfg, ep, &device_url).await?;
     // Shown as the user can reach it: an in-cluster issuer is mapped onto the gateway.
     // Only http(s): the page becomes a link the user clicks (in Jupyter, HTML).
@@ -163,19 +162,10 @@ async fn poll(cfg: &Client<'_>, ep: &Endpoints, code: &DeviceCode, mut schedule:
             return Err(expired());
         };
         tokio::time::sleep(wait).await;
-        let reply = oidc::send(cfg.options, Method::POST, &ep.token, Some(&form)).await?;
-        let status = reply.status.as_u16();
-        let unexpected = |detail: String| Error::UnexpectedResponse {
-            method: "POST",
-            url: redact::url(&ep.token),
-            status: Some(status),
-            detail,
-        };
-        let Some(body) = TokenReply::parse(&reply) else {
-            return Err(unexpected("not Dex's token endpoint (no JSON answer)".into()));
-        };
-        answer = match body.error.as_deref() {
-            None if reply.status.is_success() => return Ok(body),
+        let reply = oidc::post_token(cfg.options, &ep.token, &form).await?;
+        let error = reply.body.error.clone();
+        answer = match error.as_deref() {
+            None if reply.ok => return Ok(reply.body),
             Some("authorization_pending") => Some(PollAnswer::Pending),
             Some("slow_down") => {
                 log::debug!(
@@ -193,12 +183,12 @@ async fn poll(cfg: &Client<'_>, ep: &Endpoints, code: &DeviceCode, mut schedule:
                 });
             }
             Some(e) => {
-                return Err(unexpected(
+                return Err(reply.unexpected(
                     oidc::admin_change(e, cfg.client_id, DEVICE_GRANT)
-                        .unwrap_or_else(|| format!("Dex refused the device login: {}", body.describe_error())),
+                        .unwrap_or_else(|| format!("Dex refused the device login: {}", reply.body.describe_error())),
                 ));
             }
-            None => return Err(unexpected("Dex answered neither tokens nor an error".into())),
+            None => return Err(reply.empty()),
         };
     }
 }

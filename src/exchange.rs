@@ -215,32 +215,22 @@ pub(crate) async fn obtain(cfg: &Client<'_>, subject: &Subject, ep: &Endpoints) 
         ("requested_token_type", ID_TOKEN_TYPE),
         ("scope", cfg.scopes),
     ];
-    let reply = oidc::send(cfg.options, Method::POST, &ep.token, Some(&form)).await?;
-    let status = reply.status.as_u16();
-    let unexpected = |detail: String| Error::UnexpectedResponse {
-        method: "POST",
-        url: redact::url(&ep.token),
-        status: Some(status),
-        detail,
-    };
-    let Some(mut body) = TokenReply::parse(&reply) else {
-        return Err(unexpected("not Dex's token endpoint (no JSON answer)".into()));
-    };
-    let Some(error) = body.error.clone() else {
-        if !reply.status.is_success() {
-            return Err(unexpected("Dex answered neither tokens nor an error".into()));
+    let mut reply = oidc::post_token(cfg.options, &ep.token, &form).await?;
+    let Some(error) = reply.body.error.clone() else {
+        if !reply.ok {
+            return Err(reply.empty());
         }
-        return match body.issued_token_type.as_deref() {
+        return match reply.body.issued_token_type.as_deref() {
             Some(ID_TOKEN_TYPE) => {
-                body.id_token = body.access_token.take();
+                reply.body.id_token = reply.body.access_token.take();
                 log::info!(
                     target: "kfp_auth",
                     "token exchange: Dex's connector `{connector}` took {}",
                     subject.describe()
                 );
-                Ok(body)
+                Ok(reply.body)
             }
-            other => Err(unexpected(format!(
+            other => Err(reply.unexpected(format!(
                 "Dex issued {} instead of an ID token: it does not do token exchange as Dex ≥ 2.38 does",
                 other.map_or_else(
                     || "no issued_token_type".to_owned(),
@@ -250,7 +240,14 @@ pub(crate) async fn obtain(cfg: &Client<'_>, subject: &Subject, ep: &Endpoints) 
         };
     };
     Err(refusal(
-        &error, &body, status, cfg, connector, subject, &token, &ep.token,
+        &error,
+        &reply.body,
+        reply.status,
+        cfg,
+        connector,
+        subject,
+        &token,
+        &ep.token,
     ))
 }
 
@@ -332,16 +329,7 @@ pub(crate) fn check(cfg: &Client<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-    fn jwt(payload: &str) -> String {
-        format!(
-            "{}.{}.c2ln",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
-            URL_SAFE_NO_PAD.encode(payload)
-        )
-    }
+    use crate::token::test_jwt as jwt;
 
     fn cfg() -> Client<'static> {
         Client {

@@ -127,6 +127,16 @@ impl Endpoints {
         map_onto(raw, &self.issuer, &self.base)
     }
 
+    /// An endpoint that discovery named as `field`, or an error saying it named none, and `why`.
+    pub fn named(&self, url: &Option<Url>, field: &str, why: &str) -> Result<Url> {
+        url.clone().ok_or_else(|| Error::UnexpectedResponse {
+            method: "GET",
+            url: format!("{}/.well-known/openid-configuration", redact::url(&self.base)),
+            status: Some(200),
+            detail: format!("the provider names no {field}: {why}"),
+        })
+    }
+
     /// An error when Dex says it does not offer `grant` (it may not say).
     pub fn check_grant(&self, grant: &str, what: &str) -> Result<()> {
         if self.grants.is_empty() || self.grants.iter().any(|g| g == grant) {
@@ -161,6 +171,53 @@ pub async fn send(options: &Options, method: Method, url: &Url, form: Option<&[(
     transport
         .send(method, url, form, &mut CookieStore::default(), &mut Vec::new())
         .await
+}
+
+/// The token endpoint's answer to one request, parsed.
+pub struct Answer<'a> {
+    pub url: &'a Url,
+    pub status: u16,
+    /// A 2xx status.
+    pub ok: bool,
+    pub body: TokenReply,
+}
+
+impl Answer<'_> {
+    /// The error for an answer this grant cannot use, naming the endpoint and status.
+    pub fn unexpected(&self, detail: String) -> Error {
+        Error::UnexpectedResponse {
+            method: "POST",
+            url: redact::url(self.url),
+            status: Some(self.status),
+            detail,
+        }
+    }
+
+    /// The error for an answer with neither tokens nor an OAuth error.
+    pub fn empty(&self) -> Error {
+        self.unexpected("Dex answered neither tokens nor an error".into())
+    }
+}
+
+/// POST `form` to the token endpoint `url`: its answer, tokens or an OAuth error;
+/// an error when the answer is not JSON (not a token endpoint).
+pub async fn post_token<'a>(options: &Options, url: &'a Url, form: &[(&str, &str)]) -> Result<Answer<'a>> {
+    let reply = send(options, Method::POST, url, Some(form)).await?;
+    let status = reply.status.as_u16();
+    match TokenReply::parse(&reply) {
+        Some(body) => Ok(Answer {
+            url,
+            status,
+            ok: reply.status.is_success(),
+            body,
+        }),
+        None => Err(Error::UnexpectedResponse {
+            method: "POST",
+            url: redact::url(url),
+            status: Some(status),
+            detail: "not Dex's token endpoint (no JSON answer)".into(),
+        }),
+    }
 }
 
 /// An answer of Dex's token endpoint: tokens, or an OAuth error.
@@ -269,8 +326,6 @@ pub fn id_token(reply: &mut TokenReply) -> Option<SecretString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use std::time::Duration;
 
     fn doc(issuer: &str) -> Discovery {
@@ -352,11 +407,7 @@ mod tests {
     }
 
     fn jwt(payload: &str) -> SecretString {
-        SecretString::from(format!(
-            "{}.{}.c2ln",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
-            URL_SAFE_NO_PAD.encode(payload)
-        ))
+        SecretString::from(crate::token::test_jwt(payload))
     }
 
     #[test]

@@ -208,6 +208,18 @@ pub fn inspect(token: &SecretString) -> Result<Claims> {
     claims(token.expose_secret())
 }
 
+/// An unsigned JWT with `payload` as its claims, for the tests of the modules that read tokens.
+#[cfg(test)]
+pub(crate) fn test_jwt(payload: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(payload)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

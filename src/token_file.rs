@@ -100,16 +100,10 @@ impl TokenFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use secrecy::ExposeSecret;
 
     fn jwt(sub: &str) -> String {
-        format!(
-            "{}.{}.c2ln",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
-            URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}"}}"#))
-        )
+        crate::token::test_jwt(&format!(r#"{{"sub":"{sub}"}}"#))
     }
 
     #[test]
