@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import keyring
+import keyring.errors
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 from test_sso_device import SECRET_LIKE
 from test_token_cache import OTHERS, cli_device_login, entries, plant
 
-from kfp_auth import InvalidArgumentError, KFPClientManager, SessionCacheError
+from kfp_auth import InvalidArgumentError, KeyringError, KFPClientManager, SessionCacheError
 from stack.cli import run
 from stack.device_user import User
 from stack.sso import CONNECTOR_ID, IDP_USER, SsoStack, api_get, jwt_claims, start_sso_stack
@@ -150,6 +151,11 @@ def worker(s: SsoStack, *, force: bool = False) -> tuple[dict[str, Any], str]:
     return json.loads(p.stdout), p.stderr
 
 
+def gone(key: str) -> bool:
+    """Whether the keyring holds no item for `key` (a bool: a failing assert shows no token)."""
+    return item(key) is None
+
+
 def item(key: str) -> dict[str, Any] | None:
     value = PlaintextKeyring().get_password("kfp-auth", key)
     return None if value is None else dict(json.loads(value))
@@ -207,7 +213,7 @@ def test_a_device_login_keeps_its_tokens_in_the_keyring_and_a_second_process_reu
     # logout removes the login and its keyring item (the keyring found from the file's marker).
     r2 = run(["logout", "--url", sso.api_url], home, extra_env={"PYTHON_KEYRING_BACKEND": FILE_BACKEND})
     assert r2.returncode == 0 and f"logged out {IDP_USER}" in r2.stderr, r2
-    assert entries(cache) == {} and item(key) is None
+    assert entries(cache) == {} and gone(key)
 
 
 @pytest.mark.stack
@@ -234,9 +240,9 @@ def test_cli_login_keyring_then_logout_all_removes_every_item(sso: SsoStack, hom
     # Without a usable keyring, logout refuses rather than leave the item behind.
     r = run(["logout", "--all"], home, extra_env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
     assert r.returncode == 6 and "found no keyring backend" in r.stderr and cache.exists(), r
-    assert item(key) is not None
+    assert not gone(key)
     r = run(["logout", "--all"], home, extra_env={"PYTHON_KEYRING_BACKEND": FILE_BACKEND})
-    assert r.returncode == 0 and not cache.exists() and item(key) is None, r
+    assert r.returncode == 0 and not cache.exists() and gone(key), r
 
 
 def test_a_login_in_the_keyring_read_without_it_is_a_typed_error(home: Path) -> None:
@@ -249,3 +255,25 @@ def test_a_login_in_the_keyring_read_without_it_is_a_typed_error(home: Path) -> 
         KFPClientManager(
             "https://other.example/pipeline", login="device", token_cache=cache, dex_auth_type="github"
         ).get_bearer_token()
+
+
+class LockedKeyring(PlaintextKeyring):
+    """A keyring the user did not unlock."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise keyring.errors.KeyringLocked("refresh-token-Zq81-not-for-messages")
+
+
+def test_a_failing_keyring_backend_is_a_keyring_error_naming_only_the_exception_type(home: Path) -> None:
+    cache = cache_of(home)
+    login = dict(next(iter(OTHERS.values())))
+    del login["id_token"]
+    login.update(refresh_token=None, secrets="keyring")
+    plant(cache, {"https://other.example/dex kfp-auth github bob@corp.example": login})
+    keyring.set_keyring(LockedKeyring())
+    m = KFPClientManager(
+        "https://other.example/pipeline", login="device", token_cache="keyring", dex_auth_type="github"
+    )
+    with pytest.raises(KeyringError, match="the OS keyring: cannot read the login of bob@corp.example") as ei:
+        m.get_bearer_token()
+    assert "KeyringLocked" in str(ei.value) and "Zq81" not in str(ei.value)
