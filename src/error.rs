@@ -158,6 +158,10 @@ pub enum Error {
     #[error("token cache {path}: {reason}")]
     TokenCache { path: String, reason: String },
 
+    /// The secret store of the token cache (the OS keyring) failed, or cannot be used.
+    #[error("{store}: {reason}")]
+    SecretStore { store: String, reason: String },
+
     /// A bearer token (or its file) that cannot be used.
     #[error("{what}; {hint}")]
     Token { what: String, hint: String },

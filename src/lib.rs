@@ -25,6 +25,7 @@ mod prompt;
 pub mod redact;
 mod renew;
 mod secret;
+mod secret_store;
 mod session;
 mod sso;
 pub mod token;

@@ -422,7 +422,7 @@ impl Renew for SsoLogin {
         if !matches!(renewing.need, Need::Restart) {
             // Under the cache's lock: another process's renewal cannot overlap this one.
             let mut locked = disk.lock().await?;
-            if let Some(token) = self.adopt(disk, &locked, renewing) {
+            if let Some(token) = self.adopt(disk, &locked, renewing).await? {
                 return Ok(token);
             }
             let refresh = lock(&self.refresh_token).clone();
@@ -491,8 +491,13 @@ impl SsoLogin {
     /// Take what another process saved, under the lock: its refresh token when it differs
     /// from the one held (it was rotated, or a newer login made, since), and its ID token
     /// when that serves the caller. `Some` when the caller is served without a refresh.
-    fn adopt(&self, disk: &Disk, locked: &token_cache::Locked, renewing: &Renewing<'_>) -> Option<Credential> {
-        let entry = match self.key() {
+    async fn adopt(
+        &self,
+        disk: &Disk,
+        locked: &token_cache::Locked,
+        renewing: &Renewing<'_>,
+    ) -> Result<Option<Credential>> {
+        let stored = match self.key() {
             Some(key) => locked.get(&key),
             None => {
                 let dex = self.cfg.dex_url.as_str();
@@ -504,7 +509,16 @@ impl SsoLogin {
                     user: disk.user.as_deref(),
                 })
             }
-        }?;
+        };
+        let Some(stored) = stored else { return Ok(None) };
+        // Its tokens, from the secret store when they are there (a blocking call).
+        let multi = tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        let entry = if stored.in_store() && multi {
+            tokio::task::block_in_place(|| locked.with_secrets(stored))?
+        } else {
+            locked.with_secrets(stored)?
+        };
+        let entry = &entry;
         let theirs = entry.refresh_token.as_ref().map(|r| r.expose_secret());
         let ours = lock(&self.refresh_token).as_ref().map(|r| r.expose_secret().to_owned());
         if theirs.is_some() && theirs != ours.as_deref() {
@@ -530,16 +544,18 @@ impl SsoLogin {
                 expires: claims.as_ref().and_then(|c| c.expires),
             });
         }
-        let claims = claims.filter(|_| usable)?;
+        let Some(claims) = claims.filter(|_| usable) else {
+            return Ok(None);
+        };
         let issued = claims.issued.filter(|i| *i <= now).unwrap_or(entry.saved());
         let renew_at = claims.expires.and_then(|e| refresh_at(issued, e));
         if renew_at.is_none_or(|t| t <= now) {
-            return None;
+            return Ok(None);
         }
         log::debug!(target: "kfp_auth", "login: using the ID token saved in {}", locked.path().display());
         let token = Arc::new(SecretString::from(entry.id_token.expose_secret()));
         renewing.keep(token.clone(), renew_at, entry.saved());
-        Some(token)
+        Ok(Some(token))
     }
 
     /// Write the login held into the cache (taking its lock unless `locked` is given).
@@ -564,6 +580,7 @@ impl SsoLogin {
                 .and_then(|e| e.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs()),
             saved_at: 0,
+            secrets: None,
         };
         let cache = disk.cache.clone();
         let path = cache.path().to_owned();

@@ -11,9 +11,16 @@
 //! bounded. A file that cannot be read as this format, or that others can read,
 //! is an error that says what to do; it is never silently replaced, as it may
 //! hold other users' logins.
+//!
+//! With a secret store (`secret_store.rs`, [`TokenCache::with_store`]: the OS
+//! keyring), a login's two tokens go to the store, one item per login under its
+//! key, and the file keeps the rest with the marker `"secrets": "keyring"`. The
+//! store is written and read under the file's lock, so the lock still serialises
+//! renewals, and removing a login removes its item.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -22,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::locked_file::LockedFile;
 use crate::private_dir::Problem;
+use crate::secret_store::SecretStore;
 
 const VERSION: u32 = 1;
 const TMP_PREFIX: &str = ".kfp-auth-tokens.";
@@ -44,13 +52,41 @@ pub struct Entry {
     /// Where Dex was reached, and the API the login was for (when known).
     pub dex_url: String,
     pub api_url: Option<String>,
-    #[serde(serialize_with = "crate::secret::serialize")]
+    /// Empty in the file when the store holds the tokens (`secrets`).
+    #[serde(
+        serialize_with = "crate::secret::serialize",
+        skip_serializing_if = "is_empty",
+        default = "empty"
+    )]
     pub id_token: SecretString,
     #[serde(serialize_with = "crate::secret::serialize_opt")]
     pub refresh_token: Option<SecretString>,
     /// The ID token's `exp` (Unix seconds).
     pub expires_at: Option<u64>,
     pub saved_at: u64,
+    /// `Some("keyring")` when the tokens are in the secret store, not in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<String>,
+}
+
+/// The marker of a login whose tokens are in the secret store.
+pub const IN_KEYRING: &str = "keyring";
+
+fn empty() -> SecretString {
+    SecretString::from("")
+}
+
+fn is_empty(s: &SecretString) -> bool {
+    s.expose_secret().is_empty()
+}
+
+/// The two tokens as one store item.
+#[derive(Serialize, Deserialize)]
+struct Secrets {
+    #[serde(serialize_with = "crate::secret::serialize")]
+    id_token: SecretString,
+    #[serde(serialize_with = "crate::secret::serialize_opt")]
+    refresh_token: Option<SecretString>,
 }
 
 impl Entry {
@@ -78,7 +114,13 @@ impl Entry {
                 .map(|r| SecretString::from(r.expose_secret())),
             expires_at: self.expires_at,
             saved_at: self.saved_at,
+            secrets: self.secrets.clone(),
         }
+    }
+
+    /// Whether the tokens are in the secret store rather than in the file.
+    pub fn in_store(&self) -> bool {
+        self.secrets.as_deref() == Some(IN_KEYRING)
     }
 }
 
@@ -141,10 +183,20 @@ impl Default for FileData {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TokenCache {
     path: PathBuf,
     lock_wait: Duration,
+    store: Option<Arc<dyn SecretStore>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("path", &self.path)
+            .field("store", &self.store.as_ref().map(|s| s.name().to_owned()))
+            .finish()
+    }
 }
 
 /// The cache, locked and read: no other process changes it until this is dropped.
@@ -159,7 +211,14 @@ impl TokenCache {
         TokenCache {
             path,
             lock_wait: DEFAULT_LOCK_WAIT,
+            store: None,
         }
+    }
+
+    /// Keep the tokens in `store`, the file keeping the rest (see the module's doc).
+    pub fn with_store(mut self, store: Arc<dyn SecretStore>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// How long to wait for another process holding the lock before giving up.
@@ -185,6 +244,13 @@ impl TokenCache {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn store_err(&self, store: &dyn SecretStore, reason: impl Into<String>) -> Error {
+        Error::SecretStore {
+            store: store.name().to_owned(),
+            reason: reason.into(),
+        }
     }
 
     fn err(&self, reason: impl Into<String>) -> Error {
@@ -254,8 +320,57 @@ impl Locked {
         &self.cache.path
     }
 
+    /// The login as the file keeps it: without its tokens when they are in the store
+    /// (see [`Locked::with_secrets`]).
     pub fn get(&self, key: &str) -> Option<&Entry> {
         self.data.logins.get(key)
+    }
+
+    /// A copy of `entry` with its tokens, read from the store when they are there. A
+    /// store that lost the item gives a login without tokens (a new login is needed);
+    /// a login in the store read without one is an error that says how to reach it.
+    pub fn with_secrets(&self, entry: &Entry) -> Result<Entry> {
+        let mut e = entry.copy();
+        if !entry.in_store() {
+            return Ok(e);
+        }
+        let Some(store) = self.cache.store.as_deref() else {
+            return Err(self.cache.err(format!(
+                "the login of {} keeps its tokens in the OS keyring: use it with token_cache=\"keyring\" \
+                 (in a shell, --keyring or KFP_AUTH_TOKEN_CACHE=keyring), or log it out",
+                entry.user
+            )));
+        };
+        let item = store.get(&entry.key()).map_err(|r| {
+            self.cache
+                .store_err(store, format!("cannot read the login of {}: {r}", entry.user))
+        })?;
+        match item {
+            None => {
+                log::info!(
+                    target: "kfp_auth",
+                    "login: {} holds no tokens for {}; a new login is needed",
+                    store.name(),
+                    entry.user
+                );
+                e.refresh_token = None;
+            }
+            Some(item) => {
+                // serde's message is not shown: it can quote the item.
+                let s: Secrets = serde_json::from_str(item.expose_secret()).map_err(|_| {
+                    self.cache.store_err(
+                        store,
+                        format!(
+                            "its item for {} is not kfp-auth's; log it out (`kfp-auth logout --keyring`) and log in again",
+                            entry.user
+                        ),
+                    )
+                })?;
+                e.id_token = s.id_token;
+                e.refresh_token = s.refresh_token;
+            }
+        }
+        Ok(e)
     }
 
     /// The most recently saved login that `query` allows.
@@ -277,12 +392,29 @@ impl Locked {
     /// Store `entry` (replacing the login with its key), and write the file. Nothing else changes.
     pub fn put(&mut self, mut entry: Entry) -> Result<()> {
         entry.saved_at = entry.saved_at.max(unix(SystemTime::now()));
+        entry.secrets = None;
+        if let Some(store) = self.cache.store.clone() {
+            let item = Secrets {
+                id_token: std::mem::replace(&mut entry.id_token, empty()),
+                refresh_token: entry.refresh_token.take(),
+            };
+            let text = zeroize::Zeroizing::new(serde_json::to_string(&item).expect("plain data serializes"));
+            store
+                .set(&entry.key(), &SecretString::from(text.as_str()))
+                .map_err(|r| {
+                    self.cache
+                        .store_err(&*store, format!("cannot save the login of {}: {r}", entry.user))
+                })?;
+            entry.secrets = Some(IN_KEYRING.to_owned());
+        }
         self.data.logins.insert(entry.key(), entry);
         self.write()
     }
 
     /// Remove the logins with these keys, and write the file; how many were there.
+    /// The items of logins kept in the store are removed from it first.
     pub fn remove(&mut self, keys: &[String]) -> Result<usize> {
+        self.remove_items(keys)?;
         let before = self.data.logins.len();
         self.data.logins.retain(|k, _| !keys.contains(k));
         let removed = before - self.data.logins.len();
@@ -290,6 +422,37 @@ impl Locked {
             self.write()?;
         }
         Ok(removed)
+    }
+
+    /// The keys of every login in the file.
+    pub fn keys(&self) -> Vec<String> {
+        self.data.logins.keys().cloned().collect()
+    }
+
+    /// Remove the store items of the logins with these keys.
+    fn remove_items(&self, keys: &[String]) -> Result<()> {
+        let held: Vec<&Entry> = keys
+            .iter()
+            .filter_map(|k| self.data.logins.get(k))
+            .filter(|e| e.in_store())
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let Some(store) = self.cache.store.as_deref() else {
+            return Err(self.cache.err(format!(
+                "{} of these logins keep their tokens in the OS keyring; log out with --keyring \
+                 (or KFP_AUTH_TOKEN_CACHE=keyring) so that they are removed from it too",
+                held.len()
+            )));
+        };
+        for e in held {
+            store.delete(&e.key()).map_err(|r| {
+                self.cache
+                    .store_err(store, format!("cannot remove the login of {}: {r}", e.user))
+            })?;
+        }
+        Ok(())
     }
 
     fn write(&self) -> Result<()> {
@@ -339,6 +502,7 @@ mod tests {
             refresh_token: Some(SecretString::from(refresh)),
             expires_at: Some(saved_at + 60),
             saved_at,
+            secrets: None,
         }
     }
 
@@ -455,6 +619,65 @@ mod tests {
             e.contains("readable by other users (mode 640)") && e.contains("chmod 600"),
             "{e}"
         );
+    }
+
+    /// A store in memory, standing in for the OS keyring.
+    #[derive(Default)]
+    struct Memory(std::sync::Mutex<BTreeMap<String, String>>);
+
+    impl SecretStore for Memory {
+        fn name(&self) -> &str {
+            "the OS keyring"
+        }
+        fn get(&self, key: &str) -> std::result::Result<Option<SecretString>, String> {
+            Ok(self.0.lock().unwrap().get(key).map(|v| SecretString::from(v.as_str())))
+        }
+        fn set(&self, key: &str, secret: &SecretString) -> std::result::Result<(), String> {
+            self.0.lock().unwrap().insert(key.into(), secret.expose_secret().into());
+            Ok(())
+        }
+        fn delete(&self, key: &str) -> std::result::Result<(), String> {
+            self.0.lock().unwrap().remove(key);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn with_a_store_the_file_keeps_no_token_and_logout_removes_the_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Memory::default());
+        let c = cache(dir.path()).with_store(store.clone());
+        c.lock().unwrap().put(entry("alice", "http://a/dex", "r1", 10)).unwrap();
+        let text = fs::read_to_string(c.path()).unwrap();
+        assert!(!text.contains("r1") && !text.contains("id-r1"), "{text}");
+        assert!(text.contains(r#""secrets":"keyring""#), "{text}");
+        let k = key("http://a/dex", "kfp-auth", Some("upstream"), "alice");
+        assert!(store.0.lock().unwrap()[&k].contains("r1"));
+        let l = c.lock().unwrap();
+        let stored = l.get(&k).unwrap();
+        assert!(stored.in_store() && stored.refresh_token.is_none());
+        let full = l.with_secrets(stored).unwrap();
+        assert_eq!(full.refresh_token.unwrap().expose_secret(), "r1");
+        assert_eq!(full.id_token.expose_secret(), "id-r1");
+        drop(l);
+        // Read without the store: a typed error that says how to reach it; removal is refused.
+        let plain = cache(dir.path());
+        let mut l = plain.lock().unwrap();
+        let e = l.with_secrets(l.get(&k).unwrap()).err().unwrap();
+        assert!(
+            matches!(e, Error::TokenCache { .. }) && e.to_string().contains("keyring"),
+            "{e}"
+        );
+        assert!(l.remove(std::slice::from_ref(&k)).is_err());
+        drop(l);
+        // A lost item: a login without tokens.
+        store.0.lock().unwrap().clear();
+        let l = c.lock().unwrap();
+        assert!(l.with_secrets(l.get(&k).unwrap()).unwrap().refresh_token.is_none());
+        drop(l);
+        c.lock().unwrap().put(entry("alice", "http://a/dex", "r2", 10)).unwrap();
+        assert_eq!(c.lock().unwrap().remove(std::slice::from_ref(&k)).unwrap(), 1);
+        assert!(store.0.lock().unwrap().is_empty());
     }
 
     #[test]

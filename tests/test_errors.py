@@ -193,6 +193,7 @@ TREE: dict[type[BaseException], type[BaseException] | None] = {
     kfp_auth.BrowserTimeoutError: TimeoutError,
     kfp_auth.BrowserLoginRefusedError: None,
     kfp_auth.SessionCacheError: None,
+    kfp_auth.KeyringError: None,
     kfp_auth.PermissionDeniedError: None,
 }
 BUILTINS = (ValueError, ConnectionError, TimeoutError)

@@ -30,6 +30,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidCredentialsError",
     "KFPAuthError",
+    "KeyringError",
     "KFPAuthWarning",
     "LoginStep",
     "LoginTimeoutError",
@@ -221,6 +222,12 @@ class SessionCacheError(KFPAuthError):
     """The session cache file cannot be used safely."""
 
 
+class KeyringError(SessionCacheError):
+    """The OS keyring of ``token_cache="keyring"`` cannot be used: the ``keyring`` package
+    is not installed (``pip install "kfp-auth[keyring]"``), it has no backend, or the
+    backend failed. Use the file cache (the default) where there is no keyring."""
+
+
 class KFPAuthWarning(RuntimeWarning):
     """The category of kfp-auth's warnings (e.g. a corrupt session cache replaced), so they
     can be filtered: ``warnings.filterwarnings("ignore", category=kfp_auth.KFPAuthWarning)``."""
@@ -247,6 +254,7 @@ for _cls in (
     BrowserLoginRefusedError,
     PermissionDeniedError,
     SessionCacheError,
+    KeyringError,
     KFPAuthWarning,
 ):
     _cls.__module__ = "kfp_auth"

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client
 from kfp_auth._errors import InvalidArgumentError
+from kfp_auth._keyring import KEYRING, KeyringStore, wanted_by_env
 from kfp_auth._native import (
     BearerSession,
     DexSession,
@@ -142,7 +143,11 @@ class KFPClientManager:
             with ``True``) ``~/.cache/kfp-auth/tokens.json`` (``$XDG_CACHE_HOME`` is honoured), or
             a path; ``False`` keeps the login in memory only. The file holds ID and refresh tokens,
             never a password, and must be private (mode 0600). Renewals of processes sharing it
-            are serialised (Dex rotates refresh tokens). For ``login="device"`` and ``"browser"`` only
+            are serialised (Dex rotates refresh tokens). ``"keyring"`` (or, for the default,
+            ``$KFP_AUTH_TOKEN_CACHE=keyring``) puts the two tokens in the OS keyring instead, the
+            default file keeping only the rest of the login; it needs ``pip install
+            "kfp-auth[keyring]"`` and a keyring backend, else ``KeyringError``. For
+            ``login="device"`` and ``"browser"`` only
         :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
             credentials are incomplete
         """
@@ -453,6 +458,7 @@ def _sso_login(
             argument=given[0],
         )
     client_id = "kfp-auth" if dex_client_id is None else dex_client_id
+    path, store = _token_cache(token_cache)
     if login == "device":
         if browser_port is not None:
             raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
@@ -462,7 +468,8 @@ def _sso_login(
             client_id=client_id,
             dex_url=dex_url,
             connector=dex_auth_type,
-            token_cache=_token_cache_path(token_cache),
+            token_cache=path,
+            secret_store=store,
             **tls,
         )
     if browser_port is not None and not 0 < browser_port < 65536:
@@ -477,7 +484,8 @@ def _sso_login(
         connector=dex_auth_type,
         port=browser_port,
         browser_timeout=browser_timeout,
-        token_cache=_token_cache_path(token_cache),
+        token_cache=path,
+        secret_store=store,
         **tls,
     )
 
@@ -540,20 +548,23 @@ def _exchange_login(
     )
 
 
-def _token_cache_path(token_cache: bool | str | os.PathLike[str] | None) -> str | None:
-    """The token cache file of an SSO login: on by default (see docs/decisions.md)."""
+def _token_cache(token_cache: bool | str | os.PathLike[str] | None) -> tuple[str | None, KeyringStore | None]:
+    """The token cache file of an SSO login (on by default; see docs/decisions.md), and the
+    OS keyring store when the tokens go there (``"keyring"``, or ``$KFP_AUTH_TOKEN_CACHE``)."""
     if token_cache is False:
-        return None
-    if token_cache is None or token_cache is True:
+        return None, None
+    keyring = token_cache == KEYRING or (token_cache is None and wanted_by_env())
+    if keyring or token_cache is None or token_cache is True:
         path = default_token_cache()
-        if path is None and token_cache is True:
+        if path is None and (token_cache is not None or keyring):
             raise InvalidArgumentError(
-                "token_cache=True needs $HOME or $XDG_CACHE_HOME; pass a path instead", argument="token_cache"
+                f"token_cache={token_cache!r} needs $HOME or $XDG_CACHE_HOME; pass a path instead",
+                argument="token_cache",
             )
         if path is None:
             log.debug("kfp-auth: no $HOME nor $XDG_CACHE_HOME: the SSO login is kept in memory only")
-        return path
-    return os.fspath(token_cache)
+        return path, KeyringStore() if keyring else None
+    return os.fspath(token_cache), None
 
 
 def _cache_path(session_cache: bool | str | os.PathLike[str]) -> str | None:

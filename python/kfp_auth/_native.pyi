@@ -14,6 +14,7 @@ from kfp_auth._errors import DeviceLoginError as DeviceLoginError
 from kfp_auth._errors import IncompleteBodyError as IncompleteBodyError
 from kfp_auth._errors import InvalidArgumentError as InvalidArgumentError
 from kfp_auth._errors import InvalidCredentialsError as InvalidCredentialsError
+from kfp_auth._errors import KeyringError as KeyringError
 from kfp_auth._errors import KFPAuthError as KFPAuthError
 from kfp_auth._errors import KFPAuthWarning as KFPAuthWarning
 from kfp_auth._errors import LoginRequiredError as LoginRequiredError
@@ -25,7 +26,7 @@ from kfp_auth._errors import TLSError as TLSError
 from kfp_auth._errors import TokenError as TokenError
 from kfp_auth._errors import UnexpectedResponseError as UnexpectedResponseError
 from kfp_auth._errors import UnknownConnectorError as UnknownConnectorError
-from kfp_auth._types import BearerKind, CachedLogin, DeviceEvent, Diagnosis, RBACDenial, TokenClaims
+from kfp_auth._types import BearerKind, CachedLogin, DeviceEvent, Diagnosis, RBACDenial, SecretStore, TokenClaims
 
 __all__ = [
     "__version__",
@@ -59,6 +60,7 @@ __all__ = [
     "LoopbackPortInUseError",
     "BrowserTimeoutError",
     "BrowserLoginRefusedError",
+    "KeyringError",
     "SessionCacheError",
     "PermissionDeniedError",
     "KFPAuthWarning",
@@ -168,9 +170,11 @@ class BearerSession:
         timeout: float = 30.0,
         proxy: str | None = None,
         token_cache: str | os.PathLike[str] | None = None,
+        secret_store: SecretStore | None = None,
     ) -> BearerSession:
         """A device login (RFC 8628) at Dex, renewed by its refresh token; `prompt` shows the code.
-        With `token_cache`, the login is kept in that file and shared with other processes."""
+        With `token_cache`, the login is kept in that file and shared with other processes; with
+        `secret_store` too, its tokens go to that store and the file keeps the rest."""
     @staticmethod
     def from_dex_browser(
         api_url: str,
@@ -188,6 +192,7 @@ class BearerSession:
         timeout: float = 30.0,
         proxy: str | None = None,
         token_cache: str | os.PathLike[str] | None = None,
+        secret_store: SecretStore | None = None,
     ) -> BearerSession:
         """A browser login at Dex (authorization code with PKCE on a loopback redirect), renewed
         by its refresh token; a device login where `open_browser` (default `webbrowser.open`)
@@ -223,6 +228,7 @@ class BearerSession:
         ssl_ca_cert: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
         proxy: str | None = None,
+        secret_store: SecretStore | None = None,
     ) -> BearerSession:
         """The SSO login saved in the token cache for `api_url`, refreshed when needed; never asks
         the user (`LoginRequiredError` without a usable saved login)."""
@@ -300,8 +306,16 @@ def token_cache_logins(
 ) -> list[CachedLogin]:
     """The SSO logins saved in the token cache that fit, the most recent first (never a token)."""
 
-def token_cache_remove(path: str | os.PathLike[str] | None = None, keys: list[str] = ..., *, all: bool = False) -> int:
-    """Remove these logins (or the whole file with `all`) from the token cache; how many went."""
+def token_cache_remove(
+    path: str | os.PathLike[str] | None = None,
+    keys: list[str] = ...,
+    *,
+    all: bool = False,
+    secret_store: SecretStore | None = None,
+) -> int:
+    """Remove these logins (or the whole file with `all`) from the token cache; how many went.
+    The keyring items of logins kept in `secret_store` go with them; without it, such logins
+    are refused (`SessionCacheError`)."""
 
 def inspect_token(token: str) -> TokenClaims:
     """The claims of a JWT (subject, issuer, audience, expires, issued), decoded without verification."""

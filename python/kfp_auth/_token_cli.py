@@ -42,6 +42,7 @@ def print_token(
     url: str | None,
     *,
     token_cache: str | None = None,
+    keyring: bool = False,
     client_id: str | None = None,
     dex_url: str | None = None,
     connector: str | None = None,
@@ -59,6 +60,11 @@ def print_token(
         if token_cache is None:
             return EXIT_USAGE, "there is no default token cache without $HOME or $XDG_CACHE_HOME: pass --token-cache"
     try:
+        store = None
+        if keyring:
+            from kfp_auth._keyring import KeyringStore
+
+            store = KeyringStore()
         bearer = _native.BearerSession.from_token_cache(
             url,
             token_cache=token_cache,
@@ -69,6 +75,7 @@ def print_token(
             skip_tls_verify=skip_tls_verify,
             ssl_ca_cert=ssl_ca_cert,
             timeout=timeout,
+            secret_store=store,
         )
         token = bearer.token()
     except _native.InvalidArgumentError as e:

@@ -1,7 +1,7 @@
 """The shapes of the dicts kfp-auth returns, and the names of its kinds of credentials."""
 
 # Evaluated annotations in 3.9's syntax, as in _errors.py.
-from typing import Literal, Optional, TypedDict
+from typing import Literal, Optional, Protocol, TypedDict
 
 from kfp_auth._errors import KFPAuthError, LoginStep
 
@@ -57,7 +57,19 @@ class CachedLogin(TypedDict):
     saved: int
     """When the login was last saved (Unix seconds)."""
     refreshable: bool
-    """Whether a refresh token is saved with it."""
+    """Whether a refresh token is saved with it (always ``True`` for a login in the keyring)."""
+    keyring: bool
+    """Whether its tokens are in the OS keyring (``token_cache="keyring"``), the file holding none."""
+
+
+class SecretStore(Protocol):
+    """Where the token cache keeps a login's tokens instead of its file: one item per login,
+    named by its key (``kfp_auth._keyring.KeyringStore``, the OS keyring)."""
+
+    def get(self, key: str) -> Optional[str]: ...
+    def set(self, key: str, secret: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """No item under ``key`` is not an error."""
 
 
 class DeviceEvent(TypedDict):

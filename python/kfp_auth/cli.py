@@ -34,6 +34,7 @@ from kfp_auth._token_cli import (
 )
 
 if TYPE_CHECKING:
+    from kfp_auth._keyring import KeyringStore
     from kfp_auth._manager import KFPClientManager
 
 ENV_USER = "KFP_AUTH_USERNAME"
@@ -148,6 +149,13 @@ def _sso_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, login:
         metavar="PATH",
         help="the token cache file (default ~/.cache/kfp-auth/tokens.json; $XDG_CACHE_HOME is honoured)",
     )
+    g.add_argument(
+        "--keyring",
+        action="store_true",
+        default=None,
+        help="keep the login's tokens in the OS keyring, the default token cache file keeping the rest "
+        '(needs `pip install "kfp-auth[keyring]"`; env KFP_AUTH_TOKEN_CACHE=keyring)',
+    )
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -210,6 +218,28 @@ def _token(m: KFPClientManager) -> str:
         _fail(_exit_code(e), str(e))
 
 
+def _keyring(args: argparse.Namespace) -> bool:
+    """--keyring, else $KFP_AUTH_TOKEN_CACHE."""
+    from kfp_auth._keyring import wanted_by_env
+
+    try:
+        keyring = bool(args.keyring) or wanted_by_env()
+    except ValueError as e:
+        _fail(EXIT_USAGE, str(e))
+    if keyring and args.token_cache is not None:
+        _fail(EXIT_USAGE, "--keyring keeps the logins' metadata in the default token cache file: drop --token-cache")
+    return keyring
+
+
+def _keyring_store() -> KeyringStore:
+    from kfp_auth._keyring import KeyringStore
+
+    try:
+        return KeyringStore()
+    except _native.KeyringError as e:
+        _fail(EXIT_CACHE, str(e))
+
+
 def _token_cache(args: argparse.Namespace) -> str:
     if args.token_cache is not None:
         return str(args.token_cache)
@@ -226,6 +256,7 @@ def _sso_login(args: argparse.Namespace) -> None:
         _fail(EXIT_USAGE, f"no API URL: pass --url or set {ENV_URL}")
     if args.dex_client_id is not None and os.environ.get(ENV_CLIENT_SECRET):
         _fail(EXIT_USAGE, f"--{mode} logs in as a public client: unset ${ENV_CLIENT_SECRET}")
+    keyring = _keyring(args)
     cache = _token_cache(args)
     from kfp_auth._manager import KFPClientManager
 
@@ -239,10 +270,12 @@ def _sso_login(args: argparse.Namespace) -> None:
             dex_url=args.dex_url,
             dex_client_id=args.dex_client_id,
             login=mode,  # type: ignore[arg-type]
-            token_cache=cache,
+            token_cache="keyring" if keyring else cache,
         )
     except (ValueError, _native.TokenError) as e:
         _fail(EXIT_USAGE, f"--{mode}: {e}")
+    except _native.KeyringError as e:
+        _fail(EXIT_CACHE, str(e))
     assert m.bearer is not None  # an SSO login
     try:
         m.bearer.login()
@@ -250,8 +283,9 @@ def _sso_login(args: argparse.Namespace) -> None:
         _fail(_exit_code(e), str(e))
     saved = _native.token_cache_logins(cache, url=args.url, client_id=args.dex_client_id or "kfp-auth")
     who = f" as {saved[0]['user']}" if saved else ""
+    where = f"{cache}, its tokens in the OS keyring" if keyring else cache
     print(
-        f"kfp-auth: logged in to {_native.redact_url(args.url)}{who}; the login is saved in {cache}. "
+        f"kfp-auth: logged in to {_native.redact_url(args.url)}{who}; the login is saved in {where}. "
         f"`kfp-auth token --url {shlex.quote(args.url)}` prints its token",
         file=sys.stderr,
     )
@@ -416,6 +450,7 @@ def cmd_token(args: argparse.Namespace) -> None:
     code, message = print_token(
         args.url,
         token_cache=None if args.token_cache is None else str(args.token_cache),
+        keyring=_keyring(args),
         client_id=args.dex_client_id,
         dex_url=args.dex_url,
         connector=args.connector,
@@ -430,10 +465,16 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 def cmd_logout(args: argparse.Namespace) -> None:
     """Forget one saved SSO login (by --url, -c, -u), or all of them."""
+    _keyring(args)  # the usage checks; the keyring is used when a login to remove is in it
     cache = _token_cache(args)
     try:
         if args.all:
-            gone = _native.token_cache_remove(cache, all=True)
+            try:
+                held = any(e["keyring"] for e in _native.token_cache_logins(cache))
+            except _native.SessionCacheError:
+                held = False  # a file that cannot be read is removed all the same
+            store = _keyring_store() if held else None
+            gone = _native.token_cache_remove(cache, all=True, secret_store=store)
             print(f"kfp-auth: {'removed' if gone else 'there is no'} token cache {cache}", file=sys.stderr)
             return
         if not args.url:
@@ -447,7 +488,8 @@ def cmd_logout(args: argparse.Namespace) -> None:
         if len(logins) > 1:
             users = ", ".join(sorted({f"{e['user']} (connector {e['connector'] or 'not named'})" for e in logins}))
             _fail(EXIT_USAGE, f"several saved logins for {_native.redact_url(args.url)}: {users}; pick one with -u/-c")
-        _native.token_cache_remove(cache, [logins[0]["key"]])
+        store = _keyring_store() if logins[0]["keyring"] else None
+        _native.token_cache_remove(cache, [logins[0]["key"]], secret_store=store)
     except _native.SessionCacheError as e:
         _fail(EXIT_CACHE, str(e))
     print(f"kfp-auth: logged out {logins[0]['user']} from {_native.redact_url(args.url)}", file=sys.stderr)

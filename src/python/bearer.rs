@@ -34,12 +34,27 @@ impl BearerSession {
         }
     }
 
-    /// An SSO login (made on first use) as the bearer source, kept in `token_cache` when given.
-    fn sso(api_url: &str, cfg: SsoConfig, prompt: Py<PyAny>, token_cache: Option<PathBuf>) -> PyResult<Self> {
+    /// An SSO login (made on first use) as the bearer source, kept in `token_cache` when given,
+    /// its tokens in `secret_store` (the OS keyring) when given, the file keeping the rest.
+    fn sso(
+        api_url: &str,
+        cfg: SsoConfig,
+        prompt: Py<PyAny>,
+        token_cache: Option<PathBuf>,
+        secret_store: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         crate::http::check_settings(api_url, &cfg.options)?;
         let mut login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
         if let Some(path) = token_cache {
-            login = login.with_cache(TokenCache::new(path), Some(api_url), None);
+            login = login.with_cache(
+                super::secret_store::with_store(TokenCache::new(path), secret_store),
+                Some(api_url),
+                None,
+            );
+        } else if secret_store.is_some() {
+            return Err(
+                crate::Error::invalid("secret_store", "needs a token_cache file for the logins' metadata").into(),
+            );
         }
         Ok(Self::held(Bearer::sso(login)))
     }
@@ -108,7 +123,7 @@ impl BearerSession {
     /// saved to it after every login and refresh, and renewals are serialised with the
     /// other processes using it (see docs/sso.md).
     #[staticmethod]
-    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None))]
+    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None, secret_store = None))]
     #[allow(clippy::too_many_arguments)]
     fn from_dex_device(
         py: Python<'_>,
@@ -124,6 +139,7 @@ impl BearerSession {
         timeout: f64,
         proxy: Option<&str>,
         token_cache: Option<PathBuf>,
+        secret_store: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
@@ -145,7 +161,7 @@ impl BearerSession {
             start: Start::Device { poll_interval },
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
-        Self::sso(api_url, cfg, prompt, token_cache)
+        Self::sso(api_url, cfg, prompt, token_cache, secret_store)
     }
 
     /// A browser login at Dex (authorization code with PKCE, the browser coming back to
@@ -155,7 +171,7 @@ impl BearerSession {
     /// event with the URL to open by hand, then how the login ended. `port`: the one the admin
     /// registered (default: any free one). `token_cache` as for `from_dex_device`.
     #[staticmethod]
-    #[pyo3(signature = (api_url, *, prompt = None, open_browser = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, port = None, browser_timeout = 300.0, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None))]
+    #[pyo3(signature = (api_url, *, prompt = None, open_browser = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, port = None, browser_timeout = 300.0, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None, secret_store = None))]
     #[allow(clippy::too_many_arguments)]
     fn from_dex_browser(
         py: Python<'_>,
@@ -173,6 +189,7 @@ impl BearerSession {
         timeout: f64,
         proxy: Option<&str>,
         token_cache: Option<PathBuf>,
+        secret_store: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
@@ -205,7 +222,7 @@ impl BearerSession {
             }),
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
-        Self::sso(api_url, cfg, prompt, token_cache)
+        Self::sso(api_url, cfg, prompt, token_cache, secret_store)
     }
 
     /// Token exchange (RFC 8693) at Dex: the subject token (exactly one of `subject_token`,
@@ -264,7 +281,7 @@ impl BearerSession {
     /// login, `LoginRequiredError`. For `kfp-auth token`; `token_cache` defaults to
     /// `default_token_cache()`.
     #[staticmethod]
-    #[pyo3(signature = (api_url, *, token_cache = None, client_id = "kfp-auth", dex_url = None, connector = None, user = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None))]
+    #[pyo3(signature = (api_url, *, token_cache = None, client_id = "kfp-auth", dex_url = None, connector = None, user = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, secret_store = None))]
     #[allow(clippy::too_many_arguments)]
     fn from_token_cache(
         api_url: &str,
@@ -277,8 +294,9 @@ impl BearerSession {
         ssl_ca_cert: Option<PathBuf>,
         timeout: f64,
         proxy: Option<&str>,
+        secret_store: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        let cache = TokenCache::at(token_cache)?;
+        let cache = super::secret_store::with_store(TokenCache::at(token_cache)?, secret_store);
         let cfg = SsoConfig {
             dex_url: crate::oidc::dex_base(api_url, dex_url)?,
             client_id: client_id.to_owned(),

@@ -56,12 +56,13 @@ static BROWSER_PORT: Class = Class::new("LoopbackPortInUseError");
 static BROWSER_TIMEOUT: Class = Class::new("BrowserTimeoutError");
 static BROWSER_REFUSED: Class = Class::new("BrowserLoginRefusedError");
 static SESSION_CACHE: Class = Class::new("SessionCacheError");
+static KEYRING: Class = Class::new("KeyringError");
 static PERMISSION_DENIED: Class = Class::new("PermissionDeniedError");
 static WARNING: Class = Class::new("KFPAuthWarning");
 
 /// The classes `_native` offers: each it raises (looked up at module init, before
 /// any is needed), and `PermissionDeniedError`, which the Python client raises.
-pub static EXPORTED: [&Class; 20] = [
+pub static EXPORTED: [&Class; 21] = [
     &KFP_AUTH_ERROR,
     &INVALID_ARGUMENT,
     &INVALID_CREDENTIALS,
@@ -80,6 +81,7 @@ pub static EXPORTED: [&Class; 20] = [
     &BROWSER_TIMEOUT,
     &BROWSER_REFUSED,
     &SESSION_CACHE,
+    &KEYRING,
     &PERMISSION_DENIED,
     &WARNING,
 ];
@@ -99,6 +101,7 @@ fn class_of(e: &Error) -> &'static Class {
         Error::IncompleteBody { .. } => &INCOMPLETE_BODY,
         Error::Timeout { .. } | Error::LoginTimeout { .. } => &LOGIN_TIMEOUT,
         Error::SessionCache { .. } | Error::TokenCache { .. } => &SESSION_CACHE,
+        Error::SecretStore { .. } => &KEYRING,
         Error::Token { .. } => &TOKEN,
         Error::LoginRequired { .. } => &LOGIN_REQUIRED,
         Error::DeviceLogin { .. } => &DEVICE_LOGIN,

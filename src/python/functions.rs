@@ -107,29 +107,46 @@ pub fn token_cache_logins<'py>(
         d.set_item("api_url", &e.api_url)?;
         d.set_item("expires", e.expires_at)?;
         d.set_item("saved", e.saved_at)?;
-        d.set_item("refreshable", e.refresh_token.is_some())?;
+        // In the keyring, the file cannot tell: a refresh token is asked for at every login.
+        d.set_item("refreshable", e.refresh_token.is_some() || e.in_store())?;
+        d.set_item("keyring", e.in_store())?;
         list.append(d)?;
     }
     Ok(list)
 }
 
 /// Remove the logins with these keys (from `token_cache_logins`) from the token cache,
-/// or every login with `all`; the others stay. How many were removed.
+/// or every login with `all`; the others stay. How many were removed. The keyring items
+/// of logins kept in `secret_store` are removed with them; without it, such logins are
+/// refused (their items would stay behind).
 #[pyfunction]
-#[pyo3(signature = (path = None, keys = Vec::new(), *, all = false))]
-pub fn token_cache_remove(py: Python<'_>, path: Option<PathBuf>, keys: Vec<String>, all: bool) -> PyResult<usize> {
-    let cache = crate::token_cache::TokenCache::at(path)?;
+#[pyo3(signature = (path = None, keys = Vec::new(), *, all = false, secret_store = None))]
+pub fn token_cache_remove(
+    py: Python<'_>,
+    path: Option<PathBuf>,
+    keys: Vec<String>,
+    all: bool,
+    secret_store: Option<Py<PyAny>>,
+) -> PyResult<usize> {
+    let cache = super::secret_store::with_store(crate::token_cache::TokenCache::at(path)?, secret_store);
     if all {
-        // Whatever the file holds, even a file that cannot be read: it is removed.
         let p = cache.path().to_owned();
-        return py.detach(|| match std::fs::remove_file(&p) {
-            Ok(()) => Ok(1),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(crate::Error::TokenCache {
-                path: p.display().to_string(),
-                reason: format!("cannot remove it: {e}"),
+        return py.detach(|| {
+            // The keyring items first, when the file can be read; a file that cannot be
+            // read is removed all the same.
+            if let Ok(mut locked) = cache.lock() {
+                let keys = locked.keys();
+                locked.remove(&keys)?;
             }
-            .into()),
+            match std::fs::remove_file(&p) {
+                Ok(()) => Ok(1),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                Err(e) => Err(crate::Error::TokenCache {
+                    path: p.display().to_string(),
+                    reason: format!("cannot remove it: {e}"),
+                }
+                .into()),
+            }
         });
     }
     py.detach(|| cache.lock()?.remove(&keys)).map_err(Into::into)

@@ -7,6 +7,7 @@ mod errors;
 mod exit;
 mod functions;
 mod runtime;
+mod secret_store;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
