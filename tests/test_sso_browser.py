@@ -83,10 +83,16 @@ def program(folder: Path, name: str, body: str) -> str:
 
 
 def wait_for(path: Path, timeout: float = 60) -> Any:
+    """The JSON a `$BROWSER` program wrote to `path`, once it is whole: the program may still
+    be writing it when the login it answered has already ended."""
     deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
+    while True:
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            if time.monotonic() > deadline:
+                raise
         time.sleep(0.05)
-    return json.loads(path.read_text())
 
 
 def shown_then_failed(events: Events, e: BaseException) -> bool:
