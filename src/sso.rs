@@ -8,7 +8,8 @@
 //! refresh tokens on every use and refuses the old one, so renewals must never
 //! overlap. A refresh token Dex no longer accepts ends in `Error::LoginRequired`,
 //! and stays the answer until a new login is asked for: a job in the middle of a
-//! run gets the error, not a prompt that nobody sees.
+//! run gets the error, not a prompt that nobody sees. An interactive caller may opt
+//! in to a new login instead ([`SsoLogin::with_relogin`]).
 //!
 //! With a token cache (`token_cache.rs`, [`SsoLogin::with_cache`]), the login
 //! outlives the process, and renewals are serialised across processes too: each
@@ -102,6 +103,8 @@ pub struct SsoLogin {
     disk: Option<Disk>,
     /// Whose login is held, as the token cache keys it; known after a login or a load.
     ident: Mutex<Option<Ident>>,
+    /// A dead refresh token starts a new login (prompting the user) instead of the error.
+    relogin: bool,
 }
 
 /// The token cache as one login uses it.
@@ -151,7 +154,28 @@ impl SsoLogin {
             refreshes: AtomicU64::new(0),
             disk: None,
             ident: Mutex::new(None),
+            relogin: false,
         })
+    }
+
+    /// When the refresh token dies, log in again (the user is shown the prompt again)
+    /// instead of answering `Error::LoginRequired`: for interactive use only, where
+    /// someone sees the prompt. Token exchange needs none (it renews by exchanging), and
+    /// a login that may not log in (`without_login`) still answers the error.
+    pub fn with_relogin(mut self, relogin: bool) -> Result<Self> {
+        if relogin && matches!(self.cfg.start, Start::Exchange(_)) {
+            return Err(Error::invalid(
+                "relogin",
+                "is for the device and browser logins; token exchange renews by exchanging again",
+            ));
+        }
+        self.relogin = relogin;
+        Ok(self)
+    }
+
+    /// Whether a dead refresh token is followed by a new login (see [`Self::with_relogin`]).
+    fn relogs_in(&self) -> bool {
+        self.relogin && self.disk.as_ref().is_none_or(|d| d.may_log_in)
     }
 
     /// Keep the login in `cache` (see the module's doc): loaded on first use, saved
@@ -392,9 +416,10 @@ impl SsoLogin {
                          elsewhere, revoked or expired, or Dex or the upstream identity provider restarted",
                         body.describe_error()
                     ),
-                    hint: "in Python, `create_kfp_client(force_login=True)` on the KFPClientManager, or \
-                           `login()` on the BearerSession; in a shell, `kfp-auth login --device`. If this recurs right after a login, the admin must add `offline_access` \
-                           to the SSO connector's scopes in Dex"
+                    hint: "in Python, `create_kfp_client(force_login=True)` on the KFPClientManager \
+                           (with `relogin=True`, it logs in again by itself), or `login()` on the BearerSession; \
+                           in a shell, `kfp-auth login --device`. If this recurs right after a login, the admin \
+                           must add `offline_access` to the SSO connector's scopes in Dex"
                         .into(),
                 };
                 *lock(&self.refresh_token) = None;
@@ -442,7 +467,12 @@ impl Renew for SsoLogin {
                     }
                     Err(_) => {}
                 }
-                return outcome;
+                match outcome {
+                    Err(Error::LoginRequired { .. }) if self.relogs_in() => {
+                        log::info!(target: "kfp_auth", "login: the refresh token is dead; logging in again (relogin)");
+                    }
+                    outcome => return outcome,
+                }
             }
         }
         if !disk.may_log_in {
@@ -466,11 +496,18 @@ impl SsoLogin {
             _ => lock(&self.refresh_token).clone(),
         };
         if let Some(refresh) = refresh {
-            return self.refresh_with(refresh, renewing).await;
+            match self.refresh_with(refresh, renewing).await {
+                Err(Error::LoginRequired { .. }) if self.relogs_in() => {
+                    log::info!(target: "kfp_auth", "login: the refresh token is dead; logging in again (relogin)");
+                }
+                outcome => return outcome,
+            }
         }
         // After a dead refresh token, only an explicit login prompts the user again:
         // a client in the middle of a job gets the error instead of a prompt nobody sees.
+        // With relogin, the caller said someone is there to see the prompt.
         if !matches!(renewing.need, Need::Restart)
+            && !self.relogs_in()
             && let Some(dead) = lock(&self.dead).clone()
         {
             return Err(dead);

@@ -76,6 +76,7 @@ class KFPClientManager:
         subject_token: str | None = None,
         subject_token_file: str | os.PathLike[str] | None = None,
         subject_audience: str | None = None,
+        relogin: bool = False,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
@@ -148,6 +149,10 @@ class KFPClientManager:
             default file keeping only the rest of the login; it needs ``pip install
             "kfp-auth[keyring]"`` and a keyring backend, else ``KeyringError``. For
             ``login="device"`` and ``"browser"`` only
+        :param relogin: for ``login="device"`` and ``"browser"``, when the refresh token is dead
+            (revoked, expired, Dex restarted), start a new login, showing the prompt again, instead
+            of raising ``LoginRequiredError``. Off by default: a job in the middle of a run must not
+            wait for a prompt nobody sees. For notebooks and interactive sessions
         :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
             credentials are incomplete
         """
@@ -186,6 +191,7 @@ class KFPClientManager:
                 subject_token_file,
                 subject_audience,
                 tls,
+                relogin,
             )
             self._auth: Auth = BearerAuth(self._bearer)
             return
@@ -211,11 +217,14 @@ class KFPClientManager:
                 browser_timeout,
                 tls,
                 token_cache,
+                relogin,
             )
             self._auth = BearerAuth(self._bearer)
             return
         if prompt is not None:
             raise InvalidArgumentError('prompt is for login="device" or login="browser"', argument="prompt")
+        if relogin:
+            raise InvalidArgumentError('relogin is for login="device" or login="browser"', argument="relogin")
         if browser_port is not None:
             raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
         if token_cache is not None:
@@ -434,6 +443,7 @@ def _sso_login(
     browser_timeout: float,
     tls: dict[str, Any],
     token_cache: bool | str | os.PathLike[str] | None,
+    relogin: bool,
 ) -> BearerSession:
     """The bearer source of ``login="device"`` or ``"browser"``, after refusing what does not go with it."""
     if login not in ("device", "browser"):
@@ -459,6 +469,7 @@ def _sso_login(
         )
     client_id = "kfp-auth" if dex_client_id is None else dex_client_id
     path, store = _token_cache(token_cache)
+    more: dict[str, Any] = {"relogin": relogin}
     if login == "device":
         if browser_port is not None:
             raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
@@ -470,6 +481,7 @@ def _sso_login(
             connector=dex_auth_type,
             token_cache=path,
             secret_store=store,
+            **more,
             **tls,
         )
     if browser_port is not None and not 0 < browser_port < 65536:
@@ -486,6 +498,7 @@ def _sso_login(
         browser_timeout=browser_timeout,
         token_cache=path,
         secret_store=store,
+        **more,
         **tls,
     )
 
@@ -505,6 +518,7 @@ def _exchange_login(
     subject_token_file: str | os.PathLike[str] | None,
     subject_audience: str | None,
     tls: dict[str, Any],
+    relogin: bool,
 ) -> BearerSession:
     """The bearer source of ``login="exchange"``, after refusing what does not go with it."""
     if login != "exchange":
@@ -529,6 +543,12 @@ def _exchange_login(
             'login="exchange" takes exactly one of subject_token (an ID token, or "github-actions") '
             "and subject_token_file",
             argument="subject_token",
+        )
+    if relogin:
+        raise InvalidArgumentError(
+            'relogin is for login="device" or login="browser": token exchange asks nobody, and renews '
+            "by exchanging again",
+            argument="relogin",
         )
     github = subject_token == GITHUB_ACTIONS
     if subject_audience is not None and not github:
