@@ -334,16 +334,28 @@ impl SsoLogin {
             });
         };
         let claims = oidc::check_id_token(&token, &ep.issuer, &self.cfg.client_id)?;
+        // `stale_ok` is set for a login's answer, not for a refresh's.
+        let login = stale_ok;
         let refreshable = match reply.refresh_token.take() {
             Some(r) => {
                 *lock(&self.refresh_token) = Some(r);
                 true
             }
             None if matches!(self.cfg.start, Start::Exchange(_)) => false,
+            // OIDC lets a refresh answer without a new refresh token: the one used stays valid.
+            None if !login && lock(&self.refresh_token).is_some() => {
+                log::debug!(
+                    target: "kfp_auth",
+                    "login: the refresh answer has no new refresh token; the one held stays in use"
+                );
+                true
+            }
             None => {
+                // A previous login's refresh token is not this login's.
+                *lock(&self.refresh_token) = None;
                 log::info!(
                     target: "kfp_auth",
-                    "Dex gave no refresh token (scope `offline_access` missing?): the next renewal is a new login"
+                    "the login gave no refresh token (scope `offline_access` missing?): the next renewal is a new login"
                 );
                 false
             }
@@ -407,16 +419,17 @@ impl SsoLogin {
                         detail,
                     });
                 }
-                // Dex: 400 invalid_request for a token rotated away or forgotten (a restart),
-                // invalid_grant for an expired one, 500 invalid_request when the upstream IdP
-                // refuses to refresh the identity. Each needs a new login.
+                // Dex 2.45.1: 400 invalid_request for a token rotated away or forgotten (a
+                // restart), and for an expired one ("Refresh token expired."); 500
+                // invalid_request when the upstream IdP refuses to refresh the identity. Other
+                // providers answer invalid_grant. Each needs a new login.
                 let dead = Error::LoginRequired {
                     what: format!(
                         "Dex no longer accepts this login's refresh token (HTTP {status}: {}): it was used \
                          elsewhere, revoked or expired, or Dex or the upstream identity provider restarted",
                         body.describe_error()
                     ),
-                    hint: "in Python, `create_kfp_client(force_login=True)` on the KFPClientManager \
+                    hint: "log in again: in Python, `create_kfp_client(force_login=True)` on the KFPClientManager \
                            (with `relogin=True`, it logs in again by itself), or `login()` on the BearerSession; \
                            in a shell, `kfp-auth login --device`. If this recurs right after a login, the admin \
                            must add `offline_access` to the SSO connector's scopes in Dex"
@@ -652,7 +665,7 @@ impl SsoLogin {
                 redact::url(&self.cfg.dex_url),
                 disk.cache.path().display()
             ),
-            hint: format!("run `kfp-auth login --device --url {url}`"),
+            hint: format!("log in again: run `kfp-auth login --device --url {url}`"),
         }
     }
 }

@@ -44,7 +44,7 @@ def until_stale(m: KFPClientManager) -> None:
 
 def assert_login_required(e: LoginRequiredError, *causes: str) -> None:
     text = str(e)
-    assert "log in again" in text and "create_kfp_client(force_login=True)" in text, text
+    assert text.count("log in again") == 1 and "create_kfp_client(force_login=True)" in text, text
     for cause in causes:
         assert cause in text, text
     assert not SECRET_LIKE.search(text + repr(vars(e))), text
