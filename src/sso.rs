@@ -273,6 +273,9 @@ impl SsoLogin {
         self.logins.fetch_add(1, Ordering::Relaxed);
         let ep = Arc::new(Endpoints::discover(&self.cfg.dex_url, &self.cfg.options).await?);
         *lock(&self.endpoints) = Some(ep.clone());
+        if !matches!(self.cfg.start, Start::Exchange(_)) {
+            ep.check_scopes(&self.cfg.scopes)?;
+        }
         // Once the user was shown something, they see how it ended, also when the
         // caller stops waiting.
         let told = Told {

@@ -68,6 +68,9 @@ def device_manager(stack: SsoStack, user: User, **kw: Any) -> KFPClientManager:
         ({"login": "device", "dex_auth_type": "a/b"}, "dex_auth_type"),
         ({"login": "device", "api_url": "https://kf.example/p", "dex_url": "http://dex.example/dex"}, "dex_url"),
         ({"prompt": print}, "prompt"),
+        ({"relogin": True}, "relogin"),
+        ({"scopes": "openid email"}, "scopes"),
+        ({"login": "device", "scopes": "email offline_access"}, "scopes"),
     ],
 )
 def test_device_arguments_are_checked_at_construction(kw: dict[str, Any], argument: str) -> None:
