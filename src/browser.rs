@@ -331,7 +331,10 @@ fn timed_out(after: Duration, cfg: &Client<'_>, port: u16) -> Error {
 fn refused(error: &str, said: &str, cfg: &Client<'_>) -> Error {
     let hint = match error {
         "access_denied" => "log in again and approve the access in the browser".to_owned(),
-        "invalid_scope" => "check the scopes (Dex knows openid, email, profile, groups, offline_access)".to_owned(),
+        "invalid_scope" => {
+            "check scopes= (Dex knows openid, email, profile, groups, offline_access; other providers may lack groups)"
+                .to_owned()
+        }
         e => oidc::admin_change(e, cfg.client_id, AUTH_CODE_GRANT)
             .unwrap_or_else(|| "log in again, or use login=\"device\"".to_owned()),
     };

@@ -128,6 +128,11 @@ async fn device_code(cfg: &Client<'_>, ep: &Endpoints, url: &Url) -> Result<Devi
         return Ok(code);
     }
     let detail = match TokenReply::parse(&reply) {
+        Some(r) if r.error.as_deref() == Some("invalid_scope") => format!(
+            "the provider refused the scopes `{}`: {}; pass scopes= with those it offers",
+            cfg.scopes,
+            r.describe_error()
+        ),
         Some(r) => oidc::admin_change(r.error.as_deref().unwrap_or(""), cfg.client_id, DEVICE_GRANT)
             .unwrap_or_else(|| format!("Dex refused the device code request: {}", r.describe_error())),
         None => format!("no device code in the answer; is {} Dex?", redact::url(&ep.base)),

@@ -182,7 +182,8 @@ pub enum Error {
 
     /// The refresh token of an SSO login is no longer accepted (rotated away,
     /// revoked, expired, Dex restarted): only a new login gives a token.
-    #[error("{what}; log in again: {hint}")]
+    /// `hint` starts with "log in again" and says how.
+    #[error("{what}; {hint}")]
     LoginRequired { what: String, hint: String },
 
     /// A login that failed, with the requests it made (redacted), for debugging.

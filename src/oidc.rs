@@ -51,6 +51,8 @@ pub struct Endpoints {
     pub authorization: Option<Url>,
     /// `grant_types_supported`; empty when Dex did not say.
     pub grants: Vec<String>,
+    /// `scopes_supported`; empty when the provider did not say.
+    pub scopes: Vec<String>,
     /// Where discovery was read, onto which endpoints under the issuer are mapped.
     pub base: Url,
 }
@@ -63,6 +65,8 @@ struct Discovery {
     authorization_endpoint: Option<String>,
     #[serde(default)]
     grant_types_supported: Vec<String>,
+    #[serde(default)]
+    scopes_supported: Vec<String>,
 }
 
 impl Endpoints {
@@ -117,6 +121,7 @@ impl Endpoints {
                 .map(|a| map("authorization_endpoint", a))
                 .transpose()?,
             grants: doc.grant_types_supported,
+            scopes: doc.scopes_supported,
             issuer: doc.issuer,
             base: base.clone(),
         })
@@ -135,6 +140,34 @@ impl Endpoints {
             status: Some(200),
             detail: format!("the provider names no {field}: {why}"),
         })
+    }
+
+    /// An error naming `scopes` when the provider lists its scopes and `scopes` asks for
+    /// one it does not list: Dex refuses such a login on its own page, where a device
+    /// login cannot see it (it would wait for its code to expire), and non-Dex providers
+    /// may lack Dex's `groups`. Scopes with `:` or `/` (Dex's cross-client
+    /// `audience:server:client_id:`, resource URIs) are left for the provider to judge.
+    pub fn check_scopes(&self, scopes: &str) -> Result<()> {
+        if self.scopes.is_empty() {
+            return Ok(());
+        }
+        let unknown: Vec<&str> = scopes
+            .split_whitespace()
+            .filter(|s| !s.contains([':', '/']) && !self.scopes.iter().any(|k| k == s))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "scopes",
+            format!(
+                "asks for `{}`, which the provider at {} does not offer (its scopes_supported: {}); \
+                 pass scopes= without it",
+                unknown.join(" "),
+                redact::url(&self.base),
+                self.scopes.join(" ")
+            ),
+        ))
     }
 
     /// An error when Dex says it does not offer `grant` (it may not say).
@@ -335,7 +368,31 @@ mod tests {
             device_authorization_endpoint: Some(format!("{issuer}/device/code")),
             authorization_endpoint: Some(format!("{issuer}/auth")),
             grant_types_supported: vec!["refresh_token".into(), DEVICE_GRANT.into()],
+            scopes_supported: Vec::new(),
         }
+    }
+
+    #[test]
+    fn scopes_the_provider_does_not_list_are_refused_naming_scopes() {
+        let base = dex_base("http://gw.example:8080/pipeline", None).unwrap();
+        let mut d = doc("http://gw.example:8080/dex");
+        let e = Endpoints::from_discovery(d, &base).unwrap();
+        assert!(
+            e.check_scopes("openid anything").is_ok(),
+            "nothing listed: nothing refused"
+        );
+        d = doc("http://gw.example:8080/dex");
+        d.scopes_supported = ["openid", "email", "profile", "offline_access"]
+            .map(String::from)
+            .to_vec();
+        let e = Endpoints::from_discovery(d, &base).unwrap();
+        assert!(
+            e.check_scopes("openid email offline_access audience:server:client_id:x api://y/.default")
+                .is_ok()
+        );
+        let err = e.check_scopes("openid email groups offline_access").unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { name: "scopes", .. }), "{err}");
+        assert!(err.to_string().contains("`groups`"), "{err}");
     }
 
     #[test]

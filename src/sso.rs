@@ -8,7 +8,8 @@
 //! refresh tokens on every use and refuses the old one, so renewals must never
 //! overlap. A refresh token Dex no longer accepts ends in `Error::LoginRequired`,
 //! and stays the answer until a new login is asked for: a job in the middle of a
-//! run gets the error, not a prompt that nobody sees.
+//! run gets the error, not a prompt that nobody sees. An interactive caller may opt
+//! in to a new login instead ([`SsoLogin::with_relogin`]).
 //!
 //! With a token cache (`token_cache.rs`, [`SsoLogin::with_cache`]), the login
 //! outlives the process, and renewals are serialised across processes too: each
@@ -102,6 +103,8 @@ pub struct SsoLogin {
     disk: Option<Disk>,
     /// Whose login is held, as the token cache keys it; known after a login or a load.
     ident: Mutex<Option<Ident>>,
+    /// A dead refresh token starts a new login (prompting the user) instead of the error.
+    relogin: bool,
 }
 
 /// The token cache as one login uses it.
@@ -151,7 +154,28 @@ impl SsoLogin {
             refreshes: AtomicU64::new(0),
             disk: None,
             ident: Mutex::new(None),
+            relogin: false,
         })
+    }
+
+    /// When the refresh token dies, log in again (the user is shown the prompt again)
+    /// instead of answering `Error::LoginRequired`: for interactive use only, where
+    /// someone sees the prompt. Token exchange needs none (it renews by exchanging), and
+    /// a login that may not log in (`without_login`) still answers the error.
+    pub fn with_relogin(mut self, relogin: bool) -> Result<Self> {
+        if relogin && matches!(self.cfg.start, Start::Exchange(_)) {
+            return Err(Error::invalid(
+                "relogin",
+                "is for the device and browser logins; token exchange renews by exchanging again",
+            ));
+        }
+        self.relogin = relogin;
+        Ok(self)
+    }
+
+    /// Whether a dead refresh token is followed by a new login (see [`Self::with_relogin`]).
+    fn relogs_in(&self) -> bool {
+        self.relogin && self.disk.as_ref().is_none_or(|d| d.may_log_in)
     }
 
     /// Keep the login in `cache` (see the module's doc): loaded on first use, saved
@@ -249,6 +273,9 @@ impl SsoLogin {
         self.logins.fetch_add(1, Ordering::Relaxed);
         let ep = Arc::new(Endpoints::discover(&self.cfg.dex_url, &self.cfg.options).await?);
         *lock(&self.endpoints) = Some(ep.clone());
+        if !matches!(self.cfg.start, Start::Exchange(_)) {
+            ep.check_scopes(&self.cfg.scopes)?;
+        }
         // Once the user was shown something, they see how it ended, also when the
         // caller stops waiting.
         let told = Told {
@@ -310,16 +337,28 @@ impl SsoLogin {
             });
         };
         let claims = oidc::check_id_token(&token, &ep.issuer, &self.cfg.client_id)?;
+        // `stale_ok` is set for a login's answer, not for a refresh's.
+        let login = stale_ok;
         let refreshable = match reply.refresh_token.take() {
             Some(r) => {
                 *lock(&self.refresh_token) = Some(r);
                 true
             }
             None if matches!(self.cfg.start, Start::Exchange(_)) => false,
+            // OIDC lets a refresh answer without a new refresh token: the one used stays valid.
+            None if !login && lock(&self.refresh_token).is_some() => {
+                log::debug!(
+                    target: "kfp_auth",
+                    "login: the refresh answer has no new refresh token; the one held stays in use"
+                );
+                true
+            }
             None => {
+                // A previous login's refresh token is not this login's.
+                *lock(&self.refresh_token) = None;
                 log::info!(
                     target: "kfp_auth",
-                    "Dex gave no refresh token (scope `offline_access` missing?): the next renewal is a new login"
+                    "the login gave no refresh token (scope `offline_access` missing?): the next renewal is a new login"
                 );
                 false
             }
@@ -383,18 +422,20 @@ impl SsoLogin {
                         detail,
                     });
                 }
-                // Dex: 400 invalid_request for a token rotated away or forgotten (a restart),
-                // invalid_grant for an expired one, 500 invalid_request when the upstream IdP
-                // refuses to refresh the identity. Each needs a new login.
+                // Dex 2.45.1: 400 invalid_request for a token rotated away or forgotten (a
+                // restart), and for an expired one ("Refresh token expired."); 500
+                // invalid_request when the upstream IdP refuses to refresh the identity. Other
+                // providers answer invalid_grant. Each needs a new login.
                 let dead = Error::LoginRequired {
                     what: format!(
                         "Dex no longer accepts this login's refresh token (HTTP {status}: {}): it was used \
                          elsewhere, revoked or expired, or Dex or the upstream identity provider restarted",
                         body.describe_error()
                     ),
-                    hint: "in Python, `create_kfp_client(force_login=True)` on the KFPClientManager, or \
-                           `login()` on the BearerSession; in a shell, `kfp-auth login --device`. If this recurs right after a login, the admin must add `offline_access` \
-                           to the SSO connector's scopes in Dex"
+                    hint: "log in again: in Python, `create_kfp_client(force_login=True)` on the KFPClientManager \
+                           (with `relogin=True`, it logs in again by itself), or `login()` on the BearerSession; \
+                           in a shell, `kfp-auth login --device`. If this recurs right after a login, the admin \
+                           must add `offline_access` to the SSO connector's scopes in Dex"
                         .into(),
                 };
                 *lock(&self.refresh_token) = None;
@@ -442,7 +483,12 @@ impl Renew for SsoLogin {
                     }
                     Err(_) => {}
                 }
-                return outcome;
+                match outcome {
+                    Err(Error::LoginRequired { .. }) if self.relogs_in() => {
+                        log::info!(target: "kfp_auth", "login: the refresh token is dead; logging in again (relogin)");
+                    }
+                    outcome => return outcome,
+                }
             }
         }
         if !disk.may_log_in {
@@ -466,11 +512,18 @@ impl SsoLogin {
             _ => lock(&self.refresh_token).clone(),
         };
         if let Some(refresh) = refresh {
-            return self.refresh_with(refresh, renewing).await;
+            match self.refresh_with(refresh, renewing).await {
+                Err(Error::LoginRequired { .. }) if self.relogs_in() => {
+                    log::info!(target: "kfp_auth", "login: the refresh token is dead; logging in again (relogin)");
+                }
+                outcome => return outcome,
+            }
         }
         // After a dead refresh token, only an explicit login prompts the user again:
         // a client in the middle of a job gets the error instead of a prompt nobody sees.
+        // With relogin, the caller said someone is there to see the prompt.
         if !matches!(renewing.need, Need::Restart)
+            && !self.relogs_in()
             && let Some(dead) = lock(&self.dead).clone()
         {
             return Err(dead);
@@ -615,7 +668,7 @@ impl SsoLogin {
                 redact::url(&self.cfg.dex_url),
                 disk.cache.path().display()
             ),
-            hint: format!("run `kfp-auth login --device --url {url}`"),
+            hint: format!("log in again: run `kfp-auth login --device --url {url}`"),
         }
     }
 }

@@ -171,6 +171,11 @@ async fn device(answers: Vec<(u16, String)>, expires_in: u32) -> (Arc<Script>, B
 
 /// A device login against `script`, polling every 100 ms.
 async fn device_with(script: Script) -> (Arc<Script>, Bearer, Arc<Seen>, String) {
+    device_login(script, false).await
+}
+
+/// As `device_with`, with `SsoLogin::with_relogin(relogin)`.
+async fn device_login(script: Script, relogin: bool) -> (Arc<Script>, Bearer, Arc<Seen>, String) {
     let script = Arc::new(script);
     let url = serve(script.clone()).await;
     let seen = Arc::new(Seen::default());
@@ -184,7 +189,7 @@ async fn device_with(script: Script) -> (Arc<Script>, Bearer, Arc<Seen>, String)
         },
         options: Options::default(),
     };
-    let login = SsoLogin::new(cfg, seen.clone()).unwrap();
+    let login = SsoLogin::new(cfg, seen.clone()).unwrap().with_relogin(relogin).unwrap();
     (script, Bearer::sso(login), seen, url)
 }
 
@@ -299,7 +304,7 @@ async fn a_dead_refresh_token_is_login_required_until_a_new_login() {
     assert!(matches!(e, Error::LoginRequired { .. }), "{e}");
     let shown = e.to_string();
     assert!(
-        shown.contains("log in again") && !shown.contains("rt-2") && !shown.contains(&second),
+        shown.matches("log in again").count() == 1 && !shown.contains("rt-2") && !shown.contains(&second),
         "{shown}"
     );
     // The ID token in hand stays usable until it expires; any renewal after that (or a
@@ -321,6 +326,69 @@ async fn a_dead_refresh_token_is_login_required_until_a_new_login() {
         2
     );
     assert_eq!((bearer.refreshes(), bearer.fetches()), (2, 4));
+}
+
+#[tokio::test]
+async fn with_relogin_a_dead_refresh_token_starts_a_new_device_login() {
+    let third = jwt(3600);
+    let script = Script {
+        token_answers: Mutex::new(
+            vec![
+                tokens(&jwt(3600), "rt-1"),
+                error(400, "invalid_request"),
+                tokens(&third, "rt-3"),
+                tokens(&jwt(3600), "rt-4"),
+            ]
+            .into(),
+        ),
+        expires_in: 300,
+        ..Script::default()
+    };
+    let (script, bearer, seen, _) = device_login(script, true).await;
+    bearer.token().await.unwrap();
+    // The refresh is refused: the user is shown a new code, and the renewal gets its token.
+    assert_eq!(bearer.renew().await.unwrap().expose_secret(), third);
+    assert_eq!(*script.device_codes.lock().unwrap(), 2);
+    let codes = seen.0.lock().unwrap().iter().filter(|s| s.starts_with("code")).count();
+    assert_eq!(codes, 2);
+    // The new login's refresh token renews, with no prompt.
+    bearer.renew().await.unwrap();
+    assert!(script.polls()[3].1.contains("refresh_token=rt-3"));
+    assert_eq!(*script.device_codes.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn relogin_is_refused_for_token_exchange() {
+    let cfg = SsoConfig {
+        dex_url: dex_base("http://127.0.0.1:9/pipeline", None).unwrap(),
+        client_id: "kfp-auth".into(),
+        scopes: "openid email".into(),
+        connector: Some("github".into()),
+        start: Start::Exchange(Arc::new(
+            kfp_auth::Subject::literal(secrecy::SecretString::from(jwt(3600))).unwrap(),
+        )),
+        options: Options::default(),
+    };
+    let e = SsoLogin::new(cfg, Arc::new(Seen::default()))
+        .unwrap()
+        .with_relogin(true);
+    assert!(matches!(e, Err(Error::InvalidArgument { .. })), "relogin refused");
+}
+
+#[tokio::test]
+async fn a_refresh_answer_without_a_refresh_token_keeps_the_one_held() {
+    let (first, second, third) = (jwt(3600), jwt(3600), jwt(3600));
+    let no_refresh = (
+        200,
+        format!(r#"{{"access_token":"a","token_type":"bearer","id_token":"{second}"}}"#),
+    );
+    let (script, bearer, _, _) = device(vec![tokens(&first, "rt-1"), no_refresh, tokens(&third, "rt-2")], 300).await;
+    bearer.token().await.unwrap();
+    assert_eq!(bearer.renew().await.unwrap().expose_secret(), second);
+    // OIDC: the refresh token used stays valid, so it is sent again, not a new login.
+    assert_eq!(bearer.renew().await.unwrap().expose_secret(), third);
+    assert!(script.polls()[2].1.contains("refresh_token=rt-1"));
+    assert_eq!(*script.device_codes.lock().unwrap(), 1);
 }
 
 #[tokio::test]

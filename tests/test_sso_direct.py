@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kfp_auth import KFPClientManager, LoginRequiredError, UnexpectedResponseError
+from kfp_auth import InvalidArgumentError, KFPClientManager, LoginRequiredError, UnexpectedResponseError
 from stack.device_user import User
 from stack.sso import IDP_NAMESPACE, IDP_USER, PUBLIC_CLIENT, SsoStack, api_get, jwt_claims, start_sso_stack
 
@@ -28,8 +28,27 @@ def direct(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoStack]:
         yield s
 
 
+#: A provider other than Dex may not know Dex's `groups`: the layout-B logins leave it out.
+SCOPES = "openid email profile offline_access"
+
+
 def idp_manager(stack: SsoStack, user: User) -> KFPClientManager:
-    return KFPClientManager(stack.api_url, login="device", dex_url=stack.idp_url, prompt=user)
+    return KFPClientManager(stack.api_url, login="device", dex_url=stack.idp_url, prompt=user, scopes=SCOPES)
+
+
+def test_a_scope_the_provider_does_not_offer_is_an_error_naming_scopes(direct: SsoStack) -> None:
+    """Checked against the provider's scopes_supported before anything is shown: the
+    provider would refuse it on its own page, which a device login cannot see (it would
+    wait for the code to expire)."""
+    user = User(direct)
+    m = KFPClientManager(
+        direct.api_url, login="device", dex_url=direct.idp_url, prompt=user, scopes=f"{SCOPES} nonsense"
+    )
+    with pytest.raises(InvalidArgumentError) as ei:
+        m.get_bearer_token()
+    assert ei.value.argument == "scopes" and "`nonsense`" in str(ei.value), str(ei.value)
+    assert "pass scopes= without it" in str(ei.value) and "offline_access" in str(ei.value)
+    assert user.events == [], "nothing was shown"
 
 
 def test_without_dex_url_the_error_says_to_pass_it(direct: SsoStack) -> None:
@@ -81,7 +100,7 @@ def test_the_idp_restarted_is_a_login_required_error_then_a_new_login(direct: Ss
     direct.restart("idp")
     with pytest.raises(LoginRequiredError) as ei:
         m.get_bearer_token(force_refresh=True)
-    assert "log in again" in str(ei.value) and "force_login=True" in str(ei.value), str(ei.value)
+    assert str(ei.value).count("log in again") == 1 and "force_login=True" in str(ei.value), str(ei.value)
     assert user.kinds() == ["code", "done"], "no prompt in the middle of a job"
     client = m.create_kfp_client(force_login=True)
     assert user.kinds() == ["code", "done", "code", "done"] and m.logins == 2

@@ -71,6 +71,8 @@ LIFETIME = 5  # Kubeflow Dex's expiry.idTokens in this module's stack, in second
         ({"login": "device", "subject_token": FORGED}, "subject_token"),
         ({"login": None, "subject_token_file": "/x"}, "subject_token_file"),
         ({"login": None, "subject_audience": "a"}, "subject_audience"),
+        ({"dex_auth_type": CONNECTOR_ID, "subject_token": FORGED, "relogin": True}, "relogin"),
+        ({"dex_auth_type": CONNECTOR_ID, "subject_token": FORGED, "scopes": "email"}, "scopes"),
     ],
 )
 def test_exchange_arguments_are_checked_at_construction(kw: dict[str, Any], argument: str) -> None:

@@ -1,7 +1,8 @@
 """Refresh tokens that die, on the real SSO stack (layout A), seen through the kfp.Client a
 user holds: revoked by Dex's admin, the grant revoked at the company IdP, Kubeflow's Dex
 restarted, and a refresh token past its lifetime. Each ends in `LoginRequiredError` saying to log in again, with no
-prompt in the middle of the job, and a login asked for then works.
+prompt in the middle of the job, and a login asked for then works. With `relogin=True`, the
+manager logs in again by itself instead (the user is prompted once).
 
 tests/test_sso_device.py has the rest: a rotated-away refresh token, Dex restarted under
 `get_bearer_token`, the in-cluster issuer, and refresh over several ID-token lifetimes."""
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import re
 import time
+import webbrowser
 from pathlib import Path
 
 import pytest
 
 from kfp_auth import KFPClientManager, LoginRequiredError
+from stack.browser import browser_command
 from stack.device_user import User
-from stack.sso import IDP_NAMESPACE, IDP_USER, SsoStack, jwt_claims, start_sso_stack
+from stack.sso import CONNECTOR_ID, IDP_NAMESPACE, IDP_PASSWORD, IDP_USER, SsoStack, jwt_claims, start_sso_stack
 
 pytestmark = pytest.mark.stack
 
@@ -41,7 +44,7 @@ def until_stale(m: KFPClientManager) -> None:
 
 def assert_login_required(e: LoginRequiredError, *causes: str) -> None:
     text = str(e)
-    assert "log in again" in text and "create_kfp_client(force_login=True)" in text, text
+    assert text.count("log in again") == 1 and "create_kfp_client(force_login=True)" in text, text
     for cause in causes:
         assert cause in text, text
     assert not SECRET_LIKE.search(text + repr(vars(e))), text
@@ -128,3 +131,46 @@ def test_a_refresh_token_past_its_lifetime_is_login_required(tmp_path: Path) -> 
             client.list_experiments(namespace=IDP_NAMESPACE)
         assert_login_required(ei.value, "HTTP 400", "Refresh token expired.")
         assert user.kinds() == ["code", "done"] and m.logins == 1
+
+
+@pytest.mark.parametrize("login", ["device", "browser"])
+def test_with_relogin_a_dead_refresh_token_prompts_once_and_the_call_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, login: str
+) -> None:
+    """Opt-in: the client's call after Dex forgot the refresh token shows the prompt once,
+    the user logs in again, and the call goes through. Kept in the token cache (the default)
+    and in memory only: the two renewal paths. The browser is the test browser as `$BROWSER`."""
+    if login == "browser":
+        for k, v in {
+            "BROWSER": browser_command(tmp_path),
+            "TEST_BROWSER_USERNAME": IDP_USER,
+            "TEST_BROWSER_PASSWORD": IDP_PASSWORD,
+            "TEST_BROWSER_CONNECTOR": CONNECTOR_ID,
+            "TEST_BROWSER_RESULT": str(tmp_path / "browser.json"),
+            "TEST_BROWSER_DETACH": "1",
+        }.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(webbrowser, "_tryorder", None)
+        monkeypatch.setattr(webbrowser, "_browsers", {})
+    with start_sso_stack(tmp_path / "sso", id_token_expiry="5s") as s:
+        held = []
+        for token_cache in (None, False):
+            user = User(s)
+            m = KFPClientManager(s.api_url, login=login, prompt=user, relogin=True, token_cache=token_cache)
+            client = m.create_kfp_client()
+            client.list_experiments(namespace=IDP_NAMESPACE)
+            assert user.kinds() == ["code" if login == "device" else "browser", "done"]
+            held.append((m, user, client))
+        s.restart("dex")
+        for m, user, client in held:
+            until_stale(m)
+            before = len(s.kfp_requests())
+            client.list_experiments(namespace=IDP_NAMESPACE)
+            assert user.kinds()[2:] == user.kinds()[:2], "the login was shown again, once"
+            assert m.logins == 2 and m.bearer is not None
+            api = [r["user"] for r in s.kfp_requests()[before:] if "/apis/" in r["path"]]
+            assert api and set(api) == {IDP_USER}
+            # The new login's refresh token renews, with nobody asked.
+            refreshes = m.bearer.refreshes
+            assert m.get_bearer_token(force_refresh=True) and m.bearer.refreshes == refreshes + 1
+            assert len(user.events) == 4 and m.logins == 2

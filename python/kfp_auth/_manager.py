@@ -76,6 +76,8 @@ class KFPClientManager:
         subject_token: str | None = None,
         subject_token_file: str | os.PathLike[str] | None = None,
         subject_audience: str | None = None,
+        relogin: bool = False,
+        scopes: str | None = None,
     ) -> None:
         """
         :param api_url: the Kubeflow Pipelines API URL, e.g. ``http://localhost:8080/pipeline``
@@ -148,6 +150,14 @@ class KFPClientManager:
             default file keeping only the rest of the login; it needs ``pip install
             "kfp-auth[keyring]"`` and a keyring backend, else ``KeyringError``. For
             ``login="device"`` and ``"browser"`` only
+        :param relogin: for ``login="device"`` and ``"browser"``, when the refresh token is dead
+            (revoked, expired, Dex restarted), start a new login, showing the prompt again, instead
+            of raising ``LoginRequiredError``. Off by default: a job in the middle of a run must not
+            wait for a prompt nobody sees. For notebooks and interactive sessions
+        :param scopes: the scopes a device, browser or exchange login asks for, space-separated
+            (default ``"openid email profile groups offline_access"``; ``"openid email profile groups"``
+            for ``login="exchange"``). ``openid`` is required and ``offline_access`` gives the refresh
+            token; leave out ``groups`` for a provider other than Dex that refuses it (see docs/sso.md)
         :raises InvalidArgumentError: (a ``ValueError``) when an argument is malformed or
             credentials are incomplete
         """
@@ -186,6 +196,8 @@ class KFPClientManager:
                 subject_token_file,
                 subject_audience,
                 tls,
+                relogin,
+                scopes,
             )
             self._auth: Auth = BearerAuth(self._bearer)
             return
@@ -211,11 +223,21 @@ class KFPClientManager:
                 browser_timeout,
                 tls,
                 token_cache,
+                relogin,
+                scopes,
             )
             self._auth = BearerAuth(self._bearer)
             return
         if prompt is not None:
             raise InvalidArgumentError('prompt is for login="device" or login="browser"', argument="prompt")
+        if relogin:
+            raise InvalidArgumentError('relogin is for login="device" or login="browser"', argument="relogin")
+        if scopes is not None:
+            raise InvalidArgumentError(
+                'scopes is for login="device", "browser" or "exchange"; the password grant asks for '
+                '"openid email profile groups"',
+                argument="scopes",
+            )
         if browser_port is not None:
             raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
         if token_cache is not None:
@@ -434,6 +456,8 @@ def _sso_login(
     browser_timeout: float,
     tls: dict[str, Any],
     token_cache: bool | str | os.PathLike[str] | None,
+    relogin: bool,
+    scopes: str | None,
 ) -> BearerSession:
     """The bearer source of ``login="device"`` or ``"browser"``, after refusing what does not go with it."""
     if login not in ("device", "browser"):
@@ -459,6 +483,9 @@ def _sso_login(
         )
     client_id = "kfp-auth" if dex_client_id is None else dex_client_id
     path, store = _token_cache(token_cache)
+    more: dict[str, Any] = {"relogin": relogin}
+    if scopes is not None:
+        more["scopes"] = scopes
     if login == "device":
         if browser_port is not None:
             raise InvalidArgumentError('browser_port is for login="browser"', argument="browser_port")
@@ -470,6 +497,7 @@ def _sso_login(
             connector=dex_auth_type,
             token_cache=path,
             secret_store=store,
+            **more,
             **tls,
         )
     if browser_port is not None and not 0 < browser_port < 65536:
@@ -486,6 +514,7 @@ def _sso_login(
         browser_timeout=browser_timeout,
         token_cache=path,
         secret_store=store,
+        **more,
         **tls,
     )
 
@@ -505,6 +534,8 @@ def _exchange_login(
     subject_token_file: str | os.PathLike[str] | None,
     subject_audience: str | None,
     tls: dict[str, Any],
+    relogin: bool,
+    scopes: str | None,
 ) -> BearerSession:
     """The bearer source of ``login="exchange"``, after refusing what does not go with it."""
     if login != "exchange":
@@ -530,7 +561,14 @@ def _exchange_login(
             "and subject_token_file",
             argument="subject_token",
         )
+    if relogin:
+        raise InvalidArgumentError(
+            'relogin is for login="device" or login="browser": token exchange asks nobody, and renews '
+            "by exchanging again",
+            argument="relogin",
+        )
     github = subject_token == GITHUB_ACTIONS
+    more: dict[str, Any] = {} if scopes is None else {"scopes": scopes}
     if subject_audience is not None and not github:
         raise InvalidArgumentError(
             f'subject_audience is for subject_token="{GITHUB_ACTIONS}"', argument="subject_audience"
@@ -544,6 +582,7 @@ def _exchange_login(
         audience=subject_audience,
         client_id="kfp-auth" if dex_client_id is None else dex_client_id,
         dex_url=dex_url,
+        **more,
         **tls,
     )
 

@@ -171,10 +171,12 @@ class BearerSession:
         proxy: str | None = None,
         token_cache: str | os.PathLike[str] | None = None,
         secret_store: SecretStore | None = None,
+        relogin: bool = False,
     ) -> BearerSession:
         """A device login (RFC 8628) at Dex, renewed by its refresh token; `prompt` shows the code.
         With `token_cache`, the login is kept in that file and shared with other processes; with
-        `secret_store` too, its tokens go to that store and the file keeps the rest."""
+        `secret_store` too, its tokens go to that store and the file keeps the rest. With
+        `relogin`, a dead refresh token starts a new login instead of `LoginRequiredError`."""
     @staticmethod
     def from_dex_browser(
         api_url: str,
@@ -193,10 +195,11 @@ class BearerSession:
         proxy: str | None = None,
         token_cache: str | os.PathLike[str] | None = None,
         secret_store: SecretStore | None = None,
+        relogin: bool = False,
     ) -> BearerSession:
         """A browser login at Dex (authorization code with PKCE on a loopback redirect), renewed
         by its refresh token; a device login where `open_browser` (default `webbrowser.open`)
-        cannot open a browser. `token_cache` as for `from_dex_device`."""
+        cannot open a browser. `token_cache` and `relogin` as for `from_dex_device`."""
     @staticmethod
     def from_dex_token_exchange(
         api_url: str,

@@ -36,15 +36,17 @@ impl BearerSession {
 
     /// An SSO login (made on first use) as the bearer source, kept in `token_cache` when given,
     /// its tokens in `secret_store` (the OS keyring) when given, the file keeping the rest.
+    /// With `relogin`, a dead refresh token starts a new login instead of `LoginRequiredError`.
     fn sso(
         api_url: &str,
         cfg: SsoConfig,
         prompt: Py<PyAny>,
         token_cache: Option<PathBuf>,
         secret_store: Option<Py<PyAny>>,
+        relogin: bool,
     ) -> PyResult<Self> {
         crate::http::check_settings(api_url, &cfg.options)?;
-        let mut login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?;
+        let mut login = SsoLogin::new(cfg, Arc::new(PyPrompt(prompt)))?.with_relogin(relogin)?;
         if let Some(path) = token_cache {
             login = login.with_cache(
                 super::secret_store::with_store(TokenCache::new(path), secret_store),
@@ -121,9 +123,10 @@ impl BearerSession {
     /// terminal, or a link in Jupyter). The first login happens on first use, or on `login()`.
     /// With `token_cache` (a file path), the login is loaded from it on first use and
     /// saved to it after every login and refresh, and renewals are serialised with the
-    /// other processes using it (see docs/sso.md).
+    /// other processes using it (see docs/sso.md). With `relogin`, a refresh token that
+    /// died starts a new login (the prompt is shown again) instead of `LoginRequiredError`.
     #[staticmethod]
-    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None, secret_store = None))]
+    #[pyo3(signature = (api_url, *, prompt = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, poll_interval = None, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None, secret_store = None, relogin = false))]
     #[allow(clippy::too_many_arguments)]
     fn from_dex_device(
         py: Python<'_>,
@@ -140,6 +143,7 @@ impl BearerSession {
         proxy: Option<&str>,
         token_cache: Option<PathBuf>,
         secret_store: Option<Py<PyAny>>,
+        relogin: bool,
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
@@ -161,7 +165,7 @@ impl BearerSession {
             start: Start::Device { poll_interval },
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
-        Self::sso(api_url, cfg, prompt, token_cache, secret_store)
+        Self::sso(api_url, cfg, prompt, token_cache, secret_store, relogin)
     }
 
     /// A browser login at Dex (authorization code with PKCE, the browser coming back to
@@ -169,9 +173,9 @@ impl BearerSession {
     /// opens the browser (default `webbrowser.open`, so `$BROWSER` is honoured); when it
     /// returns false or raises, a device login runs instead. `prompt` gets a `"browser"`
     /// event with the URL to open by hand, then how the login ended. `port`: the one the admin
-    /// registered (default: any free one). `token_cache` as for `from_dex_device`.
+    /// registered (default: any free one). `token_cache` and `relogin` as for `from_dex_device`.
     #[staticmethod]
-    #[pyo3(signature = (api_url, *, prompt = None, open_browser = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, port = None, browser_timeout = 300.0, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None, secret_store = None))]
+    #[pyo3(signature = (api_url, *, prompt = None, open_browser = None, client_id = "kfp-auth", dex_url = None, scopes = "openid email profile groups offline_access", connector = None, port = None, browser_timeout = 300.0, skip_tls_verify = false, ssl_ca_cert = None, timeout = 30.0, proxy = None, token_cache = None, secret_store = None, relogin = false))]
     #[allow(clippy::too_many_arguments)]
     fn from_dex_browser(
         py: Python<'_>,
@@ -190,6 +194,7 @@ impl BearerSession {
         proxy: Option<&str>,
         token_cache: Option<PathBuf>,
         secret_store: Option<Py<PyAny>>,
+        relogin: bool,
     ) -> PyResult<Self> {
         let prompt = match prompt {
             Some(p) => p,
@@ -222,7 +227,7 @@ impl BearerSession {
             }),
             options: options(skip_tls_verify, ssl_ca_cert, timeout, proxy)?,
         };
-        Self::sso(api_url, cfg, prompt, token_cache, secret_store)
+        Self::sso(api_url, cfg, prompt, token_cache, secret_store, relogin)
     }
 
     /// Token exchange (RFC 8693) at Dex: the subject token (exactly one of `subject_token`,
