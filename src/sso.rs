@@ -294,7 +294,7 @@ impl SsoLogin {
         let outcome = match reply.and_then(|reply| self.keep(reply, &ep, renewing, true)) {
             Ok(Some(token)) => Ok(token),
             Ok(None) => {
-                log::debug!(target: "kfp_auth", "login: the ID token expired on its way; refreshing it");
+                log::debug!(target: "kfp_auth", "login: the ID token expired or came due on its way; refreshing it");
                 let refresh = lock(&self.refresh_token).clone();
                 match refresh {
                     Some(refresh) => self.refresh_with(refresh, renewing).await,
@@ -317,7 +317,8 @@ impl SsoLogin {
     }
 
     /// Check the answer's ID token and hold it, with the answer's refresh token. `None`
-    /// when `stale_ok` and the token expired on its way while a refresh token came with it:
+    /// when `stale_ok` and the token expired (or came due for renewal) on its way while a
+    /// refresh token came with it:
     /// Dex answers a device poll with the token it made when the user finished, up to an
     /// interval earlier, which is past a short ID token's life.
     fn keep(
@@ -367,6 +368,12 @@ impl SsoLogin {
             return if stale_ok && refreshable { Ok(None) } else { Err(e) };
         }
         let issued = claims.issued.filter(|i| *i <= started).unwrap_or(started);
+        let renew_at = claims.expires.and_then(|e| refresh_at(issued, e));
+        // Due for renewal already: handed out as it is, it could expire between here and
+        // the gateway.
+        if stale_ok && refreshable && renew_at.is_some_and(|t| t <= started) {
+            return Ok(None);
+        }
         if let Some(user) = claims.email.clone().or(claims.subject.clone()) {
             let connector = match lock(&self.ident).take() {
                 // The same user again: the connector a loaded login named stays.
@@ -381,11 +388,7 @@ impl SsoLogin {
             });
         }
         let token = Arc::new(token);
-        renewing.keep(
-            token.clone(),
-            claims.expires.and_then(|e| refresh_at(issued, e)),
-            started,
-        );
+        renewing.keep(token.clone(), renew_at, started);
         Ok(Some(token))
     }
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kfp_auth import InvalidArgumentError, KFPClientManager, LoginRequiredError, UnexpectedResponseError
+from kfp_auth import BearerSession, DeviceEvent, InvalidArgumentError, KFPClientManager, LoginRequiredError, UnexpectedResponseError
 from stack.device_user import User
 from stack.sso import IDP_NAMESPACE, IDP_USER, PUBLIC_CLIENT, SsoStack, api_get, jwt_claims, start_sso_stack
 
@@ -59,6 +59,31 @@ def test_without_dex_url_the_error_says_to_pass_it(direct: SsoStack) -> None:
         m.get_bearer_token()
     assert "no OpenID discovery document there" in str(ei.value) and "dex_url=" in str(ei.value), str(ei.value)
     assert user.events == [], "nothing was shown: no code was asked for"
+
+
+class ApprovesThenAnswers(User):
+    """Finishes the login in the browser before the prompt returns, then waits so that the
+    first poll (3 s later) comes about 4.4 s into the 5 s token's life: past its renewal
+    point (3.75 s), not past its expiry. Dex made the token when the user approved."""
+
+    def __call__(self, event: DeviceEvent) -> None:
+        self.events.append(event)
+        if event["event"] == "code":
+            self._walk(event)
+            approved = time.time()
+            time.sleep(max(0.0, int(approved) + 4.4 - 3.0 - time.time()))
+
+
+def test_a_login_token_due_for_renewal_on_arrival_is_refreshed_before_it_is_used(direct: SsoStack) -> None:
+    """Handed out as it came, it could expire on its way to the gateway (seen in CI)."""
+    user = ApprovesThenAnswers(direct)
+    b = BearerSession.from_dex_device(
+        direct.api_url, dex_url=direct.idp_url, prompt=user, scopes=SCOPES, poll_interval=3.0
+    )
+    token = b.token()
+    assert b.refreshes == 1, "the login's token was handed out without a refresh"
+    assert jwt_claims(token)["exp"] - time.time() > 3, "the token handed out is a fresh one"
+    assert user.kinds() == ["code", "done"]
 
 
 def test_the_sdk_logs_in_at_the_idp_and_keeps_working_past_several_lifetimes(direct: SsoStack) -> None:
