@@ -362,3 +362,58 @@ def test_a_socks_proxy_from_the_environment_is_refused_up_front(monkeypatch: pyt
             KFPClientManager("http://127.0.0.1:9/pipeline", **kw)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     KFPClientManager("http://127.0.0.1:9/pipeline", existing_token=sa_token(1))
+
+
+# -- kfp's own credentials hook: kfp.Client(credentials=manager.create_kfp_credentials()) --
+
+
+def test_a_plain_kfp_client_on_the_credentials_follows_a_rotating_token_file(
+    in_cluster: tuple[TokenVolume, str, Path],
+) -> None:
+    import kfp
+
+    vol, url, log = in_cluster
+    m = KFPClientManager(url, token_path=vol.path)
+    creds = m.create_kfp_credentials()
+    client = kfp.Client(host=url, credentials=creds, cookies="")
+    assert type(client) is kfp.Client
+    client.create_experiment(name="hooked", namespace=NAMESPACE)
+    for _ in range(5):
+        client.list_experiments(namespace=NAMESPACE)
+    assert m.bearer is not None and m.bearer.fetches == 1, "served from memory while the file is unchanged"
+    for _ in range(3):
+        vol.rotate()
+        names = [e.display_name for e in client.list_experiments(namespace=NAMESPACE).experiments]
+        assert names == ["hooked"]
+    assert m.bearer.fetches == 4, "each rotation read once"
+    entries = api_log(log)
+    # The test server accepts only what the volume holds now: no request went with a rotated-away token.
+    assert entries and all(e["bearer"] == "accepted" and e["user"] == SA_IDENTITY for e in entries)
+    token = m.get_bearer_token() or ""
+    assert token and token not in repr(creds) and token not in str(vars(creds))
+
+
+def test_the_credentials_hold_a_password_grant_token_until_it_is_due(grant_kubeflow: Stack) -> None:
+    import kfp
+
+    before = len(grant_kubeflow.kfp_requests())
+    m = grant_manager(grant_kubeflow)
+    client = kfp.Client(host=grant_kubeflow.api_url, credentials=m.create_kfp_credentials(), cookies="")
+    for _ in range(5):
+        client.list_experiments(namespace=FAST_NAMESPACE)
+    assert m.logins == 1, "one grant for all requests: the hook served the held token"
+    api = [q for q in grant_kubeflow.kfp_requests()[before:] if "/apis/" in q["path"]]
+    # kfp's healthz at construction, then the five calls.
+    assert len(api) == 6 and all(q["user"] == FAST_USER and q["cookie_names"] == [] for q in api)
+
+
+def test_credentials_are_refused_for_cookie_sessions_and_no_credentials(kubeflow: Stack) -> None:
+    cookie = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD)
+    with pytest.raises(kfp_auth.InvalidArgumentError) as ei:
+        cookie.create_kfp_credentials()
+    assert ei.value.argument == "credentials" and "session cookies" in str(ei.value)
+    assert "create_kfp_client()" in str(ei.value)
+    with pytest.raises(kfp_auth.InvalidArgumentError) as ei:
+        KFPClientManager(kubeflow.api_url).create_kfp_credentials()
+    assert "no credentials" in str(ei.value)
+    assert cookie.logins == 0, "refused before any login"

@@ -413,6 +413,11 @@ def _credentials_class() -> type:
     return TokenCredentials
 
 
+def kfp_credentials(session: BearerSession) -> Any:
+    """kfp's credentials object serving ``session``'s token."""
+    return _credentials_class()(session)
+
+
 def build_client(
     host: str,
     auth: Auth,
@@ -430,7 +435,7 @@ def build_client(
         if auth.session.kind == "token":
             kwargs["existing_token"] = auth.session.token()
         else:
-            kwargs["credentials"] = _credentials_class()(auth.session)
+            kwargs["credentials"] = kfp_credentials(auth.session)
     proxy_auth = None
     if proxy is not None:
         kwargs["proxy"], proxy_auth = proxy

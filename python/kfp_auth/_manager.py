@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client
+from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client, kfp_credentials
 from kfp_auth._errors import InvalidArgumentError
 from kfp_auth._keyring import KEYRING, KeyringStore, wanted_by_env
 from kfp_auth._native import (
@@ -25,6 +25,7 @@ from kfp_auth._types import AuthKind, DeviceEvent, TokenClaims
 
 if TYPE_CHECKING:
     import kfp
+    from kfp.client.token_credentials_base import TokenCredentialsBase
 
 log = logging.getLogger("kfp_auth")
 
@@ -406,6 +407,30 @@ class KFPClientManager:
 
     # The name the documented class uses.
     _create_kfp_client = create_kfp_client
+
+    def create_kfp_credentials(self) -> TokenCredentialsBase:
+        """This manager's bearer token as kfp's own credentials object, for
+        ``kfp.Client(host=..., credentials=..., cookies="")`` or anything else that takes
+        kfp's ``TokenCredentialsBase``.
+
+        kfp calls its ``refresh_api_key_hook`` before every request; the hook hands out the
+        token held in memory (a token file is looked at with one ``stat``, and read again
+        only when it changed), renewing it only when it is about to expire. Unlike
+        ``create_kfp_client()``, a plain ``kfp.Client`` does not retry a refused request.
+
+        :raises InvalidArgumentError: for Dex logins with session cookies and for a manager
+            without credentials: kfp's hook can only send a bearer token
+        """
+        if not isinstance(self._auth, BearerAuth):
+            what = "a Dex login with session cookies" if self._session is not None else "no credentials"
+            raise InvalidArgumentError(
+                f"kfp's credentials hook sends a bearer token, and this manager has {what}: "
+                "use create_kfp_client(), or a bearer mode (existing_token, token_path, "
+                "Dex's password grant (dex_client_id and dex_client_secret), or "
+                'login="device", "browser" or "exchange")',
+                argument="credentials",
+            )
+        return kfp_credentials(self._auth.session)
 
     @property
     def logins(self) -> int:
