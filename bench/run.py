@@ -19,6 +19,7 @@ B5 200 concurrent logins of 200 distinct users: asyncio against a thread pool
 B6 per-request time of a kfp-auth kfp.Client against a bare one, same cookie
 B7 SSO: a renewal by refresh token against a fresh password login, server CPU and wall
 B8 `kfp-auth token` from a warm token cache in a fresh process, against `python -c pass`
+B9 per-call cost of kfp's credentials hook on kfp-auth's credentials, against kfp's own file credentials
 """
 
 from __future__ import annotations
@@ -359,6 +360,55 @@ def b8(r: Report, runs: int) -> None:
     r.data["B8"] = {"ratio": ratio, **{c: median(walls[c]) for c in cases}}
 
 
+# B9 -------------------------------------------------------------------------------------------
+
+
+def b9(r: Report, calls: int, repeats: int) -> None:
+    """kfp calls the credentials' refresh_api_key_hook before every request. Timed with the
+    token fresh, so every call is served from memory; kfp's own ServiceAccountTokenVolumeCredentials
+    (which reads its file on every call) is the reference."""
+    import timeit
+
+    import kfp_server_api
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+    api_url = "http://127.0.0.1:9/pipeline"  # nothing listens: a request would fail the run
+    with tempfile.TemporaryDirectory() as d:
+        warm_token_cache(Path(d), api_url)
+        token = json.loads((Path(d) / "kfp-auth" / "tokens.json").read_text())
+        token = next(iter(token["logins"].values()))["id_token"]
+        token_file = Path(d) / "token"
+        token_file.write_text(token)
+        sso = kfp_auth.BearerSession.from_token_cache(api_url, token_cache=Path(d) / "kfp-auth" / "tokens.json")
+        managers = {
+            "fixed token (existing_token)": KFPClientManager(api_url, existing_token=token),
+            "token file (token_path), unchanged": KFPClientManager(api_url, token_path=token_file),
+        }
+        hooks = {name: m.create_kfp_credentials().refresh_api_key_hook for name, m in managers.items()}
+        sso_creds = kfp_auth._client.kfp_credentials(sso)
+        hooks["SSO token from the token cache, fresh"] = sso_creds.refresh_api_key_hook
+        hooks["kfp's ServiceAccountTokenVolumeCredentials (reference)"] = ServiceAccountTokenVolumeCredentials(
+            str(token_file)
+        ).refresh_api_key_hook
+        config = kfp_server_api.Configuration()
+        per_call: dict[str, list[float]] = {name: [] for name in hooks}
+        for i in range(repeats):
+            for name in list(hooks) if i % 2 == 0 else list(hooks)[::-1]:
+                per_call[name].append(timeit.timeit(lambda h=hooks[name]: h(config), number=calls) / calls * 1e6)
+                if config.api_key.get("authorization") != token:
+                    raise RuntimeError(f"{name}: the hook did not set the token")
+        reads = {name: m.bearer.fetches for name, m in managers.items() if m.bearer is not None}
+        if sso.fetches != 0 or reads["token file (token_path), unchanged"] != 1:
+            raise RuntimeError(f"a fresh token was fetched again: {reads}, token cache {sso.fetches}")
+    r.say(f"B9  kfp's credentials hook, per call, {repeats} runs of {calls} calls each (median, 25th-75th pct)")
+    for name, xs in per_call.items():
+        lo, hi = spread(xs)
+        r.say(f"    {name:58} {median(xs):6.2f} us  ({lo:.2f}-{hi:.2f})")
+    ours = max(median(xs) for name, xs in per_call.items() if "reference" not in name)
+    r.say(f"    slowest kfp-auth case {ours:.2f} us per call (target: at most 5 us)")
+    r.data["B9"] = {name: median(xs) for name, xs in per_call.items()} | {"slowest": ours}
+
+
 # B5 -------------------------------------------------------------------------------------------
 
 
@@ -674,6 +724,10 @@ login over that of an SSO renewal by refresh token through the IdP.
 
 {missed(d)}
 
+B9, kfp's credentials hook on kfp-auth's credentials: the slowest case takes
+{d["B9"]["slowest"]:.2f} µs per call (target: at most 5 µs, {"met" if d["B9"]["slowest"] <= 5 else "**missed**"});
+kfp's own file credentials take {d["B9"]["kfp's ServiceAccountTokenVolumeCredentials (reference)"]:.2f} µs.
+
 ## Where a login's time goes
 
 The bcrypt cost of Dex's password hash dominates a login's wall time, and it
@@ -699,7 +753,9 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=500, help="B6: calls per client")
     p.add_argument("--sso-rounds", type=int, default=30, help="B7: rounds of one login and --sso-refreshes")
     p.add_argument("--sso-refreshes", type=int, default=5, help="B7: refreshes of each kind per round")
-    p.add_argument("--only", choices=["B7"], help="run this figure alone; print it, write nothing")
+    p.add_argument("--only", choices=["B7", "B9"], help="run this figure alone; print it, write nothing")
+    p.add_argument("--hook-calls", type=int, default=100_000, help="B9: calls per run")
+    p.add_argument("--hook-runs", type=int, default=7, help="B9: runs per case")
     p.add_argument("--token-runs", type=int, default=30, help="B8: runs per case")
     p.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.txt and ratios.png go")
     a = p.parse_args()
@@ -721,6 +777,9 @@ def main() -> None:
             b7(r, Path(d), a.sso_rounds, a.sso_refreshes)
         r.say(f"took {time.perf_counter() - started:.0f} s")
         return
+    if a.only == "B9":
+        b9(r, a.hook_calls, a.hook_runs)
+        return
     with tempfile.TemporaryDirectory() as d, stack.start_kubeflow_stack(Path(d) / "main", extra_users=a.users) as s:
         b1(r, s, Path(d), a.rounds)
         b2(r, s, a.logins, "bcrypt cost 12", stack.USER, stack.PASSWORD)
@@ -731,6 +790,7 @@ def main() -> None:
         b6(r, s, a.calls, 25)
         b7(r, Path(d), a.sso_rounds, a.sso_refreshes)
     b8(r, a.token_runs)
+    b9(r, a.hook_calls, a.hook_runs)
     took = time.perf_counter() - started
     r.say(f"took {took:.0f} s")
     a.out.mkdir(parents=True, exist_ok=True)
