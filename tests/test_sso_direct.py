@@ -12,7 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from kfp_auth import BearerSession, DeviceEvent, InvalidArgumentError, KFPClientManager, LoginRequiredError, UnexpectedResponseError
+from kfp_auth import (
+    BearerSession,
+    DeviceEvent,
+    InvalidArgumentError,
+    KFPClientManager,
+    LoginRequiredError,
+    UnexpectedResponseError,
+)
 from stack.device_user import User
 from stack.sso import IDP_NAMESPACE, IDP_USER, PUBLIC_CLIENT, SsoStack, api_get, jwt_claims, start_sso_stack
 
