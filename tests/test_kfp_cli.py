@@ -136,17 +136,24 @@ def test_another_endpoint_is_refused_and_gets_nothing(
     r = run(wrapped(kubeflow, "--iap-client-id", "x", "experiment", "list"), tmp_path)
     assert r.returncode == 2 and "IAP" in r.stderr, shown(r)
     assert seen == []
-    # A context file holding a cookie (another deployment's): the wrapper never sends it, and a
-    # stock kfp run after the wrapper sends the other host nothing of kfp-auth's.
+    # A context file holding a cookie (the user's, for another deployment): the wrapper neither
+    # sends it nor changes the file, and a stock kfp run after it sends the other host that
+    # cookie only, nothing of kfp-auth's.
     ctx = context_file(tmp_path)
     ctx.parent.mkdir(parents=True)
-    ctx.write_text(json.dumps({"namespace": FAST_NAMESPACE, "keep": 1}))
+    mine = {"namespace": FAST_NAMESPACE, "client_authentication_cookie": "planted=1", "keep": 1}
+    ctx.write_text(json.dumps(mine))
+    before = len(kubeflow.kfp_requests())
     assert run(wrapped(kubeflow, "experiment", "list"), tmp_path).returncode == 0
-    assert json.loads(ctx.read_text()) == {"namespace": FAST_NAMESPACE, "keep": 1}
+    sent = kubeflow.kfp_requests()[before:]
+    assert sent and all(q["cookie_names"] == ["oauth2_proxy_kubeflow"] for q in sent), sent
+    assert json.loads(ctx.read_text()) == mine
     run(["--endpoint", url, "experiment", "list"], tmp_path, tool="kfp")
-    assert seen and not any(
-        "cookie" in {k.lower() for k in h} or "authorization" in {k.lower() for k in h} for h in seen
-    )
+    assert seen and all(
+        {k.lower(): v for k, v in h.items()}.get("cookie") == "planted=1"
+        and "authorization" not in {k.lower() for k in h}
+        for h in seen
+    ), seen
 
 
 @pytest.fixture(scope="module")
