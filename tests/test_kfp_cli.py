@@ -17,11 +17,10 @@ import pytest
 from test_token_cache import cli_device_login
 
 import stack
+from kfp_auth._kfp_cli import same_endpoint
 from stack import FAST_NAMESPACE, FAST_USER, Stack
 from stack.cli import run
 from stack.sso import CONNECTOR_ID, IDP_NAMESPACE, IDP_USER, SsoStack, start_sso_stack
-
-pytestmark = pytest.mark.stack
 
 COOKIE = "oauth2_proxy_kubeflow="
 
@@ -65,6 +64,23 @@ def other_host() -> Iterator[tuple[str, list[dict[str, str]]]]:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.parametrize(
+    "other,same",
+    [
+        ("http://Kubeflow.example:80/pipeline/", True),
+        ("http://kubeflow.example/pipeline?x=1", True),
+        ("https://kubeflow.example/pipeline", False),
+        ("http://kubeflow.example:8080/pipeline", False),
+        ("http://kubeflow.example/pipeline2", False),
+        ("http://kubeflow.example", False),
+        ("http://kubeflow.example.evil/pipeline", False),
+        ("http://kubeflow.example:notaport/pipeline", False),
+    ],
+)
+def test_which_endpoints_are_the_same(other: str, same: bool) -> None:
+    assert same_endpoint("http://kubeflow.example/pipeline", other) is same
 
 
 def test_the_wrapper_runs_the_stock_kfp_cli_on_a_cookie_session(kubeflow: Stack, tmp_path: Path) -> None:
@@ -205,6 +221,7 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoStack]:
         yield s
 
 
+@pytest.mark.stack
 def test_an_sso_login_with_the_stock_kfp_cli_and_the_wrapper(sso: SsoStack, tmp_path: Path) -> None:
     r = cli_device_login(sso, tmp_path, "--url", sso.api_url, "-c", CONNECTOR_ID)
     assert r.returncode == 0, shown(r)
