@@ -203,6 +203,8 @@ def test_bearer_tokens_with_the_stock_kfp_cli_and_the_wrapper(grant_kubeflow: St
     assert r.returncode == 0 and "by-token" in r.stdout, shown(r)
     r = run(wrapped(s, "--existing-token", token, "experiment", "list", login=("--token-file", str(f))), tmp_path)
     assert r.returncode == 2 and "drop --token-file" in r.stderr, shown(r)
+    r = run(wrapped(s, "experiment", "list", login=("--token-file", str(f), *grant)), tmp_path, extra_env=secret)
+    assert r.returncode == 2 and "two ways to log in" in r.stderr, shown(r)
     assert {q["user"] for q in s.kfp_requests() if "/apis/" in q["path"]} == {FAST_USER}
     # No wrapper run shows the token, even a failed request's headers.
     r = run(
@@ -248,6 +250,13 @@ def test_an_sso_login_with_the_stock_kfp_cli_and_the_wrapper(sso: SsoStack, tmp_
     )
     assert r.returncode == 0 and "sso-by-token" in r.stdout, shown(r)
     assert "eyJ" not in r.stdout + r.stderr
+    # --dex-client-id names the public client of the SSO login here, not the password grant.
+    r = run(
+        ["kfp", "--device", "--dex-client-id", "kfp-auth", "--", "-n", IDP_NAMESPACE, "experiment", "list"],
+        tmp_path,
+        extra_env={"KF_PIPELINES_ENDPOINT": sso.api_url},
+    )
+    assert r.returncode == 0 and "sso-by-token" in r.stdout, shown(r)
     assert {q["user"] for q in sso.kfp_requests() if "/apis/" in q["path"]} == {IDP_USER}
 
 

@@ -392,13 +392,15 @@ def _kfp_manager(args: argparse.Namespace, url: str, existing_token: str | None)
         "ssl_ca_cert": args.ca_cert,
         "timeout": args.timeout,
     }
+    # --token-file, --device and --browser exclude each other in the parser; with --device or
+    # --browser, --dex-client-id names the public client, otherwise it is the password grant.
     modes = [
         name
         for name, given in (
             ("--token-file", args.token_file is not None),
             ("--device", args.device),
             ("--browser", args.browser),
-            ("--dex-client-id", args.dex_client_id is not None),
+            ("--dex-client-id", args.dex_client_id is not None and not (args.device or args.browser)),
         )
         if given
     ]
