@@ -25,7 +25,7 @@ def login_args(s: Stack, *more: str) -> list[str]:
 
 
 def test_help_everywhere(tmp_path: Path) -> None:
-    for args in (["--help"], ["login", "--help"], ["context", "--help"]):
+    for args in (["--help"], ["login", "--help"], ["context", "--help"], ["kfp", "--help"]):
         r = run(args, tmp_path)
         assert r.returncode == 0 and "usage: kfp-auth" in r.stdout
     assert "never taken from the command line" in run(["--help"], tmp_path).stdout
@@ -78,7 +78,9 @@ def test_login_prints_a_bearer_token_from_the_password_grant(grant_kubeflow: Sta
     assert r.returncode == 2 and "KFP_AUTH_CLIENT_SECRET" in r.stderr
     r = run(login_args(grant_kubeflow, *grant), tmp_path, password="wrong", extra_env=secret)
     assert r.returncode == 3 and "wrong" not in r.stderr + r.stdout
-    r = run(["context", "--url", grant_kubeflow.api_url, "-u", FAST_USER, *grant], tmp_path, extra_env=secret)
+    r = run(
+        ["context", "--any-host", "--url", grant_kubeflow.api_url, "-u", FAST_USER, *grant], tmp_path, extra_env=secret
+    )
     assert r.returncode == 2 and "drop --dex-client-id" in r.stderr
 
 
@@ -137,7 +139,7 @@ def test_context_file_makes_the_stock_kfp_cli_work(kubeflow: Stack, tmp_path: Pa
     ctx.parent.mkdir(parents=True)
     ctx.write_text(json.dumps({"client_authentication_header_name": None, "keep": "me"}))
 
-    r = run(["context", "--url", kubeflow.api_url, "-u", FAST_USER, "-n", FAST_NAMESPACE], tmp_path)
+    r = run(["context", "--any-host", "--url", kubeflow.api_url, "-u", FAST_USER, "-n", FAST_NAMESPACE], tmp_path)
     assert r.returncode == 0, r.stderr
     data = json.loads(ctx.read_text())
     assert data["keep"] == "me" and data["namespace"] == FAST_NAMESPACE
@@ -168,7 +170,7 @@ def test_context_file_makes_the_stock_kfp_cli_work(kubeflow: Stack, tmp_path: Pa
 def test_a_broken_context_file_is_reported_not_overwritten(kubeflow: Stack, tmp_path: Path, content: str) -> None:
     ctx = tmp_path / "ctx.json"
     ctx.write_text(content)
-    r = run(["context", "--url", kubeflow.api_url, "-u", FAST_USER, "--context-file", str(ctx)], tmp_path)
+    r = run(["context", "--any-host", "--url", kubeflow.api_url, "-u", FAST_USER, "--context-file", str(ctx)], tmp_path)
     assert r.returncode == 1 and "fix or delete it" in r.stderr
     assert ctx.read_text() == content
 
@@ -249,7 +251,7 @@ def test_diagnose_kubeflow_19_and_unsecured_and_unreachable(tmp_path: Path, stan
 
 
 def test_other_failures_exit_1_and_context_fails_like_login(own_kubeflow: Stack, tmp_path: Path) -> None:
-    r = run(["context", "--url", own_kubeflow.api_url, "-u", FAST_USER], tmp_path, password="wrong")
+    r = run(["context", "--any-host", "--url", own_kubeflow.api_url, "-u", FAST_USER], tmp_path, password="wrong")
     assert r.returncode == 3
     assert not (tmp_path / ".config" / "kfp" / "context.json").exists()
     own_kubeflow.procs["dex"].stop()
@@ -273,17 +275,22 @@ def test_diagnose_tls_shows_the_certificate_and_why_it_was_rejected(tmp_path: Pa
 
 
 def test_help_for_every_subcommand(tmp_path: Path) -> None:
-    for sub in ("login", "context", "diagnose", "inspect", "token", "logout"):
+    for sub in ("login", "context", "kfp", "diagnose", "inspect", "token", "logout"):
         r = run([sub, "--help"], tmp_path)
         assert r.returncode == 0 and f"usage: kfp-auth {sub}" in r.stdout
 
 
 def test_context_and_diagnose_exit_codes(kubeflow: Stack, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{stack.free_port()}/pipeline"
-    assert run(["context", "--url", dead], tmp_path).returncode == 4
+    assert run(["context", "--any-host", "--url", dead], tmp_path).returncode == 4
     assert run(["diagnose", "--url", kubeflow.api_url, "-u", FAST_USER, "-c", "nope"], tmp_path).returncode == 3
     cache = tmp_path / ".cache" / "kfp-auth" / "sessions.json"
     cache.parent.mkdir(parents=True)
     cache.write_text("{}")
     cache.chmod(0o644)
-    assert run(["context", "--url", kubeflow.api_url, "-u", FAST_USER, "--session-cache"], tmp_path).returncode == 6
+    assert (
+        run(
+            ["context", "--any-host", "--url", kubeflow.api_url, "-u", FAST_USER, "--session-cache"], tmp_path
+        ).returncode
+        == 6
+    )

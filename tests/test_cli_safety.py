@@ -54,7 +54,16 @@ def test_a_context_file_that_cannot_be_used_is_not_quoted(srv: HostileServer, tm
     script_login(srv)
     (tmp_path / "notafolder").write_text("")  # where the context file's folder should be
     r = run(
-        ["context", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", f"notafolder/{TYPED}"],
+        [
+            "context",
+            "--any-host",
+            "--url",
+            srv.url + "/pipeline",
+            "-u",
+            "jane",
+            "--context-file",
+            f"notafolder/{TYPED}",
+        ],
         tmp_path,
         password="pw",
         cwd=tmp_path,
@@ -105,7 +114,9 @@ def test_control_characters_from_a_page_never_reach_the_terminal(
 
 def context(srv: HostileServer, home: Path, ctx: Path) -> object:
     return run(
-        ["context", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", str(ctx)], home, password="pw"
+        ["context", "--any-host", "--url", srv.url + "/pipeline", "-u", "jane", "--context-file", str(ctx)],
+        home,
+        password="pw",
     )
 
 

@@ -495,7 +495,19 @@ def test_the_cli_shows_no_credential_but_the_one_it_is_asked_to_print(safe_stack
         "diagnose": (["diagnose", *login], {}, 0),
         "diagnose -o json": (["diagnose", *login, "-o", "json"], {}, 0),
         "diagnose, wrong password": (["diagnose", *login], {"password": WRONG_PASSWORD}, 3),
-        "context": (["context", *login, "--context-file", str(tmp_path / "ctx.json")], {}, 0),
+        "context": (["context", "--any-host", *login, "--context-file", str(tmp_path / "ctx.json")], {}, 0),
+        "kfp": (["kfp", *login, "--", "-n", USER_NAMESPACE, "experiment", "list"], {}, 0),
+        "kfp, a failed request": (
+            ["kfp", *login, "--", "-n", USER_NAMESPACE, "experiment", "get", "no-such-id"],
+            {},
+            1,
+        ),
+        "kfp (grant)": (
+            ["kfp", *grant, "--", "-n", USER_NAMESPACE, "experiment", "list"],
+            {"client_secret": CLIENT_SECRET},
+            0,
+        ),
+        "kfp, wrong password": (["kfp", *login, "--", "experiment", "list"], {"password": WRONG_PASSWORD}, 3),
         "inspect --stdin": (["inspect", "--stdin"], {"stdin": token + "\n"}, 0),
         "inspect --stdin -o json": (["inspect", "--stdin", "-o", "json"], {"stdin": token + "\n"}, 0),
     }

@@ -53,10 +53,11 @@ _NOT_QUOTED = {
     "ca_cert": "--ca-cert",
     "context_file": "--context-file",
     "file": "--file",
+    "token_file": "--token-file",
     "dex_url": "--dex-url",
     "dex_client_id": "--dex-client-id",
 }
-_PATHS = {"password_file", "ca_cert", "context_file", "file"}
+_PATHS = {"password_file", "ca_cert", "context_file", "file", "token_file"}
 _typed: dict[str, str] = {}
 
 
@@ -330,7 +331,24 @@ def _cookie_session(args: argparse.Namespace) -> KFPClientManager:
     return m
 
 
+# kfp's context file is tied to no host: kfp sends its cookie wherever a client is pointed.
+_ANY_HOST_WARNING = (
+    "kfp-auth: WARNING: kfp's context file is not tied to a host. From now on, every kfp.Client(host=...) "
+    "and every `kfp --endpoint ...` run as you sends this Kubeflow session cookie to the host it names, "
+    "whatever that host is, over plain http too: a mistyped host, or one chosen by a notebook or by "
+    "pipeline code, receives your session. `kfp-auth kfp -- ...` runs kfp with the session for one "
+    "endpoint only. To take the cookie back out, delete the client_authentication_cookie key from {path}."
+)
+
+
 def cmd_context(args: argparse.Namespace) -> None:
+    if not args.any_host:
+        _fail(
+            EXIT_USAGE,
+            "`kfp-auth context` puts the session cookie in kfp's context file, and kfp then sends it to "
+            "any host a kfp.Client or `kfp --endpoint` names. For the kfp CLI on this endpoint only, run "
+            "`kfp-auth kfp [login options] -- experiment list`. To write the file anyway, add --any-host",
+        )
     m = _cookie_session(args)
     cookies = _cookies(m)
     path = Path(os.path.expanduser(str(args.context_file)))
@@ -350,16 +368,90 @@ def cmd_context(args: argparse.Namespace) -> None:
     data["client_authentication_cookie"] = cookies
     if args.namespace:
         data["namespace"] = args.namespace
+    else:
+        # kfp's constructor reads this key without a default: its own file always has it ('' when unset).
+        data.setdefault("namespace", "")
     try:
         write_private_json(path, data)
     except _native.SessionCacheError as e:
         _fail(EXIT_CACHE, f"cannot use kfp's context file: {e}")
     print(
-        f"wrote the session for {_native.redact_url(args.url)} to {path}"
+        f"kfp-auth: wrote the session for {_native.redact_url(args.url)} to {path}"
         + (f" (namespace {args.namespace})" if args.namespace else ""),
         file=sys.stderr,
     )
-    print(f"now: kfp --endpoint {shlex.quote(args.url)} experiment list", file=sys.stderr)
+    print(_ANY_HOST_WARNING.format(path=path), file=sys.stderr)
+
+
+def _kfp_manager(args: argparse.Namespace, url: str, existing_token: str | None) -> KFPClientManager:
+    """The manager of `kfp-auth kfp`'s one endpoint, in the mode its options name."""
+    from kfp_auth._manager import KFPClientManager
+
+    tls: dict[str, Any] = {
+        "skip_tls_verify": args.skip_tls_verify,
+        "ssl_ca_cert": args.ca_cert,
+        "timeout": args.timeout,
+    }
+    # --token-file, --device and --browser exclude each other in the parser; with --device or
+    # --browser, --dex-client-id names the public client, otherwise it is the password grant.
+    modes = [
+        name
+        for name, given in (
+            ("--token-file", args.token_file is not None),
+            ("--device", args.device),
+            ("--browser", args.browser),
+            ("--dex-client-id", args.dex_client_id is not None and not (args.device or args.browser)),
+        )
+        if given
+    ]
+    if len(modes) > 1:
+        _fail(EXIT_USAGE, f"{modes[0]} and {modes[1]} are two ways to log in: pick one")
+    args.url = url
+    try:
+        if existing_token is not None:
+            if modes:
+                _fail(EXIT_USAGE, f"kfp's --existing-token is the credential already: drop {modes[0]}")
+            return KFPClientManager(url, existing_token=existing_token, **tls)
+        if args.token_file is not None:
+            return KFPClientManager(url, token_path=args.token_file, **tls)
+        if args.device or args.browser:
+            mode = "device" if args.device else "browser"
+            if args.dex_client_id is not None and os.environ.get(ENV_CLIENT_SECRET):
+                _fail(EXIT_USAGE, f"--{mode} logs in as a public client: unset ${ENV_CLIENT_SECRET}")
+            keyring = _keyring(args)
+            return KFPClientManager(
+                url,
+                dex_auth_type=args.connector,
+                dex_url=args.dex_url,
+                dex_client_id=args.dex_client_id,
+                login=mode,  # type: ignore[arg-type]
+                token_cache="keyring" if keyring else _token_cache(args),
+                **tls,
+            )
+    except (ValueError, _native.TokenError) as e:
+        _fail(EXIT_USAGE, str(e))
+    except _native.KeyringError as e:
+        _fail(EXIT_CACHE, str(e))
+    return _manager(args)
+
+
+def cmd_kfp(args: argparse.Namespace) -> None:
+    """Run the stock kfp CLI in this process, its client on this login, for one endpoint only."""
+    from kfp_auth._kfp_cli import endpoint_for, run_kfp_cli
+
+    def make_client(endpoint: str | None, existing_token: str | None, namespace: str) -> Any:
+        m = _kfp_manager(args, endpoint_for(args.url, endpoint, _fail), existing_token)
+        try:
+            client = m.create_kfp_client()
+        except _native.KFPAuthError as e:
+            _fail(_exit_code(e), str(e))
+        if namespace != "kubeflow":
+            # What kfp's own constructor does with a namespace other than its default; kfp's
+            # set_user_namespace would also write its context file.
+            client._context_setting["namespace"] = namespace
+        return client
+
+    raise SystemExit(run_kfp_cli(args.kfp_args, make_client, _fail))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -591,17 +683,57 @@ def parser() -> argparse.ArgumentParser:
 
     ctx = sub.add_parser(
         "context",
-        help="log in and write the session into kfp's context file",
-        description="Log in and put the session into kfp's own context file, so the "
-        "stock `kfp` CLI and a bare kfp.Client(host=...) use it. Other keys "
-        "in the file are kept.",
+        help="log in and write the session cookie into kfp's context file (opt-in: --any-host)",
+        description="Log in and put the session cookie into kfp's own context file. kfp ties that "
+        "file to no host: every kfp.Client and `kfp --endpoint` then sends the cookie to whatever "
+        "host it names. So this needs --any-host, and warns; `kfp-auth kfp -- ...` runs the kfp CLI "
+        "with the session for one endpoint only. Other keys in the file are kept.",
     )
     _login_options(ctx)
-    ctx.add_argument("-n", "--namespace", help="also set kfp's default namespace")
+    ctx.add_argument(
+        "--any-host",
+        action="store_true",
+        help="required: I accept that kfp sends this session cookie to any host a kfp.Client or `kfp --endpoint` names",
+    )
+    ctx.add_argument(
+        "-n",
+        "--namespace",
+        help="also set kfp's default namespace (default: the file's, else '' as in kfp's own file)",
+    )
     ctx.add_argument(
         "--context-file", type=Path, default=KFP_CONTEXT, help=f"the file to write (default {KFP_CONTEXT})"
     )
     ctx.set_defaults(func=cmd_context)
+
+    kfp = sub.add_parser(
+        "kfp",
+        help="run the stock kfp CLI with this login, for one endpoint only",
+        usage="kfp-auth kfp [login options] -- [kfp arguments]",
+        description="Run the stock kfp CLI (kfp 2.x or 1.8) on this login: kfp's client sends the "
+        "session cookie or bearer token to --url and nowhere else, and logs in again when the "
+        "session ends. Nothing is written to kfp's context file. kfp's arguments follow `--`; "
+        "a kfp --endpoint other than --url is refused. kfp's exit code is this command's.",
+        epilog="Examples: `kfp-auth kfp -u user@example.com -- experiment list`; "
+        "`kfp-auth kfp --device -- run list`; `kfp-auth kfp --token-file /var/run/secrets/"
+        "kubeflow/pipelines/token -- pipeline list`.",
+    )
+    _login_options(kfp)
+    kfp_sso = kfp.add_argument_group("bearer tokens and single sign-on")
+    kfp_how = kfp_sso.add_mutually_exclusive_group()
+    kfp_how.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="send the bearer token in this file (a ServiceAccount token), read again when it is rotated",
+    )
+    kfp_how.add_argument(
+        "--device",
+        action="store_true",
+        help="use the SSO login saved by `kfp-auth login --device` (or log in that way when there is none)",
+    )
+    kfp_how.add_argument("--browser", action="store_true", help="as --device, logging in with this machine's browser")
+    _sso_options(kfp_sso, login=True)
+    kfp.set_defaults(func=cmd_kfp, kfp_args=[])
 
     snippet = sub.add_parser(
         "admin-snippet",
@@ -627,13 +759,27 @@ def cmd_admin_snippet(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-p", "--password") or a.startswith("--password=") for a in argv):
+    ours = argv[: argv.index("--")] if argv[:1] == ["kfp"] and "--" in argv else argv
+    if any(a in ("-p", "--password") or a.startswith("--password=") for a in ours):
         _fail(
             EXIT_USAGE,
             "there is no --password option: a password on the command line shows in `ps` and "
             f"shell history. Use --password-stdin, --password-file, ${ENV_PASSWORD} or the prompt",
         )
+    kfp_args: list[str] | None = None
+    if argv[:1] == ["kfp"]:
+        # kfp's own arguments follow `--`, untouched: they are kfp's to parse (its -p is not a password).
+        if "--" in argv:
+            at = argv.index("--")
+            argv, kfp_args = argv[:at], argv[at + 1 :]
+        elif not any(a in ("-h", "--help") for a in argv):
+            _fail(
+                EXIT_USAGE,
+                "`kfp-auth kfp` takes kfp's arguments after `--`: kfp-auth kfp [login options] -- experiment list",
+            )
     args = parser().parse_args(argv)
+    if kfp_args is not None:
+        args.kfp_args = kfp_args
     _typed.clear()
     explicit = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
     for name, option in _NOT_QUOTED.items():
