@@ -491,7 +491,7 @@ def _kubeflow_client_module() -> Any:
     except ModuleNotFoundError as e:
         if e.name != "kfp.kubeflow_client":
             raise
-        installed = str(getattr(kfp, "__version__", "unknown"))
+        installed = _kfp_version(kfp)
         err = KFPVersionError(
             f"create_pipelines_client() needs kfp{PIPELINES_CLIENT_KFP}, the first with PipelinesClient, and "
             f'kfp {installed} is installed: run `pip install "kfp{PIPELINES_CLIENT_KFP}"` (or use '
@@ -501,6 +501,20 @@ def _kubeflow_client_module() -> Any:
         )
         err.name = "kfp"
         raise err from None
+
+
+def _kfp_version(kfp: Any) -> str:
+    return str(getattr(kfp, "__version__", "unknown"))
+
+
+def _unknown_pipelines_client() -> KFPVersionError:
+    installed = _kfp_version(import_kfp())
+    return KFPVersionError(
+        f"kfp {installed} builds its PipelinesClient in a way this kfp-auth does not know (it was made "
+        "for kfp 2.17's): upgrade kfp-auth, or use create_kfp_client()",
+        installed=installed,
+        required=PIPELINES_CLIENT_KFP,
+    )
 
 
 @functools.cache
@@ -545,6 +559,7 @@ def _pipelines_subclass(client_cls: type) -> type:
 
     class PipelinesClient(client_cls):  # type: ignore[misc]
         _kfp_auth_kfp_client: Callable[[], Any]
+        _kfp_client_instance: Any
 
         @property
         def kfp_client(self) -> Any:
@@ -571,11 +586,7 @@ def build_pipelines_client(
     init = client_cls.__init__
     backend_cls = init.__globals__.get("KubernetesBackend")
     if not isinstance(backend_cls, type):
-        raise KFPVersionError(
-            f"this kfp ({getattr(import_kfp(), '__version__', 'unknown')}) builds its PipelinesClient in a way "
-            "kfp-auth does not know: use create_kfp_client(), or the kfp version kfp-auth was released with",
-            required=PIPELINES_CLIENT_KFP,
-        )
+        raise _unknown_pipelines_client()
     config = module.KubernetesBackendConfig(
         base_url=host, is_secure=not skip_tls_verify, custom_ca=ssl_ca_cert, namespace=namespace
     )
@@ -595,14 +606,11 @@ def build_pipelines_client(
         init.__closure__,
     )
     kfp_init.__kwdefaults__ = init.__kwdefaults__
-    cls = _pipelines_subclass(client_cls)
+    cls: Any = _pipelines_subclass(client_cls)
     client = cls.__new__(cls)
     kfp_init(client, config)
     if not built or client._backend is not built[0]:
-        raise KFPVersionError(
-            "this kfp's PipelinesClient did not take the backend kfp-auth built: use create_kfp_client()",
-            required=PIPELINES_CLIENT_KFP,
-        )
+        raise _unknown_pipelines_client()
     client._kfp_auth_kfp_client = functools.partial(
         build_client,
         host,

@@ -423,7 +423,7 @@ class KFPClientManager:
         :raises KFPVersionError: (an ``ImportError``) when the installed kfp is older than 2.17
         """
         self._login_now(force_login)
-        return build_pipelines_client(  # type: ignore[no-any-return]
+        return build_pipelines_client(
             self._client_url(),
             self._auth,
             namespace=namespace,
