@@ -380,7 +380,7 @@ class _Hooked:
         return config
 
 
-def _construct(cls: type, stand_in: type, auth: Auth, proxy: Proxy, *args: Any, **kwargs: Any) -> Any:
+def _construct(cls: type, stand_in: type, auth: Auth, proxy: Proxy, /, *args: Any, **kwargs: Any) -> Any:
     """Construct through the stand-in, then hand back the plain class: the object is
     kfp's in every respect, with the hook in its REST layer."""
     obj = stand_in(*args, kfp_auth=auth, kfp_auth_proxy=proxy, **kwargs)
