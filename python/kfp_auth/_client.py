@@ -535,7 +535,7 @@ def _hooking_backend(backend_cls: type) -> type:
                 # The token is asked for at each request (from memory while it is fresh), and by
                 # kfp's own refresh_credentials(), as kfp.Client's credentials= hook is.
                 api_config.api_key_prefix["authorization"] = "Bearer"
-                api_config.refresh_api_key_hook = _credentials_class()(auth.session).refresh_api_key_hook
+                api_config.refresh_api_key_hook = kfp_credentials(auth.session).refresh_api_key_hook
             return self._kfp_auth_configure(api_config)
 
         def verify_backend(self) -> None:
