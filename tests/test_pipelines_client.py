@@ -108,6 +108,9 @@ def test_a_dex_session_client_of_both_import_paths_logs_in_again_once(restartabl
     # Nothing of kfp's was changed for the process: its own PipelinesClient still sends no credentials.
     assert kfp_server_api.rest.RESTClientObject.request is request and kfp_module.KubernetesBackend is backend_cls
     assert "kfp_client" in vars(FromKfp) and not hasattr(FromKfp, "_kfp_auth_kfp_client")
+    m.create_pipelines_client(FAST_NAMESPACE, force_login=True)
+    assert m.logins == 3
+
     plain = FromKfp(KubernetesBackendConfig(base_url=restartable.api_url, namespace=FAST_NAMESPACE))
     with pytest.raises(kfp_server_api.ApiException) as ei:
         plain.list_experiments()

@@ -1,4 +1,5 @@
-"""Building a ``kfp.Client`` for kfp 1.8 and 2.x, without patching ``kfp`` itself.
+"""Building a ``kfp.Client`` for kfp 1.8 and 2.x, and kfp 2.17's ``PipelinesClient``,
+without patching ``kfp`` itself.
 
 The client's REST layer (``kfp_server_api.rest.RESTClientObject``) of each
 client we build is given a subclass that takes the current credentials (the

@@ -408,6 +408,9 @@ class KFPClientManager:
             proxy=proxy_for(self._api_url, self._proxy),
         )
 
+    # The name the documented class uses.
+    _create_kfp_client = create_kfp_client
+
     def create_pipelines_client(self, namespace: str | None = None, *, force_login: bool = False) -> PipelinesClient:
         """A ``PipelinesClient`` (kfp 2.17's name-first client, also ``kubeflow.pipelines.PipelinesClient``)
         on this manager's credentials.
@@ -443,9 +446,6 @@ class KFPClientManager:
         # kfp appends its paths to the host, so a query string in api_url (kept for
         # the login's redirect back) would break every URL: the clients get none.
         return urlsplit(self._api_url)._replace(query="", fragment="").geturl()
-
-    # The name the documented class uses.
-    _create_kfp_client = create_kfp_client
 
     def create_kfp_credentials(self) -> TokenCredentialsBase:
         """This manager's bearer token as kfp's own credentials object, for
