@@ -195,8 +195,9 @@ TREE: dict[type[BaseException], type[BaseException] | None] = {
     kfp_auth.SessionCacheError: None,
     kfp_auth.KeyringError: None,
     kfp_auth.PermissionDeniedError: None,
+    kfp_auth.KFPVersionError: ImportError,
 }
-BUILTINS = (ValueError, ConnectionError, TimeoutError)
+BUILTINS = (ValueError, ConnectionError, TimeoutError, ImportError)
 
 
 def test_the_tree_is_the_documented_one() -> None:
@@ -222,6 +223,7 @@ def test_the_attributes_are_declared_and_typed() -> None:
     }
     assert typing.get_type_hints(kfp_auth.UnknownConnectorError)["offered"] == list[str]
     assert typing.get_type_hints(kfp_auth.InvalidArgumentError)["argument"] == typing.Optional[str]
+    assert typing.get_type_hints(kfp_auth.KFPVersionError)["installed"] == typing.Optional[str]
     # A user-made error has them too, and an error survives pickling (process pools) with them.
     e = kfp_auth.LoginTimeoutError(
         "slow", url="http://h/p", history=[{"method": "GET", "url": "http://h/p", "status": None, "elapsed_ms": 5}]

@@ -1,4 +1,5 @@
-"""Building a ``kfp.Client`` for kfp 1.8 and 2.x, without patching ``kfp`` itself.
+"""Building a ``kfp.Client`` for kfp 1.8 and 2.x, and kfp 2.17's ``PipelinesClient``,
+without patching ``kfp`` itself.
 
 The client's REST layer (``kfp_server_api.rest.RESTClientObject``) of each
 client we build is given a subclass that takes the current credentials (the
@@ -10,13 +11,16 @@ namespace and verb. kfp's own classes are never modified.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
-from typing import Any, Union
+import types
+from collections.abc import Callable
+from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from kfp_auth._errors import PermissionDeniedError, UnexpectedResponseError
+from kfp_auth._errors import KFPAuthError, KFPVersionError, PermissionDeniedError, UnexpectedResponseError
 from kfp_auth._native import (
     BearerSession,
     DexSession,
@@ -147,8 +151,10 @@ class NoAuth:
         )
 
 
-# Union[...] rather than `|`: this alias is evaluated at import, and 3.9 has no `type | type`.
+# Union[...] rather than `|`: these aliases are evaluated at import, and 3.9 has no `type | type`.
 Auth = Union[CookieAuth, BearerAuth, NoAuth]
+#: The proxy URL and its Proxy-Authorization value, from proxy_for().
+Proxy = Optional[tuple[str, Optional[str]]]
 
 
 @functools.cache
@@ -350,25 +356,48 @@ def _api_clients(client: Any) -> list[Any]:
     return list(found.values())
 
 
+class _Hooked:
+    """What the construction stand-ins below share: kfp's constructors make their first
+    request (a health check) before returning, and with credentials the gateway no longer
+    accepts, that request must already go through the re-login hook. The manager's auth
+    and the proxy's credentials are kept on the object only while kfp's constructor runs."""
+
+    _kfp_auth: Auth
+    _kfp_auth_proxy: Proxy
+
+    def __init__(self, *args: Any, kfp_auth: Auth, kfp_auth_proxy: Proxy, **kwargs: Any) -> None:
+        self._kfp_auth = kfp_auth
+        self._kfp_auth_proxy = kfp_auth_proxy
+        super().__init__(*args, **kwargs)
+
+    def _kfp_auth_configure(self, config: Any) -> Any:
+        """The proxy settings on kfp's Configuration, before its REST layer is made from it."""
+        if self._kfp_auth_proxy is not None:
+            config.proxy, proxy_auth = self._kfp_auth_proxy
+            # kfp's REST layer sends proxy_headers: the proxy's credentials go there
+            # (urllib3 ignores user:password in the URL).
+            if proxy_auth is not None:
+                config.proxy_headers = {"Proxy-Authorization": proxy_auth}
+        return config
+
+
+def _construct(cls: type, stand_in: type, auth: Auth, proxy: Proxy, /, *args: Any, **kwargs: Any) -> Any:
+    """Construct through the stand-in, then hand back the plain class: the object is
+    kfp's in every respect, with the hook in its REST layer."""
+    obj = stand_in(*args, kfp_auth=auth, kfp_auth_proxy=proxy, **kwargs)
+    obj.__class__ = cls
+    del obj._kfp_auth, obj._kfp_auth_proxy
+    _install_relogin(obj, auth)  # when kfp made no health check
+    return obj
+
+
 @functools.cache
 def _hooking_subclass(client_cls: type) -> type:
-    """A stand-in class for construction only: kfp's constructor makes its first
-    request (a healthz check) before returning, and with credentials the gateway
-    no longer accepts, that request must already go through the re-login hook."""
+    """The stand-in of a kfp.Client, whose constructor may call get_kfp_healthz."""
 
-    class Hooking(client_cls):  # type: ignore[misc]
-        def __init__(self, *args: Any, kfp_auth: Auth, kfp_auth_proxy_auth: str | None, **kwargs: Any) -> None:
-            self._kfp_auth = kfp_auth
-            self._kfp_auth_proxy_auth = kfp_auth_proxy_auth
-            super().__init__(*args, **kwargs)
-
+    class Hooking(_Hooked, client_cls):  # type: ignore[misc]
         def _load_config(self, *args: Any, **kwargs: Any) -> Any:
-            # kfp takes a proxy URL only; its REST layer sends proxy_headers, so the
-            # proxy's credentials go there (urllib3 ignores user:password in the URL).
-            config = super()._load_config(*args, **kwargs)
-            if self._kfp_auth_proxy_auth is not None:
-                config.proxy_headers = {"Proxy-Authorization": self._kfp_auth_proxy_auth}
-            return config
+            return self._kfp_auth_configure(super()._load_config(*args, **kwargs))
 
         def get_kfp_healthz(self, *args: Any, **kwargs: Any) -> Any:
             _install_relogin(self, self._kfp_auth)
@@ -424,7 +453,8 @@ def build_client(
     *,
     skip_tls_verify: bool,
     ssl_ca_cert: str | None,
-    proxy: tuple[str, str | None] | None,
+    proxy: Proxy,
+    namespace: str | None = None,
 ) -> Any:
     kfp = import_kfp()
     client_cls = kfp.Client
@@ -436,20 +466,159 @@ def build_client(
             kwargs["existing_token"] = auth.session.token()
         else:
             kwargs["credentials"] = kfp_credentials(auth.session)
-    proxy_auth = None
     if proxy is not None:
-        kwargs["proxy"], proxy_auth = proxy
+        kwargs["proxy"] = proxy[0]
     if ssl_ca_cert is not None:
         kwargs["ssl_ca_cert"] = ssl_ca_cert
+    if namespace is not None:
+        kwargs["namespace"] = namespace
     if skip_tls_verify:
         if _takes_verify_ssl(client_cls):
             kwargs["verify_ssl"] = False
         else:
             client_cls = _unverified_subclass(client_cls)
-    # Construct through the stand-in, then hand back the plain class: the
-    # object is a kfp.Client in every respect, with the hook in its REST layer.
-    client = _hooking_subclass(client_cls)(kfp_auth=auth, kfp_auth_proxy_auth=proxy_auth, **kwargs)
-    client.__class__ = client_cls
-    del client._kfp_auth, client._kfp_auth_proxy_auth
-    _install_relogin(client, auth)  # when kfp made no healthz request
+    return _construct(client_cls, _hooking_subclass(client_cls), auth, proxy, **kwargs)
+
+
+#: The kfp versions that have ``kfp.kubeflow_client.PipelinesClient``.
+PIPELINES_CLIENT_KFP = ">=2.17"
+
+
+def _kubeflow_client_module() -> Any:
+    """``kfp.kubeflow_client``, or a KFPVersionError naming the installed kfp when it is too old."""
+    kfp = import_kfp()
+    try:
+        return importlib.import_module("kfp.kubeflow_client")
+    except ModuleNotFoundError as e:
+        if e.name != "kfp.kubeflow_client":
+            raise
+        installed = _kfp_version(kfp)
+        err = KFPVersionError(
+            f"create_pipelines_client() needs kfp{PIPELINES_CLIENT_KFP}, the first with PipelinesClient, and "
+            f'kfp {installed} is installed: run `pip install "kfp{PIPELINES_CLIENT_KFP}"` (or use '
+            "create_kfp_client(), which works with this kfp)",
+            installed=installed,
+            required=PIPELINES_CLIENT_KFP,
+        )
+        err.name = "kfp"
+        raise err from None
+
+
+def _kfp_version(kfp: Any) -> str:
+    return str(getattr(kfp, "__version__", "unknown"))
+
+
+def _unknown_pipelines_client() -> KFPVersionError:
+    installed = _kfp_version(import_kfp())
+    return KFPVersionError(
+        f"kfp {installed} builds its PipelinesClient in a way this kfp-auth does not know (it was made "
+        "for kfp 2.17's): upgrade kfp-auth, or use create_kfp_client()",
+        installed=installed,
+        required=PIPELINES_CLIENT_KFP,
+    )
+
+
+@functools.cache
+def _hooking_backend(backend_cls: type) -> type:
+    """The stand-in of PipelinesClient's KubernetesBackend, whose constructor builds the
+    Configuration and the ApiClient, then checks the API's health."""
+
+    class HookingBackend(_Hooked, backend_cls):  # type: ignore[misc]
+        def _build_api_configuration(self, config: Any) -> Any:
+            # Given no token, kfp looks for in-cluster token files and sends what it finds: with a
+            # stand-in token it does not, and the manager's credentials are the only ones sent.
+            api_config = super()._build_api_configuration(dataclasses.replace(config, user_token="kfp-auth"))
+            api_config.api_key.pop("authorization", None)
+            api_config.api_key_prefix.pop("authorization", None)
+            api_config.refresh_api_key_hook = None
+            auth = self._kfp_auth
+            if isinstance(auth, BearerAuth):
+                # The token is asked for at each request (from memory while it is fresh), and by
+                # kfp's own refresh_credentials(), as kfp.Client's credentials= hook is.
+                api_config.api_key_prefix["authorization"] = "Bearer"
+                api_config.refresh_api_key_hook = kfp_credentials(auth.session).refresh_api_key_hook
+            return self._kfp_auth_configure(api_config)
+
+        def verify_backend(self) -> None:
+            _install_relogin(self, self._kfp_auth)
+            # kfp logs any failure of this health check as "not reachable" and goes on; a login
+            # that cannot be made (no credentials, a refused password) is raised, as kfp.Client's is.
+            try:
+                self._healthz_api.healthz_service_get_healthz()
+            except KFPAuthError:
+                raise
+            except Exception:
+                super().verify_backend()  # kfp's own check and warning
+
+    return HookingBackend
+
+
+@functools.cache
+def _pipelines_subclass(client_cls: type) -> type:
+    """PipelinesClient whose ``kfp_client`` (its kfp.Client, built on first use) is the
+    manager's too: kfp's would be built with no credentials."""
+
+    class PipelinesClient(client_cls):  # type: ignore[misc]
+        _kfp_auth_kfp_client: Callable[[], Any]
+        _kfp_client_instance: Any
+
+        @property
+        def kfp_client(self) -> Any:
+            """The ``kfp.Client`` on the same credentials and settings, built on first access."""
+            if self._kfp_client_instance is None:
+                self._kfp_client_instance = self._kfp_auth_kfp_client()
+            return self._kfp_client_instance
+
+    PipelinesClient.__doc__ = client_cls.__doc__
+    return PipelinesClient
+
+
+def build_pipelines_client(
+    host: str,
+    auth: Auth,
+    *,
+    namespace: str | None,
+    skip_tls_verify: bool,
+    ssl_ca_cert: str | None,
+    proxy: Proxy,
+) -> Any:
+    module = _kubeflow_client_module()
+    client_cls = module.PipelinesClient
+    init = client_cls.__init__
+    backend_cls = init.__globals__.get("KubernetesBackend")
+    if not isinstance(backend_cls, type):
+        raise _unknown_pipelines_client()
+    config = module.KubernetesBackendConfig(
+        base_url=host, is_secure=not skip_tls_verify, custom_ca=ssl_ca_cert, namespace=namespace
+    )
+    built: list[Any] = []
+
+    def backend(backend_config: Any) -> Any:
+        built.append(_construct(backend_cls, _hooking_backend(backend_cls), auth, proxy, backend_config))
+        return built[-1]
+
+    # kfp's own constructor, run with the name `KubernetesBackend` bound to the factory
+    # above: its backend is built through the stand-in, and kfp's modules are not touched.
+    kfp_init = types.FunctionType(
+        init.__code__,
+        {**init.__globals__, "KubernetesBackend": backend},
+        init.__name__,
+        init.__defaults__,
+        init.__closure__,
+    )
+    kfp_init.__kwdefaults__ = init.__kwdefaults__
+    cls: Any = _pipelines_subclass(client_cls)
+    client = cls.__new__(cls)
+    kfp_init(client, config)
+    if not built or client._backend is not built[0]:
+        raise _unknown_pipelines_client()
+    client._kfp_auth_kfp_client = functools.partial(
+        build_client,
+        host,
+        auth,
+        skip_tls_verify=skip_tls_verify,
+        ssl_ca_cert=ssl_ca_cert,
+        proxy=proxy,
+        namespace=namespace,
+    )
     return client

@@ -32,6 +32,7 @@ __all__ = [
     "KFPAuthError",
     "KeyringError",
     "KFPAuthWarning",
+    "KFPVersionError",
     "LoginStep",
     "LoginTimeoutError",
     "LoopbackPortInUseError",
@@ -228,6 +229,30 @@ class KeyringError(SessionCacheError):
     backend failed. Use the file cache (the default) where there is no keyring."""
 
 
+class KFPVersionError(KFPAuthError, ImportError):
+    """The installed ``kfp`` is too old for what was asked (``create_pipelines_client()`` needs
+    ``kfp>=2.17``, which added ``PipelinesClient``): upgrade it. Also an ``ImportError``, what code
+    that tries an optional part of a package already catches."""
+
+    installed: Optional[str]
+    """The installed ``kfp`` version, e.g. ``"1.8.22"``."""
+    required: Optional[str]
+    """The versions needed, e.g. ``">=2.17"``."""
+
+    def __init__(
+        self,
+        *args: object,
+        installed: Optional[str] = None,
+        required: Optional[str] = None,
+        status: Optional[int] = None,
+        url: Optional[str] = None,
+        history: Sequence[LoginStep] = (),
+    ) -> None:
+        super().__init__(*args, status=status, url=url, history=history)
+        self.installed = installed
+        self.required = required
+
+
 class KFPAuthWarning(RuntimeWarning):
     """The category of kfp-auth's warnings (e.g. a corrupt session cache replaced), so they
     can be filtered: ``warnings.filterwarnings("ignore", category=kfp_auth.KFPAuthWarning)``."""
@@ -255,6 +280,7 @@ for _cls in (
     PermissionDeniedError,
     SessionCacheError,
     KeyringError,
+    KFPVersionError,
     KFPAuthWarning,
 ):
     _cls.__module__ = "kfp_auth"

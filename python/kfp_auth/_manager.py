@@ -8,7 +8,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from kfp_auth._client import Auth, BearerAuth, CookieAuth, NoAuth, build_client, kfp_credentials
+from kfp_auth._client import (
+    Auth,
+    BearerAuth,
+    CookieAuth,
+    NoAuth,
+    build_client,
+    build_pipelines_client,
+    kfp_credentials,
+)
 from kfp_auth._errors import InvalidArgumentError
 from kfp_auth._keyring import KEYRING, KeyringStore, wanted_by_env
 from kfp_auth._native import (
@@ -26,6 +34,7 @@ from kfp_auth._types import AuthKind, DeviceEvent, TokenClaims
 if TYPE_CHECKING:
     import kfp
     from kfp.client.token_credentials_base import TokenCredentialsBase
+    from kfp.kubeflow_client import PipelinesClient
 
 log = logging.getLogger("kfp_auth")
 
@@ -390,15 +399,9 @@ class KFPClientManager:
         gateway no longer accepts them (session expiry, gateway restart, token rotation).
         ``force_login`` logs in now: for ``login="device"`` or ``"browser"``, a new login.
         """
-        if force_login:
-            if self._session is not None:
-                self._session.login()
-            elif self._bearer is not None:
-                self._bearer.login()
-        # kfp appends its paths to the host, so a query string in api_url (kept for
-        # the login's redirect back) would break every URL: the client gets none.
+        self._login_now(force_login)
         return build_client(
-            urlsplit(self._api_url)._replace(query="", fragment="").geturl(),
+            self._client_url(),
             self._auth,
             skip_tls_verify=self._skip_tls_verify,
             ssl_ca_cert=self._ssl_ca_cert,
@@ -407,6 +410,42 @@ class KFPClientManager:
 
     # The name the documented class uses.
     _create_kfp_client = create_kfp_client
+
+    def create_pipelines_client(self, namespace: str | None = None, *, force_login: bool = False) -> PipelinesClient:
+        """A ``PipelinesClient`` (kfp 2.17's name-first client, also ``kubeflow.pipelines.PipelinesClient``)
+        on this manager's credentials.
+
+        Like ``create_kfp_client()``'s client, it renews them by itself, once per rejected request
+        (a Dex session's cookies by a new login; a bearer token from its source, at each request
+        while it is fresh), with this manager's TLS and proxy settings. Its ``kfp_client`` is a
+        ``kfp.Client`` on the same credentials.
+
+        :param namespace: the Kubernetes namespace to work in, e.g. the user's profile namespace
+            (default: kfp's, i.e. the pod's namespace, the kubeconfig context's, else ``kubeflow``)
+        :param force_login: log in now, as for ``create_kfp_client()``
+        :raises KFPVersionError: (an ``ImportError``) when the installed kfp is older than 2.17
+        """
+        self._login_now(force_login)
+        return build_pipelines_client(
+            self._client_url(),
+            self._auth,
+            namespace=namespace,
+            skip_tls_verify=self._skip_tls_verify,
+            ssl_ca_cert=self._ssl_ca_cert,
+            proxy=proxy_for(self._api_url, self._proxy),
+        )
+
+    def _login_now(self, force_login: bool) -> None:
+        if force_login:
+            if self._session is not None:
+                self._session.login()
+            elif self._bearer is not None:
+                self._bearer.login()
+
+    def _client_url(self) -> str:
+        # kfp appends its paths to the host, so a query string in api_url (kept for
+        # the login's redirect back) would break every URL: the clients get none.
+        return urlsplit(self._api_url)._replace(query="", fragment="").geturl()
 
     def create_kfp_credentials(self) -> TokenCredentialsBase:
         """This manager's bearer token as kfp's own credentials object, for

@@ -17,6 +17,7 @@ from kfp_auth._errors import InvalidCredentialsError as InvalidCredentialsError
 from kfp_auth._errors import KeyringError as KeyringError
 from kfp_auth._errors import KFPAuthError as KFPAuthError
 from kfp_auth._errors import KFPAuthWarning as KFPAuthWarning
+from kfp_auth._errors import KFPVersionError as KFPVersionError
 from kfp_auth._errors import LoginRequiredError as LoginRequiredError
 from kfp_auth._errors import LoginTimeoutError as LoginTimeoutError
 from kfp_auth._errors import LoopbackPortInUseError as LoopbackPortInUseError
@@ -63,6 +64,7 @@ __all__ = [
     "KeyringError",
     "SessionCacheError",
     "PermissionDeniedError",
+    "KFPVersionError",
     "KFPAuthWarning",
     "inspect_token",
     "inspect_token_file",

@@ -58,11 +58,13 @@ static BROWSER_REFUSED: Class = Class::new("BrowserLoginRefusedError");
 static SESSION_CACHE: Class = Class::new("SessionCacheError");
 static KEYRING: Class = Class::new("KeyringError");
 static PERMISSION_DENIED: Class = Class::new("PermissionDeniedError");
+static KFP_VERSION: Class = Class::new("KFPVersionError");
 static WARNING: Class = Class::new("KFPAuthWarning");
 
 /// The classes `_native` offers: each it raises (looked up at module init, before
-/// any is needed), and `PermissionDeniedError`, which the Python client raises.
-pub static EXPORTED: [&Class; 21] = [
+/// any is needed), and `PermissionDeniedError` and `KFPVersionError`, which the Python
+/// client raises.
+pub static EXPORTED: [&Class; 22] = [
     &KFP_AUTH_ERROR,
     &INVALID_ARGUMENT,
     &INVALID_CREDENTIALS,
@@ -83,6 +85,7 @@ pub static EXPORTED: [&Class; 21] = [
     &SESSION_CACHE,
     &KEYRING,
     &PERMISSION_DENIED,
+    &KFP_VERSION,
     &WARNING,
 ];
 

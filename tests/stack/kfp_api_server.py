@@ -9,8 +9,11 @@ REST paths the kfp SDK (1.8 and 2.x) uses in our tests, under any path prefix
 - ``GET  /apis/{v1beta1,v2beta1}/experiments`` (namespace from ``namespace=`` or
   ``resource_reference_key.id=``)
 - ``POST /apis/{v1beta1,v2beta1}/experiments``
-- ``POST /apis/v2beta1/runs`` and ``GET /apis/v2beta1/runs/{id}``: a run is
-  RUNNING for ``--run-seconds`` after it is created, then SUCCEEDED
+- ``GET  /apis/v2beta1/experiments/{id}`` (kfp's PipelinesClient reads an experiment
+  found by name this way)
+- ``POST /apis/v2beta1/runs``, ``GET /apis/v2beta1/runs/{id}`` and ``GET /apis/v2beta1/runs``
+  (``experiment_id=`` filters): a run is RUNNING for ``--run-seconds`` after it is created,
+  then SUCCEEDED
 
 With ``--require-auth`` it answers only requests the gateway authenticated
 (oauth2-proxy's ``X-Forwarded-Email`` header); other requests get 401. A user
@@ -170,11 +173,14 @@ class Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
         if resource == "runs" and version == "v2beta1":
-            return self._runs(method, m["id"], body)
+            return self._runs(method, m["id"], body, query)
         if resource != "experiments":
             return self._send(404, {"error": f"no {resource} in the test server", "code": 5})
 
         ns = self._namespace(version, query, body)
+        if m["id"] and not ns:  # an experiment by id is in its own namespace
+            with self.state.lock:
+                ns = next((n for n, es in self.state.experiments.items() if any(e["id"] == m["id"] for e in es)), "")
         if self.state.require_auth:
             if not ns:
                 return self._send(
@@ -185,6 +191,11 @@ class Handler(BaseHTTPRequestHandler):
 
         with self.state.lock:
             items = self.state.experiments.setdefault(ns, [])
+            if method == "GET" and m["id"]:
+                found = [e for e in items if e["id"] == m["id"]]
+                if not found:
+                    return self._send(404, {"error": "experiment not found", "code": 5})
+                return self._send(200, self._render(version, found[0]))
             if method == "GET":
                 return self._send(200, self._list(version, self._filtered(items, query.get("filter", ""))))
             exp = {
@@ -197,8 +208,12 @@ class Handler(BaseHTTPRequestHandler):
             items.append(exp)
         return self._send(200, self._render(version, exp))
 
-    def _runs(self, method: str, run_id: str | None, body: dict) -> None:
+    def _runs(self, method: str, run_id: str | None, body: dict, query: dict) -> None:
         with self.state.lock:
+            if method == "GET" and not run_id:
+                want = query.get("experiment_id")
+                runs = [self._shown_run(r) for r in self.state.runs.values() if not want or r["experiment_id"] == want]
+                return self._send(200, {"runs": runs, "total_size": len(runs), "next_page_token": ""} if runs else {})
             if method == "POST" and not run_id:
                 run = {
                     "run_id": str(uuid.uuid4()),
@@ -212,10 +227,14 @@ class Handler(BaseHTTPRequestHandler):
                 run = self.state.runs[run_id]
             else:
                 return self._send(404, {"error": "run not found", "code": 5})
-            done = time.monotonic() - run["_started"] >= self.state.run_seconds
-            shown = {k: v for k, v in run.items() if not k.startswith("_")}
-            shown["state"] = "SUCCEEDED" if done else "RUNNING"
+            shown = self._shown_run(run)
         return self._send(200, shown)
+
+    def _shown_run(self, run: dict) -> dict:
+        done = time.monotonic() - run["_started"] >= self.state.run_seconds
+        shown = {k: v for k, v in run.items() if not k.startswith("_")}
+        shown["state"] = "SUCCEEDED" if done else "RUNNING"
+        return shown
 
     @staticmethod
     def _namespace(version: str, query: dict, body: dict) -> str:
