@@ -140,6 +140,18 @@ def standalone_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def private_ca_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The KFP API test server over https with a certificate of a private CA: (its URL, the CA's PEM)."""
+    d: Path = tmp_path_factory.mktemp("private-ca")
+    ca, cert, key = stack_mod.ca_signed_cert(d)
+    proc, url = stack_mod.start_kfp_api(d, require_auth=False, tls=(cert, key))
+    try:
+        yield url + "/pipeline", ca
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
 def kfp18_python() -> str:
     """The interpreter of the kfp 1.8 venv that `make test` builds (kfp 1.8 and 2.x cannot share one)."""
     py = stack_mod.CACHE / "venv-kfp18" / "bin" / "python"

@@ -258,17 +258,6 @@ except ImportError as e:
     assert "secret-pw" not in out["msg"]
 
 
-@pytest.fixture(scope="module")
-def private_ca_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    d: Path = tmp_path_factory.mktemp("private-ca")
-    ca, cert, key = stack.ca_signed_cert(d)
-    proc, url = stack.start_kfp_api(d, require_auth=False, tls=(cert, key))
-    try:
-        yield url + "/pipeline", ca
-    finally:
-        proc.stop()
-
-
 @pytest.mark.stack
 def test_tls_settings_pass_through(private_ca_kfp: tuple[str, Path], recwarn: pytest.WarningsRecorder) -> None:
     url, ca = private_ca_kfp

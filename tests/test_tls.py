@@ -40,17 +40,6 @@ def test_skip_tls_verify_covers_the_login_and_the_client(https_kfp: str) -> None
     assert client.list_experiments().experiments[0].display_name == "over-https"
 
 
-@pytest.fixture(scope="module")
-def private_ca_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    d: Path = tmp_path_factory.mktemp("private-ca")
-    ca, cert, key = stack.ca_signed_cert(d)
-    proc, url = stack.start_kfp_api(d, require_auth=False, tls=(cert, key))
-    try:
-        yield url + "/pipeline", ca
-    finally:
-        proc.stop()
-
-
 def test_a_private_ca_is_trusted_through_ssl_ca_cert(private_ca_kfp: tuple[str, Path], recwarn) -> None:
     url, ca = private_ca_kfp
     with pytest.raises(kfp_auth.TLSError, match="unknown CA|does not trust"):
