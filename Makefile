@@ -25,6 +25,8 @@ check: venv
 	$(VENV)/bin/maturin develop --quiet
 	$(VENV)/bin/python -m pytest -q -m "not stack"
 
+# kfp 1.8 and 2.x cannot share a venv: the kfp 1.8 tests run in $(KFP18)
+# (requirements-kfp18.txt, by the rule below), with the editable build of `make develop`.
 venv: $(VENV)/.installed $(KFP18)/.installed
 
 $(VENV)/.installed: requirements-dev.txt
@@ -32,10 +34,12 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install $(PIP_Q) -r requirements-dev.txt
 	touch $@
 
-# kfp 1.8 and 2.x cannot share a venv; the kfp 1.8 tests run here.
-$(KFP18)/.installed: requirements-kfp18.txt
-	$(PYTHON) -m venv $(KFP18)
-	$(KFP18)/bin/pip install $(PIP_Q) -r requirements-kfp18.txt
+# Each venv of a tool or test under .cache, .cache/venv-NAME, holds requirements-NAME.txt, and
+# is made again from scratch when that file changes (the stamp is older); else it is reused.
+.cache/venv-%/.installed: requirements-%.txt
+	rm -rf $(@D)
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/pip install $(PIP_Q) -r $<
 	touch $@
 
 # Editable installs of the extension into both venvs (one abi3 build serves both).
@@ -82,11 +86,6 @@ test-python: develop stack system-deps actionlint
 WHEELS_VENV  := .cache/venv-wheels
 RUST_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl
 MATURIN_ZIG  := $(WHEELS_VENV)/bin/maturin build --release --strip --zig --quiet --out dist
-
-$(WHEELS_VENV)/.installed: requirements-wheels.txt
-	$(PYTHON) -m venv $(WHEELS_VENV)
-	$(WHEELS_VENV)/bin/pip install $(PIP_Q) -r requirements-wheels.txt
-	touch $@
 
 rust-targets:
 	@installed="$$(rustup target list --installed)"; for t in $(RUST_TARGETS); do \
@@ -179,11 +178,6 @@ soak-ci: develop stack
 DOCS_VENV := .cache/venv-docs
 
 .PHONY: docs
-
-$(DOCS_VENV)/.installed: requirements-docs.txt
-	$(PYTHON) -m venv $(DOCS_VENV)
-	$(DOCS_VENV)/bin/pip install $(PIP_Q) -r requirements-docs.txt
-	touch $@
 
 docs: $(DOCS_VENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict -d site
