@@ -22,7 +22,7 @@ wheel="$root/${wheels[0]}"
 
 rm -rf "$cache/kfp-matrix" && mkdir -p "$cache/kfp-matrix"
 failed=()
-for v in "$@"; do
+for v in $(printf '%s\n' "$@" | sort -V); do
   venv="$cache/venv-kfp-$v"
   [[ -x "$venv/bin/python" ]] || { echo "kfp-matrix: no venv at $venv (make kfp-matrix makes it)" >&2; exit 1; }
   # Only the wheel, never a source build of it; kfp and the runner are the venv's own.
