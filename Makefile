@@ -7,12 +7,12 @@ KFP18  := .cache/venv-kfp18
 BENCH  := .cache/venv-bench
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test check venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets check-windows test-wheels platforms fuzz fuzz-tools bench bench-sessions soak soak-ci clean
+.PHONY: demo test check venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets check-windows test-wheels platforms kfp-matrix kfp-versions fuzz fuzz-tools bench bench-sessions soak soak-ci clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-rust typecheck docs test-python test-wheels fuzz soak-ci
+test: lint test-rust typecheck docs test-python test-wheels kfp-matrix fuzz soak-ci
 
 # The inner loop, about a minute when warm: the lints, the Rust tests, and the
 # pytest tests that need no Dex or oauth2-proxy (`-m "not stack"`).
@@ -121,6 +121,21 @@ test-wheels: wheels stack system-deps venv
 # Rewrite the README's wheel table from the last test-wheels run.
 platforms:
 	$(VENV)/bin/python scripts/platforms.py --write
+
+# The kfp versions users run (one requirements-kfp-<version>.txt each), each in a venv of
+# its own holding the built x86_64 wheel, as users install it; tests/kfp_matrix runs in
+# each against the real stack. Then docs/kfp-versions.md's table must match what ran.
+KFP_MATRIX := $(patsubst requirements-kfp-%.txt,%,$(wildcard requirements-kfp-[0-9]*.txt))
+KFP_MATRIX_VENVS := $(KFP_MATRIX:%=.cache/venv-kfp-%/.installed)
+$(KFP_MATRIX_VENVS): requirements-kfp-runner.txt
+
+kfp-matrix: wheels stack system-deps venv $(KFP_MATRIX_VENVS)
+	bash scripts/kfp-matrix.sh $(KFP_MATRIX)
+	$(VENV)/bin/python scripts/kfp_versions.py --check
+
+# Rewrite docs/kfp-versions.md's table from the last kfp-matrix run.
+kfp-versions:
+	$(VENV)/bin/python scripts/kfp_versions.py --write
 
 # kfp-auth against the documented pure-Python login, side by side on the local
 # real stack; writes bench/RESULTS.md, bench/results.txt and bench/ratios.png.
