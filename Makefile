@@ -34,13 +34,17 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install $(PIP_Q) -r requirements-dev.txt
 	touch $@
 
-# Each venv of a tool or test under .cache, .cache/venv-NAME, holds requirements-NAME.txt, and
-# is made again from scratch when that file changes (the stamp is older); else it is reused.
+# Each venv of a tool or test under .cache, .cache/venv-NAME, holds requirements-NAME.txt. It
+# is made again from scratch when the Python or its requirements files (every prerequisite)
+# changed, going by their content as the stamp records it; a newer mtime alone (a checkout,
+# a rebase) only renews the stamp.
 .cache/venv-%/.installed: requirements-%.txt
-	rm -rf $(@D)
-	$(PYTHON) -m venv $(@D)
-	$(@D)/bin/pip install $(PIP_Q) -r $<
-	touch $@
+	@want="$$($(PYTHON) -VV | head -1) $$(cat $^ | sha256sum | cut -c1-16)"; \
+	if [ "$$(cat $@ 2>/dev/null)" != "$$want" ]; then \
+	  echo "making $(@D) from $^"; \
+	  rm -rf $(@D) && $(PYTHON) -m venv $(@D) && $(@D)/bin/pip install $(PIP_Q) -r $< || exit 1; \
+	fi; \
+	echo "$$want" > $@
 
 # Editable installs of the extension into both venvs (one abi3 build serves both).
 develop: venv
