@@ -20,6 +20,7 @@ from typing import Any
 import kfp
 import pytest
 
+import kfp_auth
 from kfp_auth import KFPClientManager
 from stack import FAST_NAMESPACE, FAST_PASSWORD, FAST_USER, NAMESPACE, SA_IDENTITY, Stack, start_kfp_api
 from stack import start_kubeflow_stack as start_stack
@@ -30,6 +31,8 @@ from stack.tokens import TokenVolume
 pytestmark = pytest.mark.stack
 
 KFP_1 = kfp.__version__.startswith("1.")
+# kfp's PipelinesClient (create_pipelines_client()) came with kfp 2.17.
+HAS_PIPELINES_CLIENT = tuple(int(p) for p in kfp.__version__.split(".")[:2]) >= (2, 17)
 # kfp 1.8 speaks the v1beta1 API and names an experiment `name`; kfp 2.x v2beta1 and `display_name`.
 API = "v1beta1" if KFP_1 else "v2beta1"
 
@@ -65,18 +68,32 @@ def test_the_venv_holds_the_expected_kfp_and_the_built_wheel() -> None:
 
 
 def test_password_login_and_a_client_that_lists_and_creates_experiments(kubeflow: Stack) -> None:
-    before = len(kubeflow.kfp_requests())
+    before, dex_before = len(kubeflow.kfp_requests()), kubeflow.logins_at_dex(FAST_USER)
     m = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD)
     client = m.create_kfp_client()
     assert type(client) is kfp.Client
     client.create_experiment(name="matrix", namespace=FAST_NAMESPACE)
-    assert names(client.list_experiments(namespace=FAST_NAMESPACE)) == ["matrix"]
-    assert m.logins == 1 and kubeflow.logins_at_dex(FAST_USER) == 1
+    assert "matrix" in names(client.list_experiments(namespace=FAST_NAMESPACE))
+    assert m.logins == 1 and kubeflow.logins_at_dex(FAST_USER) == dex_before + 1
     # Through the real oauth2-proxy, as the logged-in user, on this kfp's API version.
     assert {
         ("GET", f"/apis/{API}/experiments", FAST_USER),
         ("POST", f"/apis/{API}/experiments", FAST_USER),
     } <= api_calls(kubeflow.kfp_requests()[before:])
+
+
+def test_pipelines_client_from_kfp_2_17_and_a_typed_error_before(kubeflow: Stack) -> None:
+    m = KFPClientManager(kubeflow.api_url, FAST_USER, FAST_PASSWORD)
+    if not HAS_PIPELINES_CLIENT:
+        with pytest.raises(kfp_auth.KFPVersionError) as ei:
+            m.create_pipelines_client(FAST_NAMESPACE)
+        assert (ei.value.installed, ei.value.required) == (kfp.__version__, ">=2.17")
+        assert m.logins == 0  # refused before any login
+        return
+    pc = m.create_pipelines_client(FAST_NAMESPACE)
+    pc.create_experiment("matrix-pc")
+    assert "matrix-pc" in [e.display_name for e in pc.list_experiments().experiments]
+    assert m.logins == 1
 
 
 @pytest.fixture(scope="module")
