@@ -7,12 +7,12 @@ KFP18  := .cache/venv-kfp18
 BENCH  := .cache/venv-bench
 PIP_Q  := --quiet --disable-pip-version-check
 
-.PHONY: demo test check venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets check-windows test-wheels platforms fuzz fuzz-tools bench bench-sessions soak soak-ci clean
+.PHONY: demo test check venv develop stack system-deps lint actionlint typecheck test-rust test-python wheels rust-targets check-windows test-wheels platforms kfp-matrix kfp-versions fuzz fuzz-tools bench bench-sessions soak soak-ci clean
 
 demo: develop stack
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-rust typecheck docs test-python test-wheels fuzz soak-ci
+test: lint test-rust typecheck docs test-python test-wheels kfp-matrix fuzz soak-ci
 
 # The inner loop, about a minute when warm: the lints, the Rust tests, and the
 # pytest tests that need no Dex or oauth2-proxy (`-m "not stack"`).
@@ -25,6 +25,8 @@ check: venv
 	$(VENV)/bin/maturin develop --quiet
 	$(VENV)/bin/python -m pytest -q -m "not stack"
 
+# kfp 1.8 and 2.x cannot share a venv: the kfp 1.8 tests run in $(KFP18)
+# (requirements-kfp18.txt, by the rule below), with the editable build of `make develop`.
 venv: $(VENV)/.installed $(KFP18)/.installed
 
 $(VENV)/.installed: requirements-dev.txt
@@ -32,11 +34,17 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install $(PIP_Q) -r requirements-dev.txt
 	touch $@
 
-# kfp 1.8 and 2.x cannot share a venv; the kfp 1.8 tests run here.
-$(KFP18)/.installed: requirements-kfp18.txt
-	$(PYTHON) -m venv $(KFP18)
-	$(KFP18)/bin/pip install $(PIP_Q) -r requirements-kfp18.txt
-	touch $@
+# Each venv of a tool or test under .cache, .cache/venv-NAME, holds requirements-NAME.txt. It
+# is made again from scratch when the Python or its requirements files (every prerequisite)
+# changed, going by their content as the stamp records it; a newer mtime alone (a checkout,
+# a rebase) only renews the stamp.
+.cache/venv-%/.installed: requirements-%.txt
+	@want="$$($(PYTHON) -VV | head -1) $$(cat $^ | sha256sum | cut -c1-16)"; \
+	if [ "$$(cat $@ 2>/dev/null)" != "$$want" ]; then \
+	  echo "making $(@D) from $^"; \
+	  rm -rf $(@D) && $(PYTHON) -m venv $(@D) && $(@D)/bin/pip install $(PIP_Q) -r $< || exit 1; \
+	fi; \
+	echo "$$want" > $@
 
 # Editable installs of the extension into both venvs (one abi3 build serves both).
 develop: venv
@@ -83,11 +91,6 @@ WHEELS_VENV  := .cache/venv-wheels
 RUST_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl
 MATURIN_ZIG  := $(WHEELS_VENV)/bin/maturin build --release --strip --zig --quiet --out dist
 
-$(WHEELS_VENV)/.installed: requirements-wheels.txt
-	$(PYTHON) -m venv $(WHEELS_VENV)
-	$(WHEELS_VENV)/bin/pip install $(PIP_Q) -r requirements-wheels.txt
-	touch $@
-
 rust-targets:
 	@installed="$$(rustup target list --installed)"; for t in $(RUST_TARGETS); do \
 	  echo "$$installed" | grep -qx "$$t" || rustup target add "$$t"; done
@@ -122,6 +125,21 @@ test-wheels: wheels stack system-deps venv
 # Rewrite the README's wheel table from the last test-wheels run.
 platforms:
 	$(VENV)/bin/python scripts/platforms.py --write
+
+# The kfp versions users run (one requirements-kfp-<version>.txt each), each in a venv of
+# its own holding the built x86_64 wheel, as users install it; tests/kfp_matrix runs in
+# each against the real stack. Then docs/kfp-versions.md's table must match what ran.
+KFP_MATRIX := $(patsubst requirements-kfp-%.txt,%,$(wildcard requirements-kfp-[0-9]*.txt))
+KFP_MATRIX_VENVS := $(KFP_MATRIX:%=.cache/venv-kfp-%/.installed)
+$(KFP_MATRIX_VENVS): requirements-kfp-runner.txt
+
+kfp-matrix: wheels stack system-deps venv $(KFP_MATRIX_VENVS)
+	bash scripts/kfp-matrix.sh $(KFP_MATRIX)
+	$(VENV)/bin/python scripts/kfp_versions.py --check
+
+# Rewrite docs/kfp-versions.md's table from the last kfp-matrix run.
+kfp-versions:
+	$(VENV)/bin/python scripts/kfp_versions.py --write
 
 # kfp-auth against the documented pure-Python login, side by side on the local
 # real stack; writes bench/RESULTS.md, bench/results.txt and bench/ratios.png.
@@ -179,11 +197,6 @@ soak-ci: develop stack
 DOCS_VENV := .cache/venv-docs
 
 .PHONY: docs
-
-$(DOCS_VENV)/.installed: requirements-docs.txt
-	$(PYTHON) -m venv $(DOCS_VENV)
-	$(DOCS_VENV)/bin/pip install $(PIP_Q) -r requirements-docs.txt
-	touch $@
 
 docs: $(DOCS_VENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict -d site
