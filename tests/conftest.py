@@ -21,6 +21,8 @@ os.environ["HOME"] = tempfile.mkdtemp(prefix="kfp-auth-home-")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import stack as stack_mod  # noqa: E402
+from stack import SA_IDENTITY  # noqa: E402
+from stack.tokens import TokenVolume  # noqa: E402
 
 
 @pytest.hookimpl(trylast=True)
@@ -135,6 +137,18 @@ def standalone_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc, url = stack_mod.start_kfp_api(tmp_path_factory.mktemp("standalone"), require_auth=False)
     try:
         yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def in_cluster(tmp_path: Path) -> Iterator[tuple[TokenVolume, str, Path]]:
+    """The KFP API test server checking bearer tokens against what the volume holds now,
+    as the real API server's TokenReview would: (the volume, its URL, its request log)."""
+    vol = TokenVolume(tmp_path / "token-volume")
+    proc, url = stack_mod.start_kfp_api(tmp_path, require_auth=True, token_files={vol.path: SA_IDENTITY})
+    try:
+        yield vol, url, tmp_path / "kfp-requests.jsonl"
     finally:
         proc.stop()
 

@@ -28,18 +28,6 @@ from stack import (
 from stack.tokens import TokenVolume, api_log, sa_token
 
 
-@pytest.fixture
-def in_cluster(tmp_path: Path) -> Iterator[tuple[TokenVolume, str, Path]]:
-    """The KFP API test server checking bearer tokens against what the volume holds now,
-    as the real API server's TokenReview would."""
-    vol = TokenVolume(tmp_path / "token-volume")
-    proc, url = stack.start_kfp_api(tmp_path, require_auth=True, token_files={vol.path: SA_IDENTITY})
-    try:
-        yield vol, url, tmp_path / "kfp-requests.jsonl"
-    finally:
-        proc.stop()
-
-
 def test_in_cluster_reads_the_env_var_path_and_follows_rotation(
     in_cluster: tuple[TokenVolume, str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

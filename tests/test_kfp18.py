@@ -178,17 +178,6 @@ def api_seen(entries: list[dict]) -> set[tuple[str, str, str | None]]:
 # -- in the cluster: the ServiceAccount token volume, rotated while the client runs --
 
 
-@pytest.fixture
-def in_cluster(tmp_path: Path) -> Iterator[tuple[TokenVolume, str, Path]]:
-    """The KFP API test server checking bearer tokens against what the volume holds now."""
-    vol = TokenVolume(tmp_path / "token-volume")
-    proc, url = stack.start_kfp_api(tmp_path, require_auth=True, token_files={vol.path: SA_IDENTITY})
-    try:
-        yield vol, url, tmp_path / "kfp-requests.jsonl"
-    finally:
-        proc.stop()
-
-
 IN_CLUSTER = """
 url, ns = args
 m = KFPClientManager.in_cluster(url)

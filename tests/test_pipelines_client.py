@@ -165,17 +165,6 @@ def test_an_sso_token_past_its_lifetime_is_refreshed_with_one_login(
         assert "token is expired" not in s.gateway_log()  # renewed before use: nothing refused
 
 
-@pytest.fixture
-def in_cluster(tmp_path: Path) -> Iterator[tuple[TokenVolume, str, Path]]:
-    """The KFP API test server checking bearer tokens against what the volume holds now."""
-    vol = TokenVolume(tmp_path / "token-volume")
-    proc, url = stack.start_kfp_api(tmp_path, require_auth=True, token_files={vol.path: SA_IDENTITY})
-    try:
-        yield vol, url, tmp_path / "kfp-requests.jsonl"
-    finally:
-        proc.stop()
-
-
 @pytest.mark.stack
 def test_a_rotated_token_file_is_followed_and_a_fixed_token_cannot_be(
     in_cluster: tuple[TokenVolume, str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
